@@ -1,0 +1,92 @@
+"""The data-parallel worker pool: one thread per device slot, one model each."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, Callable
+
+from pipeline.channel import Channel
+from pipeline.errors import EndOfStream, PoolInitError
+from pipeline.metrics import StageCounter
+from pipeline.ordering import Reorderer
+
+Processor = Callable[[Any], Any]
+Initializer = Callable[[int], Processor]
+
+
+class WorkerPool:
+    """Runs ``init(slot)`` once in each worker thread, then feeds it items.
+
+    Each worker owns what its initializer returned (a model bound to one
+    device slot). Items are numbered as they are taken; with ``ordered`` a
+    collector thread releases results in that order. A failing initializer
+    raises ``PoolInitError`` in that worker, which fails the pipeline.
+
+    Args:
+        name: Stage name.
+        init: Called with the slot number (0..workers-1) in the worker thread;
+            returns the function applied to each item.
+        workers: Number of worker threads.
+        ordered: Keep input order in the output.
+    """
+
+    def __init__(self, name: str, init: Initializer, workers: int, *, ordered: bool = True) -> None:
+        if workers < 1:
+            raise ValueError(f"pool {name!r}: workers must be >= 1, got {workers}")
+        self.name = name
+        self.init = init
+        self.workers = workers
+        self.ordered = ordered
+        self.counter = StageCounter(name, workers)
+        self._take_lock = threading.Lock()
+        self._seq = itertools.count()
+        self._live = workers
+        self._live_lock = threading.Lock()
+
+    def bodies(self, inp: Channel, out: Channel,
+               new_channel: Callable[..., Channel]) -> list[tuple[str, Callable[[], None]]]:
+        """Return (thread name, body) for every thread the pool needs.
+
+        ``new_channel(capacity, name=...)`` makes any internal channel, so the
+        owner can cancel it with the rest.
+        """
+        if not self.ordered:
+            return [(f"{self.name}[{i}]", lambda i=i: self._work(i, inp, out, False))
+                    for i in range(self.workers)]
+        mid = new_channel(max(out.capacity, self.workers), name=f"{self.name}.done")
+        bodies = [(f"{self.name}[{i}]", lambda i=i: self._work(i, inp, mid, True))
+                  for i in range(self.workers)]
+        bodies.append((f"{self.name}.reorder", lambda: self._reorder(mid, out)))
+        return bodies
+
+    def _work(self, slot: int, inp: Channel, out: Channel, numbered: bool) -> None:
+        try:
+            try:
+                process = self.init(slot)
+            except Exception as exc:
+                raise PoolInitError(f"{self.name} worker {slot} failed to start: {exc}") from exc
+            while True:
+                with self._take_lock:
+                    item = inp.get()
+                    seq = next(self._seq)
+                result = self.counter.timed(process, item)
+                out.put((seq, result) if numbered else result)
+        except EndOfStream:
+            self._worker_done(out)
+
+    def _worker_done(self, out: Channel) -> None:
+        with self._live_lock:
+            self._live -= 1
+            if self._live == 0:
+                out.close()
+
+    @staticmethod
+    def _reorder(mid: Channel, out: Channel) -> None:
+        order: Reorderer = Reorderer()
+        for seq, result in mid:
+            for ready in order.push(seq, result):
+                out.put(ready)
+        if len(order):
+            raise RuntimeError(f"{len(order)} results were never released in order")
+        out.close()
