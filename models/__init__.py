@@ -1,0 +1,1 @@
+"""Model registry, model files, and inference backends."""

@@ -1,0 +1,65 @@
+"""The inference backend protocol and the registry of backends by name."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from models.registry import ModelSpec
+from stages.errors import InputError
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs the pose network on a batch of network-sized images.
+
+    ``infer`` takes [N, H, W, 3] uint8 BGR and returns [N, H/8, W/8, C]
+    float32 maps (19 heatmaps then 38 PAFs).
+    """
+
+    name: str
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BackendConfig:
+    """What a backend needs to load one model copy.
+
+    Attributes:
+        backend: Registry name ("tf").
+        graph: Frozen graph file.
+        model: Tensor names and layout.
+        device: Device the copy runs on ("cpu", "gpu:0", ...).
+    """
+
+    backend: str = "tf"
+    graph: Path
+    model: ModelSpec
+    device: str = "cpu"
+
+
+# name -> "module:Class"; imported only when chosen, so optional engines stay optional.
+BACKENDS: dict[str, str] = {
+    "tf": "models.tf_backend:TensorFlowBackend",
+}
+
+
+def load_backend(config: BackendConfig) -> Backend:
+    """Construct the backend named in ``config``.
+
+    Raises:
+        InputError: Unknown backend name.
+    """
+    try:
+        target = BACKENDS[config.backend]
+    except KeyError:
+        raise InputError(f"--backend {config.backend!r}: unknown; known: {', '.join(BACKENDS)}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)(config)

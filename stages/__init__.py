@@ -1,0 +1,1 @@
+"""Domain steps of the pose stream: decode, resize, inference, render, sinks."""
