@@ -46,6 +46,7 @@ class BackendConfig:
 
 
 # name -> "module:Class"; imported only when chosen, so optional engines stay optional.
+# A name that is itself "module:Class" loads a backend from outside this package.
 BACKENDS: dict[str, str] = {
     "tf": "models.tf_backend:TensorFlowBackend",
 }
@@ -57,9 +58,13 @@ def load_backend(config: BackendConfig) -> Backend:
     Raises:
         InputError: Unknown backend name.
     """
+    target = BACKENDS.get(config.backend, config.backend)
+    module, _, cls = target.partition(":")
+    if not cls:
+        raise InputError(f"--backend {config.backend!r}: unknown; known: {', '.join(BACKENDS)}, "
+                         "or module:Class")
     try:
-        target = BACKENDS[config.backend]
-    except KeyError:
-        raise InputError(f"--backend {config.backend!r}: unknown; known: {', '.join(BACKENDS)}") from None
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(config)
+        factory = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"--backend {config.backend!r}: cannot load {target} ({exc})") from exc
+    return factory(config)

@@ -1,0 +1,177 @@
+"""The command line: outputs, bad input, interruption and failures.
+
+The fake backends of tests/fakes.py stand in for the network here (no model
+is loaded); the real model runs in tests/test_end_to_end.py.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+import run_stream
+from stages.keypoint_log import read_keypoint_log
+from stages.sample import make_test_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE = "tests.fakes:ZeroBackend"
+
+
+def _pts(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [float(f.pts * f.time_base) for f in c.decode(video=0)]
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = run_stream.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_video_in_annotated_video_and_log_out(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=30, fps=Fraction(30000, 1001),
+                          size=(96, 64), first_pts=7)
+    code, out, err = _cli(capsys, clip, "-o", tmp_path / "out", "--backend", FAKE, "--workers", "3",
+                          "--resolution", "64x48")
+    assert code == 0, err
+    video, log = tmp_path / "out" / "clip.mp4", tmp_path / "out" / "clip.jsonl"
+    assert str(video) in out and str(log) in out and "30 frames read" in out
+    assert _pts(video) == pytest.approx(_pts(clip), abs=1e-9)
+    records = read_keypoint_log(log)
+    assert [r["frame"] for r in records] == list(range(30))
+    assert [r["pts"] for r in records] == pytest.approx(_pts(clip), abs=1e-6)
+    assert all(r["people"] == [] for r in records)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.jsonl", "clip.mp4"]
+
+
+def test_image_in_annotated_image_and_log_out(tmp_path, capsys):
+    import cv2
+    import numpy as np
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((50, 70, 3), 90, np.uint8))
+    code, out, err = _cli(capsys, tmp_path / "photo.png", "-o", tmp_path / "out", "--backend", FAKE)
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "out" / "photo.png")).shape == (50, 70, 3)
+    assert [r["frame"] for r in read_keypoint_log(tmp_path / "out" / "photo.jsonl")] == [0]
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("just some text, not a video\n")
+    (tmp_path / "adir").mkdir()
+    good = make_test_clip(tmp_path / "good.mp4", frames=3)
+    return {
+        "missing": ([tmp_path / "nope.mp4"], "nope.mp4"),
+        "directory": ([tmp_path / "adir"], "adir"),
+        "zero-byte": ([tmp_path / "empty.mp4"], "empty.mp4"),
+        "text named .mp4": ([tmp_path / "notes.mp4"], "notes.mp4"),
+        "resolution not a multiple of 8": ([good, "--resolution", "430x368"], "430x368"),
+        "resolution zero": ([good, "--resolution", "0x368"], "0x368"),
+        "resolution garbage": ([good, "--resolution", "big"], "big"),
+        "workers zero": ([good, "--workers", "0"], "--workers"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "text named .mp4",
+                                  "resolution not a multiple of 8", "resolution zero",
+                                  "resolution garbage", "workers zero"])
+def test_bad_input_is_one_clear_line_and_nothing_is_written(tmp_path, capsys, case):
+    args, named = _bad_inputs(tmp_path)[case]
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "keep.jsonl").write_text("precious\n")
+    code, out, err = _cli(capsys, *args, "-o", outdir, "--backend", FAKE)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("posestream: error:") and named in lines[0], err
+    assert "Traceback" not in err
+    assert [p.name for p in outdir.iterdir()] == ["keep.jsonl"]
+    assert (outdir / "keep.jsonl").read_text() == "precious\n"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        run_stream.main([str(tmp_path / "nope.mp4"), "--debug", "-o", str(tmp_path)])
+
+
+def test_truncated_video_is_processed_to_its_last_decodable_frame(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "full.mp4", frames=60, size=(160, 120))
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    code, out, err = _cli(capsys, cut, "-o", tmp_path / "out", "--backend", FAKE)
+    assert code == 0, err
+    records = read_keypoint_log(tmp_path / "out" / "cut.jsonl")
+    assert 0 < len(records) < 60
+    assert f"{len(records)} frames read" in out and "truncated" in out
+    assert len(_pts(tmp_path / "out" / "cut.mp4")) == len(records)
+
+
+def test_a_failing_stage_stops_the_run_with_its_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("POSESTREAM_FAKE_FAIL_AT", "5")
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=200)
+    code, out, err = _cli(capsys, clip, "-o", tmp_path / "out", "--backend", "tests.fakes:FailingBackend",
+                          "--queue-size", "2")
+    assert code == 1
+    assert err.strip() == "posestream: error: fake accelerator fault"
+
+
+def test_a_model_that_fails_to_load_fails_the_run(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=5)
+    code, out, err = _cli(capsys, clip, "-o", tmp_path / "out", "--backend",
+                          "tests.fakes:BrokenLoadBackend", "--workers", "2")
+    assert code == 1
+    assert "failed to start" in err and "fake device unavailable" in err
+
+
+def _start(tmp_path: Path, frames: int) -> tuple[subprocess.Popen, Path, Path]:
+    clip = make_test_clip(tmp_path / "long.mp4", frames=frames, size=(64, 48))
+    outdir = tmp_path / "out"
+    env = dict(os.environ, POSESTREAM_FAKE_DELAY="0.02", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_stream.py"), str(clip), "-o", str(outdir),
+         "--backend", "tests.fakes:SlowBackend", "--resolution", "64x48"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, clip, outdir
+
+
+def _wait_for_progress(outdir: Path, proc: subprocess.Popen, lines: int = 10) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = list(outdir.glob(".long.jsonl.partial-*"))
+        if partial and partial[0].read_text().count("\n") >= lines:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the run made no progress")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_stop_signal_leaves_playable_video_and_valid_log(tmp_path, sig, code):
+    proc, clip, outdir = _start(tmp_path, frames=2000)
+    try:
+        _wait_for_progress(outdir, proc)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert "interrupted" in out
+    records = read_keypoint_log(outdir / "long.jsonl")
+    assert 10 <= len(records) < 2000
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    assert _pts(outdir / "long.mp4") == pytest.approx(_pts(clip)[: len(records)], abs=1e-9)
+    assert not list(outdir.glob(".*partial*"))
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "posestream"
+    assert script.exists()
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--resolution" in done.stdout
