@@ -1,0 +1,391 @@
+"""File sources: decode a video file (PyAV) or a still image into Frames.
+
+A source is opened on construction, so a bad input fails at once with an
+``InputError`` whose message is one line naming the input. It is then a
+context manager and an iterator of ``Frame`` (a generator inside, whose
+``finally`` releases the file).
+
+Behaviour worth knowing:
+
+* Timestamps: ``Frame.pts_ticks`` is the frame's pts in the stream time base,
+  exactly as the container stores it; ``Frame.pts`` is the same in seconds.
+  A decoded frame without a pts (rare, raw streams) gets the previous pts plus
+  the frame's duration (or one frame period at ``info.rate`` when the frame
+  has none); the first such frame gets the stream start time, else 0.
+* Truncated files: decoding stops at the first demux or decode error, after
+  the frames decoded so far, without raising. A warning is logged and
+  ``truncated`` becomes True; so it does when fewer frames came out than the
+  container declared. An mp4 cut before its index (``moov`` at the end, the
+  default) cannot be opened at all: ``InputError``. A file that opens but
+  yields no frame at all (cut right after its header) is an ``InputError`` at
+  open too, since the first frame is decoded there.
+* Stopping: ``close()`` may be called from any thread. A source being
+  iterated elsewhere stops at the next frame boundary and releases the file
+  in the iterating thread; otherwise it is released at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from stages.errors import InputError, InputNotFoundError
+from stages.frames import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+_DEFAULT_RATE = Fraction(25)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What a source knows about its pictures before decoding them.
+
+    Attributes:
+        name: Source id, copied into every ``Frame.source``.
+        width: Picture width in pixels.
+        height: Picture height in pixels.
+        rate: Frame rate: the container's average rate, else the guessed
+            rate, else 25 (a hint only; timestamps are the truth).
+        time_base: Exact stream time base.
+        frames: Frame count the container declares, or None if unknown.
+        duration: Stream duration in seconds, or None if unknown.
+        codec: Codec name (e.g. ``"h264"``, ``"png"``).
+    """
+
+    name: str
+    width: int
+    height: int
+    rate: Fraction
+    time_base: Fraction
+    frames: int | None
+    duration: float | None
+    codec: str
+
+
+def probe_input(path: str | os.PathLike) -> None:
+    """Check that ``path`` is a readable file with a video (or image) stream.
+
+    Args:
+        path: File to check.
+
+    Raises:
+        InputNotFoundError: The path does not exist.
+        InputError: A directory, an empty or unreadable file, a file PyAV
+            cannot read, or one without a video stream.
+    """
+    _check_path(path)
+    with _open_container(path) as container:
+        _video_stream(container, path)
+
+
+def open_source(path: str | os.PathLike, *, name: str | None = None
+                ) -> VideoFileSource | ImageFileSource:
+    """Open a file as the right kind of source.
+
+    Image extensions (``IMAGE_EXTENSIONS``) and files that PyAV sees as a
+    single still picture (image demuxers) open as ``ImageFileSource``;
+    anything else as ``VideoFileSource``.
+
+    Args:
+        path: Video or image file.
+        name: Source id; defaults to the path as given.
+
+    Returns:
+        An open source; use it as a context manager.
+
+    Raises:
+        InputError: The file cannot be used (see ``probe_input``).
+    """
+    p = _check_path(path)
+    if p.suffix.lower() in IMAGE_EXTENSIONS or _is_still_image(path):
+        return ImageFileSource(path, name=name)
+    return VideoFileSource(path, name=name)
+
+
+class _Source:
+    """Iteration, stopping and clean-up shared by the file sources.
+
+    Subclasses set ``info`` and define ``_frames()`` (a generator that
+    releases its resources in ``finally``) and ``_release()`` (idempotent).
+    ``__next__`` holds ``_lock`` while the generator runs, so ``close()``
+    from another thread never closes a generator that is executing: it sets
+    ``_stop`` and the iterating thread stops at the next frame boundary.
+    """
+
+    info: SourceInfo
+
+    def __init__(self) -> None:
+        self.frames_read = 0
+        self.truncated = False
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._gen = self._frames()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        with self._lock:
+            if self._stop.is_set():
+                self._shut()
+                raise StopIteration
+            return next(self._gen)
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        """Stop iteration and release the input; safe from any thread, idempotent."""
+        self._stop.set()
+        if self._lock.acquire(blocking=False):
+            try:
+                self._shut()
+            finally:
+                self._lock.release()
+
+    def _shut(self) -> None:
+        self._gen.close()
+        self._release()
+
+    def _frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class VideoFileSource(_Source):
+    """Frames of a video file, decoded by PyAV with threaded decoding.
+
+    Attributes:
+        info: ``SourceInfo`` of the video stream.
+        frames_read: Frames handed out so far.
+        truncated: True when decoding ended on an error, or with fewer
+            frames than the container declared.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, name: str | None = None) -> None:
+        """Open ``path`` and decode its first frame.
+
+        Args:
+            path: Video file.
+            name: Source id; defaults to the path as given.
+
+        Raises:
+            InputError: The file cannot be used, or has no decodable frame.
+        """
+        _check_path(path)
+        self._path = os.fspath(path)
+        self._error: av.FFmpegError | None = None
+        self._released = False
+        self._container = _open_container(path)
+        try:
+            self._prime(name)
+        except BaseException:
+            self._container.close()
+            raise
+        super().__init__()
+
+    def _prime(self, name: str | None) -> None:
+        stream = _video_stream(self._container, self._path)
+        stream.thread_type = "AUTO"
+        self._decoded = self._decode(stream)
+        self._first = next(self._decoded, None)
+        if self._first is None:
+            why = f" ({_reason(self._error)})" if self._error else ""
+            raise InputError(f"{self._path}: no decodable video frame, "
+                             f"the file is truncated or damaged{why}")
+        self.info = _stream_info(name or self._path, stream, self._container, self._first)
+        self._tb = self.info.time_base
+        self._step = max(1, round(1 / (self.info.rate * self._tb)))
+        self._start = stream.start_time or 0
+        self._last_ticks: int | None = None
+
+    def _decode(self, stream) -> Iterator[av.VideoFrame]:
+        # PyAV's demux ends with an empty packet, which drains the decoder.
+        try:
+            for packet in self._container.demux(stream):
+                yield from stream.decode(packet)
+        except av.error.EOFError:
+            pass
+        except av.FFmpegError as exc:
+            self._error = exc
+
+    def _frames(self) -> Iterator[Frame]:
+        try:
+            first, self._first = self._first, None
+            for av_frame in itertools.chain((first,), self._decoded):
+                frame = self._to_frame(av_frame)
+                self.frames_read += 1
+                yield frame
+            self._check_complete()
+        finally:
+            self._release()
+
+    def _to_frame(self, av_frame: av.VideoFrame) -> Frame:
+        ticks = self._ticks(av_frame)
+        tb = self._tb
+        return Frame(source=self.info.name, index=self.frames_read,
+                     pts=ticks * tb.numerator / tb.denominator,
+                     image=av_frame.to_ndarray(format="bgr24"), wall=time.time(),
+                     pts_ticks=ticks, time_base=(tb.numerator, tb.denominator))
+
+    def _ticks(self, av_frame: av.VideoFrame) -> int:
+        ticks = av_frame.pts
+        if ticks is None:
+            last = self._last_ticks
+            ticks = self._start if last is None else last + (av_frame.duration or self._step)
+        self._last_ticks = ticks
+        return ticks
+
+    def _check_complete(self) -> None:
+        declared = self.info.frames
+        if self._error is not None:
+            self.truncated = True
+            log.warning("%s: decoding stopped after %d frames: %s", self._path,
+                        self.frames_read, _reason(self._error))
+        elif declared and self.frames_read < declared:
+            self.truncated = True
+            log.warning("%s: the file declares %d frames but only %d decoded; "
+                        "it is probably truncated", self._path, declared, self.frames_read)
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._decoded.close()
+            self._container.close()
+
+
+class ImageFileSource(_Source):
+    """A still image as a one-frame source (pts 0, time base 1/1, rate 1).
+
+    Decoded with OpenCV (by content, whatever the extension); formats OpenCV
+    cannot read are tried with PyAV.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, name: str | None = None) -> None:
+        """Open and decode ``path``.
+
+        Args:
+            path: Image file.
+            name: Source id; defaults to the path as given.
+
+        Raises:
+            InputError: The file cannot be used or is not a readable image.
+        """
+        p = _check_path(path)
+        self._image: np.ndarray | None = _read_image(p, os.fspath(path))
+        h, w = self._image.shape[:2]
+        self.info = SourceInfo(name=name or os.fspath(path), width=w, height=h,
+                               rate=Fraction(1), time_base=Fraction(1), frames=1,
+                               duration=None, codec=p.suffix.lower().lstrip(".") or "image")
+        super().__init__()
+
+    def _frames(self) -> Iterator[Frame]:
+        try:
+            image, self._image = self._image, None
+            frame = Frame(source=self.info.name, index=0, pts=0.0, image=image,
+                          wall=time.time(), pts_ticks=0, time_base=(1, 1))
+            self.frames_read = 1
+            yield frame
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._image = None
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"{os.fspath(path)}: no such file")
+    if p.is_dir():
+        raise InputError(f"{os.fspath(path)}: is a directory, not a video or image file")
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputError(f"{os.fspath(path)}: empty file (0 bytes)")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{os.fspath(path)}: permission denied")
+    return p
+
+
+def _open_container(path: str | os.PathLike) -> av.container.InputContainer:
+    try:
+        return av.open(os.fspath(path))
+    except av.FFmpegError as exc:
+        raise InputError(f"{os.fspath(path)}: not a video file PyAV can read "
+                         f"({_reason(exc)})") from exc
+
+
+def _video_stream(container, path: str | os.PathLike):
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise InputError(f"{os.fspath(path)}: has no video stream "
+                         f"(found: {', '.join(kinds)})")
+    return container.streams.video[0]
+
+
+def _stream_info(name: str, stream, container, first: av.VideoFrame) -> SourceInfo:
+    tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+    rate = stream.average_rate or stream.guessed_rate or _DEFAULT_RATE
+    if stream.duration is not None:
+        duration = float(stream.duration * tb)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = None
+    return SourceInfo(name=name, width=first.width, height=first.height, rate=Fraction(rate),
+                      time_base=tb, frames=stream.frames or None, duration=duration,
+                      codec=stream.codec_context.name)
+
+
+def _is_still_image(path: str | os.PathLike) -> bool:
+    try:
+        with av.open(os.fspath(path)) as container:
+            fmt = container.format.name
+    except av.FFmpegError:
+        return False
+    return fmt == "image2" or fmt.endswith("_pipe")
+
+
+def _read_image(p: Path, shown: str) -> np.ndarray:
+    image = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        image = _read_image_av(p)
+    if image is None:
+        raise InputError(f"{shown}: not an image file OpenCV or PyAV can read")
+    return np.ascontiguousarray(image)
+
+
+def _read_image_av(p: Path) -> np.ndarray | None:
+    try:
+        with av.open(os.fspath(p)) as container:
+            for frame in container.decode(video=0):
+                return frame.to_ndarray(format="bgr24")
+    except (av.FFmpegError, IndexError):
+        return None
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -1,0 +1,165 @@
+"""Keypoint log: one JSON object per frame (JSON Lines), written as it goes.
+
+Each line is::
+
+    {"frame": 12, "pts": 0.48, "people": [{"score": 0.8123,
+     "keypoints": [[x, y, c], ... 18 parts]}]}
+
+in the 18-part COCO order of ``stages.frames.PART_NAMES``. x and y are
+original-frame pixels rounded to 2 decimals, confidences and scores to 4,
+pts (seconds) to 6; a missing part is exactly ``[0, 0, 0]``. A person with a
+track id also has ``"track_id"``.
+
+The log is written to ``.<name>.partial-<pid>`` next to the final path and
+flushed after every line, so a killed run leaves a valid log of the frames
+done under that name (at most the last line cut short; ``read_keypoint_log``
+skips it). ``close()`` renames it to the final path, also when the ``with``
+block raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+
+from stages.errors import InputError, InputNotFoundError, OutputError
+from stages.frames import Person, Result
+
+log = logging.getLogger(__name__)
+
+_MISSING = [0, 0, 0]
+
+
+class KeypointLog:
+    """Writes one JSON line per Result, flushed line by line.
+
+    Attributes:
+        path: Final log path.
+        records_written: Lines written so far.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        """Create the temporary log file.
+
+        Args:
+            path: Final path of the log (conventionally ``.jsonl``).
+
+        Raises:
+            OutputError: The file cannot be created.
+        """
+        self.path = Path(path)
+        self._tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        try:
+            self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        self.records_written = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> KeypointLog:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def write(self, result: Result) -> None:
+        """Append the record of one frame and flush it to the file.
+
+        Args:
+            result: The frame's result.
+
+        Raises:
+            OutputError: The log is closed or the write failed.
+        """
+        line = json.dumps(keypoint_record(result), separators=(",", ":"), allow_nan=False)
+        with self._lock:
+            if self._file.closed:
+                raise OutputError(f"{self.path}: write after close")
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
+            self.records_written += 1
+
+    def close(self) -> None:
+        """Close the file and rename it to ``path``; idempotent.
+
+        Raises:
+            OutputError: Closing or renaming failed.
+        """
+        with self._lock:
+            if self._file.closed:
+                return
+            try:
+                self._file.close()
+                os.replace(self._tmp, self.path)
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot finish the log "
+                                  f"({exc.strerror}); partial log left at {self._tmp}") from exc
+
+
+def keypoint_record(result: Result) -> dict:
+    """The JSON-ready record of one frame's result.
+
+    Args:
+        result: The frame's result.
+
+    Returns:
+        ``{"frame": int, "pts": float, "people": [...]}`` as described in the
+        module docstring.
+    """
+    return {"frame": result.frame.index, "pts": round(float(result.frame.pts), 6),
+            "people": [_person_record(p) for p in result.people]}
+
+
+def _person_record(person: Person) -> dict:
+    score = float(person.score)
+    record = {"score": round(score, 4) if math.isfinite(score) else 0.0,
+              "keypoints": [_part(x, y, c) for x, y, c in person.keypoints.tolist()]}
+    if person.track_id is not None:
+        record["track_id"] = int(person.track_id)
+    return record
+
+
+def _part(x: float, y: float, c: float) -> list:
+    if not (c > 0 and math.isfinite(x) and math.isfinite(y) and math.isfinite(c)):
+        return list(_MISSING)
+    return [round(x, 2), round(y, 2), round(c, 4)]
+
+
+def read_keypoint_log(path: str | os.PathLike) -> list[dict]:
+    """Read a keypoint log back.
+
+    A last line cut short (a run killed mid-write) is skipped with a warning.
+
+    Args:
+        path: A log written by ``KeypointLog`` (final or partial file).
+
+    Returns:
+        The records, in file order.
+
+    Raises:
+        InputNotFoundError: The file does not exist.
+        InputError: A line other than the last is not valid JSON.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise InputNotFoundError(f"{os.fspath(path)}: no such file") from exc
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                log.warning("%s: last line is incomplete; skipped", os.fspath(path))
+                break
+            raise InputError(f"{os.fspath(path)}:{number}: not valid JSON ({exc.msg})") from exc
+    return records

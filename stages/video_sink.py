@@ -1,0 +1,326 @@
+"""Annotated video output: H.264 (libx264, yuv420p) through PyAV.
+
+Exact timestamps: every picture is encoded with the pts the caller gives, in
+the source's time base. The mp4/mov muxer stores them in a track timescale of
+its own choosing and, for B-frames or a first pts other than 0, writes an edit
+list whose times are in the *movie* timescale (1/1000 by default), which
+rounds a start such as 7 * 1001/30000 s to whole milliseconds. So both
+``video_track_timescale`` and ``movie_timescale`` are set to the same value: the
+time base's denominator doubled until it is at least 10000 (what the muxer
+picks by itself). Every source tick is then a whole number of output ticks and
+pts read back in seconds are exactly the input's. Matroska (``.mkv``) keeps
+timestamps in milliseconds only; use mp4/mov for exact timestamps.
+
+Average rate: PyAV/FFmpeg report an mp4's average rate as frames divided by
+the sum of the sample durations, and the last sample's duration is not implied
+by any timestamp (libx264 packets carry none; the muxer then uses one period of
+the stream rate). When as many frames were written as the source declares, the
+last packet is given the duration that makes the total equal the source's
+declared duration, so the average rate matches the input's, also for variable
+frame rate; otherwise (partial runs, sources without a count) the muxer's
+default applies. For this one packet is held back before muxing.
+
+Odd sizes: yuv420p needs an even width and height, so an odd-sized picture is
+padded by one pixel at the right and/or bottom (edge pixels repeated); the
+output is then one pixel larger than the input and keypoint coordinates are
+unaffected. ``VideoWriter.size`` tells the written size.
+
+Safe files: the video is written to ``.<name>.partial-<pid>`` next to the final
+path and renamed over it by ``close()``, also when the ``with`` block raised
+(e.g. KeyboardInterrupt): the encoder is flushed and the container finalised,
+so an interrupted run leaves a playable video of the frames done. A file that
+already exists at the final path is replaced in one rename, never left
+half-written. If no frame was written, the temporary file is removed and the
+final path is not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+import cv2
+import numpy as np
+
+from stages.errors import OutputError
+
+if TYPE_CHECKING:
+    from stages.decode import SourceInfo
+
+log = logging.getLogger(__name__)
+
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+_MAX_TIMESCALE = 2**31 - 1
+_BT601 = 6  # AVCOL_SPC_SMPTE170M: the matrix of cv2.COLOR_BGR2YUV_I420
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
+
+
+class VideoWriter:
+    """Writes BGR pictures with given timestamps to an H.264 video file.
+
+    Attributes:
+        path: Final output path.
+        size: (width, height) written, the input size rounded up to even.
+        frames_written: Pictures encoded so far.
+        pts_adjusted: Pictures whose pts was not after the previous one and
+            was moved one tick later (the muxer needs increasing timestamps).
+    """
+
+    def __init__(self, path: str | os.PathLike, info: SourceInfo, *,
+                 preset: str = "veryfast", crf: int = 23, threads: int = 0,
+                 faststart: bool = False) -> None:
+        """Create the temporary output file and set up the encoder.
+
+        Args:
+            path: Final video path; ``.mp4``, ``.m4v``, ``.mov`` or ``.mkv``.
+            info: Source description: width, height, rate and time_base are
+                used. ``write`` takes pts in ``info.time_base`` ticks.
+            preset: libx264 preset (speed/size trade-off).
+            crf: libx264 constant rate factor (quality; lower is better).
+            threads: Encoder threads, 0 for automatic.
+            faststart: Move the mp4 index to the front on close (a second
+                pass over the file) so players can start before downloading all.
+
+        Raises:
+            OutputError: Unsupported extension, or the file cannot be created.
+        """
+        self.path = Path(path)
+        fmt = _format_for(self.path)
+        self._shape = (info.height, info.width, 3)
+        self.size = (info.width + info.width % 2, info.height + info.height % 2)
+        self._tb = Fraction(info.time_base)
+        self._step = max(1, round(1 / (Fraction(info.rate) * self._tb)))
+        self._tmp = _partial_path(self.path)
+        self._container = _open_output(self._tmp, self.path, fmt,
+                                       muxer_options(fmt, self._tb, faststart=faststart))
+        self._stream = self._add_stream(info.rate, preset, crf, threads)
+        self.frames_written = 0
+        self.pts_adjusted = 0
+        self._last_ticks: int | None = None
+        self._whole_ticks = _whole_ticks(info, self._tb)
+        self._first_dts: int | None = None
+        self._held: av.Packet | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _add_stream(self, rate: Fraction, preset: str, crf: int, threads: int):
+        stream = self._container.add_stream(
+            "libx264", rate=Fraction(rate), options={"preset": preset, "crf": str(crf)})
+        stream.width, stream.height = self.size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self._tb
+        ctx = stream.codec_context
+        ctx.time_base = self._tb
+        ctx.thread_count = threads
+        ctx.colorspace = _BT601
+        ctx.color_range = _LIMITED_RANGE
+        return stream
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            log.warning("%s: stopped by %s; keeping the %d frames written",
+                        self.path, exc_type.__name__, self.frames_written)
+        self.close()
+
+    def write(self, image: np.ndarray, pts_ticks: int | None) -> None:
+        """Encode one picture.
+
+        Args:
+            image: HxWx3 uint8 BGR picture of the source's size.
+            pts_ticks: Presentation time in ``info.time_base`` ticks; None
+                means one frame period (at ``info.rate``) after the previous.
+
+        Raises:
+            ValueError: The picture has the wrong shape or type.
+            OutputError: The writer is closed, or encoding/writing failed.
+        """
+        if image.shape != self._shape or image.dtype != np.uint8:
+            raise ValueError(f"{self.path}: expected a {self._shape} uint8 picture, "
+                             f"got {image.shape} {image.dtype}")
+        with self._lock:
+            if self._closed:
+                raise OutputError(f"{self.path}: write after close")
+            frame = self._make_frame(image, self._next_ticks(pts_ticks))
+            try:
+                self._mux(self._stream.encode(frame))
+            except av.FFmpegError as exc:
+                raise OutputError(f"{self.path}: cannot encode or write ({exc})") from exc
+            self.frames_written += 1
+
+    def _next_ticks(self, pts_ticks: int | None) -> int:
+        last = self._last_ticks
+        if pts_ticks is None:
+            pts_ticks = 0 if last is None else last + self._step
+        elif last is not None and pts_ticks <= last:
+            if not self.pts_adjusted:
+                log.warning("%s: pts %d is not after %d; moved one tick later "
+                            "(reported once)", self.path, pts_ticks, last)
+            self.pts_adjusted += 1
+            pts_ticks = last + 1
+        self._last_ticks = pts_ticks
+        return pts_ticks
+
+    def _make_frame(self, image: np.ndarray, ticks: int) -> av.VideoFrame:
+        h, w = self._shape[:2]
+        if (w, h) != self.size:
+            image = cv2.copyMakeBorder(image, 0, self.size[1] - h, 0, self.size[0] - w,
+                                       cv2.BORDER_REPLICATE)
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420),
+                                           format="yuv420p")
+        frame.pts = ticks
+        frame.time_base = self._tb
+        return frame
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        # One packet is held back so that the last one's duration can be set.
+        for packet in packets:
+            if self._first_dts is None:
+                self._first_dts = packet.dts
+            if self._held is not None:
+                self._container.mux(self._held)
+            self._held = packet
+
+    def _mux_last(self) -> None:
+        packet, self._held = self._held, None
+        if packet is None:
+            return
+        if self._whole_ticks and self.frames_written == self._whole_ticks[0]:
+            duration = self._whole_ticks[1] - (packet.dts - self._first_dts)
+            if 0 < duration <= max(4 * self._step, round(1 / self._tb)):
+                packet.duration = duration
+        self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder, finalise the file and rename it to ``path``.
+
+        Idempotent. With no frame written, the temporary file is removed and
+        ``path`` is left as it was.
+
+        Raises:
+            OutputError: Finalising or renaming failed (the temporary file is
+                removed; ``path`` is left as it was).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._finish()
+
+    def _finish(self) -> None:
+        try:
+            if self.frames_written:
+                self._mux(self._stream.encode(None))
+                self._mux_last()
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            _remove_quietly(self._tmp)
+            raise OutputError(f"{self.path}: cannot finish the video ({exc})") from exc
+        if not self.frames_written:
+            _remove_quietly(self._tmp)
+            log.warning("%s: no frames were written; file not created", self.path)
+            return
+        _commit(self._tmp, self.path)
+
+
+def _whole_ticks(info: SourceInfo, tb: Fraction) -> tuple[int, int] | None:
+    """(frames, duration in ticks) of the whole source, when it declares both."""
+    if not info.frames or not info.duration:
+        return None
+    return info.frames, round(info.duration / tb)
+
+
+def muxer_options(fmt: str, time_base: Fraction, *, faststart: bool = False) -> dict[str, str]:
+    """Muxer options that keep timestamps in ``time_base`` exact.
+
+    Args:
+        fmt: FFmpeg format name (``"mp4"``, ``"mov"``, ...).
+        time_base: Time base of the pts that will be written.
+        faststart: Put the mp4 index at the front of the file.
+
+    Returns:
+        Options for ``av.open(..., "w", options=...)``; empty for formats
+        other than mp4/mov.
+    """
+    if fmt not in ("mp4", "mov"):
+        return {}
+    scale = Fraction(time_base).denominator
+    while scale < 10000:
+        scale *= 2
+    options = {"movflags": "+faststart"} if faststart else {}
+    if scale <= _MAX_TIMESCALE:
+        options.update(video_track_timescale=str(scale), movie_timescale=str(scale))
+    return options
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a still picture atomically (temporary name, then rename).
+
+    Args:
+        path: Output path; its extension picks the format (``.jpg``, ``.png``...).
+        image: HxWx3 uint8 BGR picture.
+
+    Raises:
+        OutputError: Unknown format, encoding or writing failed.
+    """
+    path = Path(path)
+    try:
+        ok, data = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error as exc:
+        raise OutputError(f"{path}: cannot encode the image ({exc.err})") from exc
+    if not ok:
+        raise OutputError(f"{path}: cannot encode the image as {path.suffix!r}")
+    tmp = _partial_path(path)
+    try:
+        tmp.write_bytes(data.tobytes())
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
+    _commit(tmp, path)
+
+
+def _format_for(path: Path) -> str:
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"{path}: unsupported video extension "
+                          f"(use one of {', '.join(sorted(_FORMATS))})")
+    return fmt
+
+
+def _open_output(tmp: Path, path: Path, fmt: str, options: dict[str, str]):
+    # PyAV creates the file only when the header is written (first packet, after
+    # the encoder's lookahead); creating it now makes a bad path fail at once.
+    try:
+        tmp.touch()
+        return av.open(os.fspath(tmp), "w", format=fmt, options=options)
+    except (av.FFmpegError, OSError) as exc:
+        _remove_quietly(tmp)
+        raise OutputError(f"{path}: cannot create ({getattr(exc, 'strerror', exc)})") from exc
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise OutputError(f"{path}: cannot rename the finished file ({exc.strerror})") from exc
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("%s: cannot remove temporary file: %s", path, exc)

@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny media made on the spot in ``tmp_path``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages.sample import make_test_clip
+
+
+@pytest.fixture
+def tiny_clip(tmp_path):
+    """Factory: ``tiny_clip(name="clip.mp4", **make_test_clip_kwargs) -> Path``."""
+
+    def make(name: str = "clip.mp4", **kwargs) -> Path:
+        return make_test_clip(tmp_path / name, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    """Factory: ``text_file(name) -> Path`` of a small text file (not media)."""
+
+    def make(name: str) -> Path:
+        path = tmp_path / name
+        path.write_text("this is not a video\n" * 20)
+        return path
+
+    return make
