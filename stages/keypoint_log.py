@@ -26,6 +26,7 @@ import os
 import threading
 from pathlib import Path
 
+from stages.atomic import commit, partial_path
 from stages.errors import InputError, InputNotFoundError, OutputError
 from stages.frames import Person, Result
 
@@ -52,7 +53,7 @@ class KeypointLog:
             OutputError: The file cannot be created.
         """
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        self._tmp = partial_path(self.path)
         try:
             self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
         except OSError as exc:
@@ -97,10 +98,10 @@ class KeypointLog:
                 return
             try:
                 self._file.close()
-                os.replace(self._tmp, self.path)
             except OSError as exc:
                 raise OutputError(f"{self.path}: cannot finish the log "
                                   f"({exc.strerror}); partial log left at {self._tmp}") from exc
+            commit(self._tmp, self.path)
 
 
 def keypoint_record(result: Result) -> dict:

@@ -47,6 +47,7 @@ import av
 import cv2
 import numpy as np
 
+from stages.atomic import commit, partial_path, remove_quietly
 from stages.errors import OutputError
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class VideoWriter:
         self.size = (info.width + info.width % 2, info.height + info.height % 2)
         self._tb = Fraction(info.time_base)
         self._step = max(1, round(1 / (Fraction(info.rate) * self._tb)))
-        self._tmp = _partial_path(self.path)
+        self._tmp = partial_path(self.path)
         self._container = _open_output(self._tmp, self.path, fmt,
                                        muxer_options(fmt, self._tb, faststart=faststart))
         self._stream = self._add_stream(info.rate, preset, crf, threads)
@@ -221,13 +222,13 @@ class VideoWriter:
                 self._mux_last()
             self._container.close()
         except (av.FFmpegError, OSError) as exc:
-            _remove_quietly(self._tmp)
+            remove_quietly(self._tmp)
             raise OutputError(f"{self.path}: cannot finish the video ({exc})") from exc
         if not self.frames_written:
-            _remove_quietly(self._tmp)
+            remove_quietly(self._tmp)
             log.warning("%s: no frames were written; file not created", self.path)
             return
-        _commit(self._tmp, self.path)
+        commit(self._tmp, self.path)
 
 
 def _whole_ticks(info: SourceInfo, tb: Fraction) -> tuple[int, int] | None:
@@ -277,13 +278,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         raise OutputError(f"{path}: cannot encode the image ({exc.err})") from exc
     if not ok:
         raise OutputError(f"{path}: cannot encode the image as {path.suffix!r}")
-    tmp = _partial_path(path)
+    tmp = partial_path(path)
     try:
         tmp.write_bytes(data.tobytes())
     except OSError as exc:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
-    _commit(tmp, path)
+    commit(tmp, path)
 
 
 def _format_for(path: Path) -> str:
@@ -301,26 +302,5 @@ def _open_output(tmp: Path, path: Path, fmt: str, options: dict[str, str]):
         tmp.touch()
         return av.open(os.fspath(tmp), "w", format=fmt, options=options)
     except (av.FFmpegError, OSError) as exc:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise OutputError(f"{path}: cannot create ({getattr(exc, 'strerror', exc)})") from exc
-
-
-def _partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
-
-
-def _commit(tmp: Path, path: Path) -> None:
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise OutputError(f"{path}: cannot rename the finished file ({exc.strerror})") from exc
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("%s: cannot remove temporary file: %s", path, exc)

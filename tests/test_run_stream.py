@@ -4,7 +4,6 @@ The fake backends of tests/fakes.py stand in for the network here (no model
 is loaded); the real model runs in tests/test_end_to_end.py.
 """
 
-import json
 import os
 import signal
 import subprocess
