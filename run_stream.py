@@ -128,7 +128,8 @@ def _install_stop_handlers(job) -> tuple[list[int | None], dict]:
 def _report(summary) -> None:
     state = "interrupted" if summary.interrupted else "done"
     note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""
-    print(f"{state}: {summary.input}: {summary.frames_read} frames read, "
+    frames = "frame" if summary.frames_read == 1 else "frames"
+    print(f"{state}: {summary.input}: {summary.frames_read} {frames} read, "
           f"{summary.frames_written} written in {summary.seconds:.1f} s "
           f"({summary.fps:.1f} FPS){note}")
     for path in summary.outputs:

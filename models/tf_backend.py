@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
+import threading
 
 import numpy as np
 
@@ -12,7 +16,13 @@ from stages.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # errors still arrive as exceptions
+
+# What TensorFlow's C++ side prints to fd 2 while it starts: CPU features,
+# oneDNN, and "no CUDA driver" on machines without a GPU.
+_STARTUP_NOISE = ("I0000 ", "W0000 ", "E0000 ", "WARNING: All log messages before absl",
+                  "To enable the following instructions")
+_import_lock = threading.Lock()
 
 
 class TensorFlowBackend:
@@ -25,8 +35,7 @@ class TensorFlowBackend:
     name = "tf"
 
     def __init__(self, config: BackendConfig) -> None:
-        import tensorflow as tf
-
+        tf = _import_tensorflow()
         self._tf = tf
         self.device = _tf_device(config.device)
         graph_def = _read_graph(tf, config.graph)
@@ -73,3 +82,40 @@ def _read_graph(tf, path):
     if not graph_def.node:
         raise ModelError(f"{path}: not a TensorFlow frozen graph (no nodes)")
     return graph_def
+
+
+def _import_tensorflow():
+    """Import TensorFlow and start its devices, keeping its start-up chatter off the terminal.
+
+    Lines that are not known start-up noise are passed on to stderr.
+    """
+    with _import_lock:
+        if "tensorflow" in sys.modules:
+            return sys.modules["tensorflow"]
+        captured: list[str] = []
+        with _captured_fd2(captured):
+            import tensorflow as tf
+            tf.config.list_logical_devices()
+    for line in "".join(captured).splitlines():
+        if line.startswith(_STARTUP_NOISE):
+            log.debug("tensorflow: %s", line)
+        elif line.strip():
+            print(line, file=sys.stderr)
+    return tf
+
+
+@contextlib.contextmanager
+def _captured_fd2(into: list[str]):
+    """Redirect file descriptor 2 (C++ writes bypass sys.stderr); append what came to ``into``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            into.append(tmp.read().decode(errors="replace"))
