@@ -87,7 +87,7 @@ def _read_graph(tf, path):
 def _import_tensorflow():
     """Import TensorFlow and start its devices, keeping its start-up chatter off the terminal.
 
-    Lines that are not known start-up noise are passed on to stderr.
+    Lines that are not known start-up noise are logged as warnings.
     """
     with _import_lock:
         if "tensorflow" in sys.modules:
@@ -100,7 +100,7 @@ def _import_tensorflow():
         if line.startswith(_STARTUP_NOISE):
             log.debug("tensorflow: %s", line)
         elif line.strip():
-            print(line, file=sys.stderr)
+            log.warning("tensorflow: %s", line)
     return tf
 
 
