@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Generic, Iterator, TypeVar
@@ -97,13 +98,15 @@ class Channel(Generic[T]):
         if dropped is not None and self._on_drop is not None:
             self._on_drop(dropped)
 
-    def get(self) -> T:
-        """Take the oldest item, waiting for one.
+    def get(self, timeout: float | None = None) -> T:
+        """Take the oldest item, waiting for one (at most ``timeout`` seconds).
 
         Raises:
             EndOfStream: Closed and drained.
             Cancelled: The channel was cancelled.
+            TimeoutError: Nothing came within ``timeout``.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
                 self._check_cancelled()
@@ -113,9 +116,12 @@ class Channel(Generic[T]):
                     return item
                 if self._closed:
                     raise EndOfStream(self.name)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"nothing in {self.name!r} within {timeout} s")
                 self._waiting_get += 1
                 try:
-                    self._cond.wait()
+                    self._cond.wait(left)
                 finally:
                     self._waiting_get -= 1
 

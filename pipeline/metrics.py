@@ -39,13 +39,13 @@ class StageCounter:
         self._items = 0
         self._busy = 0.0
 
-    def timed(self, fn, item):
-        """Call ``fn(item)``, count it and add its duration; return its result."""
+    def timed(self, fn, item, count: int = 1):
+        """Call ``fn(item)``, count ``count`` items and add its duration; return its result."""
         t0 = time.perf_counter()
         out = fn(item)
         dt = time.perf_counter() - t0
         with self._lock:
-            self._items += 1
+            self._items += count
             self._busy += dt
         return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Any, Callable
 
 from pipeline.channel import Channel
@@ -26,18 +27,28 @@ class WorkerPool:
     Args:
         name: Stage name.
         init: Called with the slot number (0..workers-1) in the worker thread;
-            returns the function applied to each item.
+            returns the function applied to each item, or with ``batch`` > 1
+            to each list of items (returning a list of as many results).
         workers: Number of worker threads.
         ordered: Keep input order in the output.
+        batch: Most items one call takes: a worker takes what is queued, up to
+            this many, once it has its first item.
+        batch_timeout: Seconds a worker holding fewer than ``batch`` items may
+            wait for more before it runs what it has (0: never waits).
     """
 
-    def __init__(self, name: str, init: Initializer, workers: int, *, ordered: bool = True) -> None:
+    def __init__(self, name: str, init: Initializer, workers: int, *, ordered: bool = True,
+                 batch: int = 1, batch_timeout: float = 0.0) -> None:
         if workers < 1:
             raise ValueError(f"pool {name!r}: workers must be >= 1, got {workers}")
+        if batch < 1 or batch_timeout < 0:
+            raise ValueError(f"pool {name!r}: batch must be >= 1 and batch_timeout >= 0")
         self.name = name
         self.init = init
         self.workers = workers
         self.ordered = ordered
+        self.batch = batch
+        self.batch_timeout = batch_timeout
         self.counter = StageCounter(name, workers)
         self._take_lock = threading.Lock()
         self._seq = itertools.count()
@@ -62,18 +73,39 @@ class WorkerPool:
 
     def _work(self, slot: int, inp: Channel, out: Channel, numbered: bool) -> None:
         try:
-            try:
-                process = self.init(slot)
-            except Exception as exc:
-                raise PoolInitError(f"{self.name} worker {slot} failed to start: {exc}") from exc
-            while True:
-                with self._take_lock:
-                    item = inp.get()
-                    seq = next(self._seq)
-                result = self.counter.timed(process, item)
+            process = self.init(slot)
+        except Exception as exc:
+            raise PoolInitError(f"{self.name} worker {slot} failed to start: {exc}") from exc
+        while taken := self._take(inp):
+            seqs = [seq for seq, _ in taken]
+            results = self._run(process, [item for _, item in taken])
+            for seq, result in zip(seqs, results):
                 out.put((seq, result) if numbered else result)
-        except EndOfStream:
-            self._worker_done(out)
+        self._worker_done(out)
+
+    def _take(self, inp: Channel) -> list[tuple[int, Any]]:
+        """Up to ``batch`` numbered items; [] at end of stream."""
+        taken: list[tuple[int, Any]] = []
+        deadline = 0.0
+        try:
+            while len(taken) < self.batch:
+                wait = None if not taken else max(0.0, deadline - time.monotonic())
+                with self._take_lock:
+                    item = inp.get(wait)
+                    taken.append((next(self._seq), item))
+                if len(taken) == 1:
+                    deadline = time.monotonic() + self.batch_timeout
+        except (TimeoutError, EndOfStream):
+            pass
+        return taken
+
+    def _run(self, process: Processor, items: list) -> list:
+        if self.batch == 1:
+            return [self.counter.timed(process, items[0])]
+        results = self.counter.timed(process, items, count=len(items))
+        if len(results) != len(items):
+            raise RuntimeError(f"{self.name}: {len(items)} items in, {len(results)} results out")
+        return results
 
     def _worker_done(self, out: Channel) -> None:
         with self._live_lock:

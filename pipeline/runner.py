@@ -93,9 +93,10 @@ class Pipeline:
         return self
 
     def pool(self, name: str, init: Initializer, *, workers: int, ordered: bool = True,
-             queue_size: int | None = None) -> Pipeline:
+             batch: int = 1, batch_timeout: float = 0.0, queue_size: int | None = None) -> Pipeline:
         """Append a data-parallel stage; see ``WorkerPool``."""
-        pool = WorkerPool(name, init, workers, ordered=ordered)
+        pool = WorkerPool(name, init, workers, ordered=ordered, batch=batch,
+                          batch_timeout=batch_timeout)
         self._add(_Step(name, pool.counter, pool.bodies, queue_size or self.queue_size, Policy.BLOCK))
         return self
 

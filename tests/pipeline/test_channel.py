@@ -93,3 +93,14 @@ def test_cancel_and_close_are_idempotent():
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError, match="capacity"):
         Channel(0, name="q")
+
+
+def test_get_with_timeout_returns_an_item_or_times_out():
+    ch = Channel(2)
+    with pytest.raises(TimeoutError):
+        ch.get(timeout=0)
+    ch.put("a")
+    assert ch.get(timeout=0) == "a"
+    ch.close()
+    with pytest.raises(EndOfStream):
+        ch.get(timeout=0)
