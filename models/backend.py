@@ -33,22 +33,28 @@ class BackendConfig:
     """What a backend needs to load one model copy.
 
     Attributes:
-        backend: Registry name ("tf").
-        graph: Frozen graph file.
+        backend: Registry name ("tf", "openvino", "neuron").
+        graph: Frozen graph file (for "neuron": the compiled model).
         model: Tensor names and layout.
-        device: Device the copy runs on ("cpu", "gpu:0", ...).
+        device: Device the copy runs on ("cpu", "gpu:0", "neuron:2").
+        threads: CPU threads this copy may use (0: the engine's default).
+        precision: "f32", or "auto" to let the engine pick its native
+            precision (OpenVINO picks bf16 on CPUs with AMX / AVX-512 BF16).
     """
 
     backend: str = "tf"
     graph: Path
     model: ModelSpec
     device: str = "cpu"
+    threads: int = 0
+    precision: str = "f32"
 
 
 # name -> "module:Class"; imported only when chosen, so optional engines stay optional.
 # A name that is itself "module:Class" loads a backend from outside this package.
 BACKENDS: dict[str, str] = {
     "tf": "models.tf_backend:TensorFlowBackend",
+    "openvino": "models.openvino_backend:OpenVINOBackend",
 }
 
 

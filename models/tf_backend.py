@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # errors still arrive as exc
 _STARTUP_NOISE = ("I0000 ", "W0000 ", "E0000 ", "WARNING: All log messages before absl",
                   "To enable the following instructions")
 _import_lock = threading.Lock()
+_tf = None  # the started module
 
 
 class TensorFlowBackend:
@@ -35,7 +36,7 @@ class TensorFlowBackend:
     name = "tf"
 
     def __init__(self, config: BackendConfig) -> None:
-        tf = _import_tensorflow()
+        tf = import_tensorflow()
         self._tf = tf
         self.device = _tf_device(config.device)
         graph_def = _read_graph(tf, config.graph)
@@ -84,18 +85,27 @@ def _read_graph(tf, path):
     return graph_def
 
 
-def _import_tensorflow():
-    """Import TensorFlow and start its devices, keeping its start-up chatter off the terminal.
+def import_tensorflow():
+    """Import TensorFlow and start its devices (GPU memory growth on), quietly.
 
-    Lines that are not known start-up noise are logged as warnings.
+    TensorFlow's C++ start-up chatter is kept off the terminal; lines that
+    are not known start-up noise are logged as warnings.
     """
+    global _tf
     with _import_lock:
-        if "tensorflow" in sys.modules:
-            return sys.modules["tensorflow"]
+        if _tf is not None:
+            return _tf
         captured: list[str] = []
         with _captured_fd2(captured):
             import tensorflow as tf
+            for gpu in tf.config.list_physical_devices("GPU"):
+                # one worker per GPU must not find the card taken by another's pool
+                try:
+                    tf.config.experimental.set_memory_growth(gpu, True)
+                except RuntimeError:  # devices already started by someone else
+                    log.debug("memory growth not set on %s: already initialised", gpu.name)
             tf.config.list_logical_devices()
+        _tf = tf
     for line in "".join(captured).splitlines():
         if line.startswith(_STARTUP_NOISE):
             log.debug("tensorflow: %s", line)

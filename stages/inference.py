@@ -6,6 +6,8 @@ import time
 from dataclasses import replace
 from typing import Callable
 
+import numpy as np
+
 from models.backend import Backend, BackendConfig, load_backend
 from stages.frames import Result
 from stages.postprocess import PafDecoder, PostprocessConfig
@@ -26,19 +28,30 @@ class PoseWorker:
 
     def __call__(self, item: NetInput) -> Result:
         """Run the network and assemble people in original frame pixels."""
+        return self.batch([item])[0]
+
+    def batch(self, items: list[NetInput]) -> list[Result]:
+        """Run the network once on several frames of the same network size."""
         t0 = time.perf_counter()
-        maps = self.backend.infer(item.tensor[None])[0]
+        maps = self.backend.infer(np.stack([item.tensor for item in items]))
         t1 = time.perf_counter()
-        people = self.decoder(maps, item.frame.size)
-        t2 = time.perf_counter()
-        return Result(item.frame, tuple(people), {"network": t1 - t0, "postprocess": t2 - t1})
+        results = []
+        for item, m in zip(items, maps):
+            t2 = time.perf_counter()
+            people = self.decoder(m, item.frame.size)
+            timings = {"network": (t1 - t0) / len(items), "postprocess": time.perf_counter() - t2}
+            results.append(Result(item.frame, tuple(people), timings))
+        return results
 
 
-def worker_initializer(backend: BackendConfig, devices: list[str],
-                       postprocess: PostprocessConfig) -> Callable[[int], PoseWorker]:
-    """Return the pool initializer: slot i loads one model copy on ``devices[i % len]``."""
-    def init(slot: int) -> PoseWorker:
-        config = replace(backend, device=devices[slot % len(devices)])
-        return PoseWorker(load_backend(config), PafDecoder(postprocess))
+def worker_initializer(backend: BackendConfig, slots: tuple[str, ...], postprocess: PostprocessConfig,
+                       *, batch: int = 1) -> Callable[[int], Callable]:
+    """Return the pool initializer: slot i loads one model copy on ``slots[i]``.
+
+    With ``batch`` > 1 the worker's function takes lists of frames.
+    """
+    def init(slot: int) -> Callable:
+        worker = PoseWorker(load_backend(replace(backend, device=slots[slot])), PafDecoder(postprocess))
+        return worker.batch if batch > 1 else worker
     return init
 

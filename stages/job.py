@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from models.backend import BackendConfig
+from models.devices import DevicePlan, plan_devices
 from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
 from pipeline import Pipeline
@@ -31,10 +33,14 @@ class JobConfig:
 
     Attributes:
         resolution: Network input (width, height), multiples of 8.
-        workers: Inference workers, one model copy each.
+        workers: Inference workers on the CPU, one model copy each (GPUs and
+            NeuronCores get one worker per device instead).
         queue_size: Capacity of every queue between stages.
-        backend: Inference backend name.
-        device: Device of the workers ("cpu", "gpu:0", ...).
+        backend: Inference backend name, or "auto" for the fastest present.
+        device: "cpu", "gpu[:0,1]", "neuron[:0-3]" or "auto".
+        precision: "f32", or "auto" for the engine's native CPU precision.
+        batch: Most frames one network call takes.
+        batch_timeout: Seconds a worker may wait to fill a batch.
         model: Registry name of the graph.
         graph: A graph file to use instead of fetching ``model``.
         postprocess: Post-network settings.
@@ -44,8 +50,11 @@ class JobConfig:
     resolution: tuple[int, int] = DEFAULT_RESOLUTION
     workers: int = 1
     queue_size: int = 8
-    backend: str = "tf"
+    backend: str = "auto"
     device: str = "cpu"
+    precision: str = "f32"
+    batch: int = 1
+    batch_timeout: float = 0.0
     model: str = DEFAULT_MODEL
     graph: Path | None = None
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -59,6 +68,12 @@ class JobConfig:
             raise InputError(f"--workers {self.workers}: must be at least 1")
         if self.queue_size < 1:
             raise InputError(f"--queue-size {self.queue_size}: must be at least 1")
+        if self.batch < 1:
+            raise InputError(f"--batch {self.batch}: must be at least 1")
+        if self.batch_timeout < 0:
+            raise InputError(f"--batch-timeout {self.batch_timeout}: must not be negative")
+        if self.precision not in ("f32", "auto"):
+            raise InputError(f"--precision {self.precision!r}: expected f32 or auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +130,11 @@ class FileJob:
         written = 0
         with open_source(self.input) as source:
             graph = resolve_graph(self.config)
+            plan = plan_devices(self.config.device, workers=self.config.workers,
+                                backend=self.config.backend)
             with FileOutputs(self.outdir, self.input, source.info, preset=self.config.preset,
                              still=isinstance(source, ImageFileSource)) as outputs:
-                pipeline = self._build(source, graph, outputs)
+                pipeline = self._build(source, graph, plan, outputs)
                 with pipeline:
                     self._pipeline = pipeline
                     if self._cancelled.is_set():
@@ -137,14 +154,19 @@ class FileJob:
         if self._pipeline is not None:
             self._pipeline.cancel()
 
-    def _build(self, source, graph: Path, outputs: FileOutputs) -> Pipeline:
+    def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs) -> Pipeline:
         c = self.config
-        backend = BackendConfig(backend=c.backend, graph=graph, model=get_model(c.model), device=c.device)
-        init = worker_initializer(backend, [c.device], c.postprocess)
+        threads = max(1, (os.cpu_count() or 1) // plan.workers) if plan.kind == "cpu" else 0
+        backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
+                                threads=threads, precision=c.precision)
+        init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch)
+        log.info("inference: %d worker(s) on %s, backend %s", plan.workers, ", ".join(plan.slots),
+                 plan.backend)
         return (Pipeline(queue_size=c.queue_size, name=self.input.name)
                 .source("decode", source, stop=source.close)
                 .map("resize", Resizer(c.resolution))
-                .pool("inference", init, workers=c.workers)
+                .pool("inference", init, workers=plan.workers, batch=c.batch,
+                      batch_timeout=c.batch_timeout)
                 .map("render", Renderer())
                 .map("write", outputs.write))
 

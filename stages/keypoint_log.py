@@ -26,7 +26,7 @@ import os
 import threading
 from pathlib import Path
 
-from stages.atomic import commit, partial_path
+from stages.atomic import commit, partial_path, remove_quietly
 from stages.errors import InputError, InputNotFoundError, OutputError
 from stages.frames import Person, Result
 
@@ -90,6 +90,8 @@ class KeypointLog:
     def close(self) -> None:
         """Close the file and rename it to ``path``; idempotent.
 
+        A log with no record is removed instead, leaving any file at ``path``.
+
         Raises:
             OutputError: Closing or renaming failed.
         """
@@ -101,7 +103,10 @@ class KeypointLog:
             except OSError as exc:
                 raise OutputError(f"{self.path}: cannot finish the log "
                                   f"({exc.strerror}); partial log left at {self._tmp}") from exc
-            commit(self._tmp, self.path)
+            if self.records_written:
+                commit(self._tmp, self.path)
+            else:  # nothing to keep: an existing log stays as it was
+                remove_quietly(self._tmp)
 
 
 def keypoint_record(result: Result) -> dict:

@@ -1,0 +1,49 @@
+"""Every CPU backend's maps against TensorFlow's on a real image (loads the model: slow)."""
+
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from models.backend import BackendConfig, load_backend
+from models.fetch import fetch_model
+from models.registry import DEFAULT_MODEL, get_model
+from stages.postprocess import PafDecoder
+
+pytestmark = pytest.mark.slow
+SPEC = get_model(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    img = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    return cv2.resize(img, (432, 368), interpolation=cv2.INTER_CUBIC)[None]
+
+
+@pytest.fixture(scope="module")
+def reference(astronaut):
+    tf = load_backend(BackendConfig(backend="tf", graph=fetch_model(SPEC), model=SPEC))
+    return tf.infer(astronaut)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO not installed")
+def test_openvino_f32_matches_tensorflow(astronaut, reference):
+    ov = load_backend(BackendConfig(backend="openvino", graph=fetch_model(SPEC), model=SPEC,
+                                    precision="f32", threads=2))
+    maps = ov.infer(astronaut)
+    assert maps.shape == reference.shape == (1, 46, 54, 57) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps, reference, atol=1e-3)
+    people = PafDecoder()(maps[0], (512, 512))
+    ref_people = PafDecoder()(reference[0], (512, 512))
+    assert len(people) == len(ref_people) == 1
+    np.testing.assert_allclose(people[0].keypoints, ref_people[0].keypoints, atol=1e-2)
+
+
+def test_tensorflow_batches_equal_single_calls(astronaut, reference):
+    tf = load_backend(BackendConfig(backend="tf", graph=fetch_model(SPEC), model=SPEC))
+    batch = np.concatenate([astronaut, astronaut[:, :, ::-1]])
+    maps = tf.infer(batch)
+    np.testing.assert_allclose(maps[:1], reference, atol=1e-4)
+    np.testing.assert_allclose(maps[1:], tf.infer(batch[1:]), atol=1e-4)
