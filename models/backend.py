@@ -40,6 +40,8 @@ class BackendConfig:
         threads: CPU threads this copy may use (0: the engine's default).
         precision: "f32", or "auto" to let the engine pick its native
             precision (OpenVINO picks bf16 on CPUs with AMX / AVX-512 BF16).
+        resolution: Network input (width, height) every call will have, when
+            known: engines that compile for one shape use it.
     """
 
     backend: str = "tf"
@@ -48,6 +50,7 @@ class BackendConfig:
     device: str = "cpu"
     threads: int = 0
     precision: str = "f32"
+    resolution: tuple[int, int] | None = None
 
 
 # name -> "module:Class"; imported only when chosen, so optional engines stay optional.
@@ -55,6 +58,7 @@ class BackendConfig:
 BACKENDS: dict[str, str] = {
     "tf": "models.tf_backend:TensorFlowBackend",
     "openvino": "models.openvino_backend:OpenVINOBackend",
+    "neuron": "models.neuron_backend:NeuronBackend",
 }
 
 

@@ -81,9 +81,10 @@ def plan_devices(device: str, *, workers: int = 1, backend: str = "auto") -> Dev
             raise InputError(f"--device {device!r}: TensorFlow sees {gpus} GPU(s)")
         return DevicePlan("gpu", tuple(f"gpu:{i}" for i in chosen), _fixed(backend, "tf", "gpu"))
     if kind == "neuron":
-        from models.neuron import parse_neuron_cores, require_neuron
+        from models.neuron import parse_neuron_cores, require_neuron, reserve_cores
         require_neuron()
         cores = parse_neuron_cores(device)
+        reserve_cores(cores)  # sets the runtime's core range: before any model loads
         return DevicePlan("neuron", tuple(f"neuron:{c}" for c in cores), _fixed(backend, "neuron", "neuron"))
     raise InputError(f"--device {device!r}: expected cpu, gpu[:0,1], neuron[:0-3] or auto")
 

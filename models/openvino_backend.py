@@ -36,6 +36,9 @@ class OpenVINOBackend:
         if kind != "cpu":
             raise ModelError(f"--backend openvino runs on the CPU only, not {config.device!r}")
         model, output = _read(ov, config)
+        if config.resolution is not None:  # a fixed size compiles faster kernels than [?, ?, ?, 3]
+            w, h = config.resolution
+            model.reshape({model.inputs[0]: ov.PartialShape([-1, h, w, 3])})
         core = ov.Core()
         props = {"PERFORMANCE_HINT": "LATENCY"}
         if config.threads:
@@ -43,7 +46,7 @@ class OpenVINOBackend:
         if config.precision != "auto":
             props["INFERENCE_PRECISION_HINT"] = PRECISIONS.get(config.precision, config.precision)
         compiled = core.compile_model(model, "CPU", props)
-        self.precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self._output = compiled.output(output)
         self._request = compiled.create_infer_request()
         log.debug("openvino: %s compiled, precision %s, threads %s", config.graph, self.precision,

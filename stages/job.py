@@ -94,6 +94,16 @@ class JobSummary:
         return self.frames_written / self.seconds if self.seconds > 0 else 0.0
 
 
+def compiled_model(config: JobConfig) -> Path:
+    """The Neuron-compiled model of ``config.graph``, checked against the run's resolution."""
+    if config.graph is None:
+        raise InputError("--device neuron needs --graph COMPILED_DIR "
+                         "(make one with: python -m models.compile_neuron --resolution WxH -o DIR)")
+    from models.neuron_backend import check_resolution
+    check_resolution(config.graph, config.resolution)
+    return Path(config.graph)
+
+
 def resolve_graph(config: JobConfig) -> Path:
     """The graph file to load: ``config.graph``, else the fetched registry model."""
     if config.graph is not None:
@@ -129,9 +139,9 @@ class FileJob:
         start = time.perf_counter()
         written = 0
         with open_source(self.input) as source:
-            graph = resolve_graph(self.config)
             plan = plan_devices(self.config.device, workers=self.config.workers,
                                 backend=self.config.backend)
+            graph = compiled_model(self.config) if plan.kind == "neuron" else resolve_graph(self.config)
             with FileOutputs(self.outdir, self.input, source.info, preset=self.config.preset,
                              still=isinstance(source, ImageFileSource)) as outputs:
                 pipeline = self._build(source, graph, plan, outputs)
@@ -158,7 +168,7 @@ class FileJob:
         c = self.config
         threads = max(1, (os.cpu_count() or 1) // plan.workers) if plan.kind == "cpu" else 0
         backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
-                                threads=threads, precision=c.precision)
+                                threads=threads, precision=c.precision, resolution=c.resolution)
         init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch)
         log.info("inference: %d worker(s) on %s, backend %s", plan.workers, ", ".join(plan.slots),
                  plan.backend)

@@ -74,12 +74,15 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "resolution zero": ([good, "--resolution", "0x368"], "0x368"),
         "resolution garbage": ([good, "--resolution", "big"], "big"),
         "workers zero": ([good, "--workers", "0"], "--workers"),
+        "unknown device": ([good, "--device", "tpu"], "tpu"),
+        "neuron without tensorflow-neuron": ([good, "--device", "neuron"], "tensorflow-neuron"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "text named .mp4",
                                   "resolution not a multiple of 8", "resolution zero",
-                                  "resolution garbage", "workers zero"])
+                                  "resolution garbage", "workers zero", "unknown device",
+                                  "neuron without tensorflow-neuron"])
 def test_bad_input_is_one_clear_line_and_nothing_is_written(tmp_path, capsys, case):
     args, named = _bad_inputs(tmp_path)[case]
     outdir = tmp_path / "out"
