@@ -80,10 +80,10 @@ class Channel(Generic[T]):
                 self._check_cancelled()
                 if self._closed:
                     raise EndOfStream(f"put on closed channel {self.name!r}")
-                if len(self._items) < self.capacity:
+                if self._has_room(item):
                     break
                 if self.policy is Policy.DROP_OLDEST:
-                    dropped = self._items.popleft()
+                    dropped = self._evict(item)
                     self._dropped += 1
                     break
                 self._waiting_put += 1
@@ -91,9 +91,9 @@ class Channel(Generic[T]):
                     self._cond.wait()
                 finally:
                     self._waiting_put -= 1
-            self._items.append(item)
+            self._append(item)
             self._put += 1
-            self._peak = max(self._peak, len(self._items))
+            self._peak = max(self._peak, self._size())
             self._cond.notify_all()
         if dropped is not None and self._on_drop is not None:
             self._on_drop(dropped)
@@ -110,8 +110,8 @@ class Channel(Generic[T]):
         with self._cond:
             while True:
                 self._check_cancelled()
-                if self._items:
-                    item = self._items.popleft()
+                if self._size():
+                    item = self._pop()
                     self._cond.notify_all()
                     return item
                 if self._closed:
@@ -143,7 +143,7 @@ class Channel(Generic[T]):
         """Abort: drop queued items and wake every waiter; idempotent."""
         with self._cond:
             self._cancelled = True
-            self._items.clear()
+            self._clear()
             self._cond.notify_all()
 
     @property
@@ -155,10 +155,30 @@ class Channel(Generic[T]):
         """Return a consistent snapshot of sizes and counters."""
         with self._cond:
             return ChannelStatistics(
-                name=self.name, size=len(self._items), capacity=self.capacity,
+                name=self.name, size=self._size(), capacity=self.capacity,
                 peak=self._peak, put=self._put, dropped=self._dropped,
                 waiting_producers=self._waiting_put, waiting_consumers=self._waiting_get,
                 closed=self._closed)
+
+    # -- storage: override points (called with the lock held), as queue.Queue's _put/_get
+    def _size(self) -> int:
+        return len(self._items)
+
+    def _has_room(self, item: T) -> bool:
+        return len(self._items) < self.capacity
+
+    def _append(self, item: T) -> None:
+        self._items.append(item)
+
+    def _evict(self, item: T) -> T:
+        """Remove and return the item that makes room for ``item``."""
+        return self._items.popleft()
+
+    def _pop(self) -> T:
+        return self._items.popleft()
+
+    def _clear(self) -> None:
+        self._items.clear()
 
     def _check_cancelled(self) -> None:
         if self._cancelled:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from pipeline.channel import Channel, ChannelStatistics, Policy
+from pipeline.fair import FairChannel
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.metrics import StageCounter, StageStatistics
 from pipeline.pool import Initializer, WorkerPool
@@ -38,6 +39,7 @@ class _Step:
     queue_size: int
     policy: Policy
     on_drop: Callable[[Any], None] | None = None
+    key: Callable[[Any], Any] | None = None
 
 
 class Pipeline:
@@ -60,7 +62,7 @@ class Pipeline:
         self._error: BaseException | None = None
         self._started = False
         self._stopping = threading.Event()
-        self._source_stop: Callable[[], None] | None = None
+        self._source_stops: list[Callable[[], None]] = []
         self._source_counter: StageCounter | None = None
 
     # -- building -------------------------------------------------------
@@ -77,12 +79,39 @@ class Pipeline:
             queue_size: Capacity of that channel.
             on_drop: Called with each item the policy evicts.
         """
+        return self.sources(name, [(items, stop)], policy=policy, queue_size=queue_size,
+                            on_drop=on_drop)
+
+    def sources(self, name: str, feeds: list[tuple[Iterable, Callable[[], None] | None]], *,
+                key: Callable[[Any], Any] | None = None, policy: Policy = Policy.BLOCK,
+                queue_size: int | None = None,
+                on_drop: Callable[[Any], None] | None = None) -> Pipeline:
+        """Set several sources, one thread each, merged into one stream.
+
+        With ``key`` (item -> its source) the merge is a ``FairChannel``: each
+        source has its own ``queue_size`` and policy, and items are taken
+        round-robin, so one fast or stalled source never starves the others.
+
+        Args:
+            name: Stage name.
+            feeds: (iterable, stop callback or None) per source.
+            key, policy, queue_size, on_drop: See above and ``source``.
+        """
         if self._steps:
             raise PipelineError("the source must be the first step")
-        counter = self._source_counter = StageCounter(name, 1)
-        self._source_stop = stop
-        body = lambda _inp, out, _new: [(name, lambda: self._run_source(items, out, counter))]  # noqa: E731
-        self._add(_Step(name, counter, body, queue_size or self.queue_size, policy, on_drop))
+        if not feeds:
+            raise PipelineError("no source given")
+        counter = self._source_counter = StageCounter(name, len(feeds))
+        self._source_stops = [stop for _, stop in feeds if stop is not None]
+        live = [len(feeds)]
+        lock = threading.Lock()
+
+        def bodies(_inp, out, _new):
+            return [(f"{name}[{i}]" if len(feeds) > 1 else name,
+                     lambda items=items: self._run_source(items, out, counter, live, lock))
+                    for i, (items, _) in enumerate(feeds)]
+
+        self._add(_Step(name, counter, bodies, queue_size or self.queue_size, policy, on_drop, key))
         return self
 
     def map(self, name: str, fn: Callable[[Any], Any], *, queue_size: int | None = None) -> Pipeline:
@@ -118,7 +147,7 @@ class Pipeline:
             self._started = True
             inp: Channel | None = None
             for step in self._steps:
-                out = self._new_channel(step.queue_size, policy=step.policy,
+                out = self._new_channel(step.queue_size, policy=step.policy, key=step.key,
                                         name=f"{step.name}.out", on_drop=step.on_drop)
                 for tname, body in step.bodies(inp, out, self._new_channel):
                     self._threads.append(threading.Thread(
@@ -129,8 +158,9 @@ class Pipeline:
         for t in self._threads:
             t.start()
 
-    def _new_channel(self, capacity: int, **kwargs: Any) -> Channel:
-        ch: Channel = Channel(capacity, **kwargs)
+    def _new_channel(self, capacity: int, *, key: Callable[[Any], Any] | None = None,
+                     **kwargs: Any) -> Channel:
+        ch: Channel = Channel(capacity, **kwargs) if key is None else FairChannel(capacity, key=key, **kwargs)
         self._channels.append(ch)
         return ch
 
@@ -161,8 +191,8 @@ class Pipeline:
     def stop(self) -> None:
         """Ask the source to end now; items already in flight finish normally."""
         self._stopping.set()
-        if self._source_stop is not None:
-            self._source_stop()
+        for stop in self._source_stops:
+            stop()
 
     def cancel(self) -> None:
         """Abort: every channel is cancelled and in-flight items are dropped."""
@@ -220,7 +250,8 @@ class Pipeline:
             log.debug("stage %s failed; cancelling the pipeline", name, exc_info=exc)
         self.cancel()
 
-    def _run_source(self, items: Iterable, out: Channel, counter: StageCounter) -> None:
+    def _run_source(self, items: Iterable, out: Channel, counter: StageCounter,
+                    live: list[int], lock: threading.Lock) -> None:
         it = iter(items)
         try:
             while not self._stopping.is_set():
@@ -233,7 +264,10 @@ class Pipeline:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
-        out.close()
+        with lock:  # the last source to finish ends the stream
+            live[0] -= 1
+            if live[0] == 0:
+                out.close()
 
     @staticmethod
     def _run_map(fn: Callable[[Any], Any], inp: Channel, out: Channel,
