@@ -43,16 +43,19 @@ class KeypointLog:
         records_written: Lines written so far.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, wall_clock: bool = False) -> None:
         """Create the temporary log file.
 
         Args:
             path: Final path of the log (conventionally ``.jsonl``).
+            wall_clock: Add ``"wall"``, the frame's capture time (Unix
+                seconds), to every record (live sources).
 
         Raises:
             OutputError: The file cannot be created.
         """
         self.path = Path(path)
+        self.wall_clock = wall_clock
         self._tmp = partial_path(self.path)
         try:
             self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
@@ -76,7 +79,10 @@ class KeypointLog:
         Raises:
             OutputError: The log is closed or the write failed.
         """
-        line = json.dumps(keypoint_record(result), separators=(",", ":"), allow_nan=False)
+        record = keypoint_record(result)
+        if self.wall_clock:
+            record["wall"] = round(result.frame.wall, 3)
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False)
         with self._lock:
             if self._file.closed:
                 raise OutputError(f"{self.path}: write after close")

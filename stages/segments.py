@@ -1,0 +1,110 @@
+"""Outputs of a live source: crash-safe video segments and their keypoint logs.
+
+A live run has no end to wait for, so its video goes into Matroska segments
+(``.mkv`` is written progressively: a file cut by a crash still plays up to
+its last complete cluster). A segment ends, is finalised and renamed into
+place when its time is up (``segment_seconds``), when the source reconnects,
+or when the frame size changes. Each segment has a keypoint log beside it,
+flushed per frame, with wall-clock capture time as well as stream pts.
+Names: ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv/.jsonl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from stages.decode import SourceInfo
+from stages.frames import Result
+from stages.keypoint_log import KeypointLog
+from stages.video_sink import VideoWriter
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 1000)  # Matroska keeps milliseconds
+
+
+class SegmentedOutputs:
+    """Writes one live source's results into rolling segments.
+
+    Args:
+        outdir: Parent directory; the source gets a folder of its own.
+        name: The source's display name (already free of credentials).
+        segment_seconds: Longest segment, in seconds of wall time.
+        rate: Nominal frame rate given to the encoder.
+        preset: x264 preset.
+    """
+
+    def __init__(self, outdir: Path, name: str, *, segment_seconds: float = 600.0,
+                 rate: Fraction = Fraction(25), preset: str = "veryfast") -> None:
+        self.folder = Path(outdir) / name
+        self.name = name
+        self.segment_seconds = segment_seconds
+        self.rate = rate
+        self.preset = preset
+        self.finished: list[Path] = []
+        self._video: VideoWriter | None = None
+        self._log: KeypointLog | None = None
+        self._started = 0.0
+        self._pts0 = 0.0
+        self._roll_requested = False
+        self._count = 0
+
+    def request_roll(self) -> None:
+        """End the current segment before the next frame (e.g. after a reconnect)."""
+        self._roll_requested = True
+
+    def write(self, result: Result) -> Result:
+        """Write one rendered result, rolling to a new segment when due; return it."""
+        frame = result.frame
+        image = result.image if result.image is not None else frame.image
+        if self._due(image.shape, frame.wall):
+            self._roll(image.shape, frame)
+        ticks = round((frame.pts - self._pts0) / TIME_BASE)
+        self._video.write(image, max(ticks, 0))
+        self._log.write(result)
+        return result
+
+    def close(self) -> None:
+        """Finish the current segment; idempotent."""
+        video, klog, self._video, self._log = self._video, self._log, None, None
+        try:
+            if video is not None:
+                video.close()
+                self.finished.append(video.path)
+        finally:
+            if klog is not None:
+                klog.close()
+                self.finished.append(klog.path)
+
+    def _due(self, shape: tuple[int, ...], wall: float) -> bool:
+        if self._video is None or self._roll_requested:
+            return True
+        if shape != self._shape:
+            log.info("%s: frame size changed to %dx%d; new segment", self.name, shape[1], shape[0])
+            return True
+        return wall - self._started >= self.segment_seconds
+
+    def _roll(self, shape: tuple[int, ...], frame) -> None:
+        self.close()
+        self._roll_requested = False
+        self._count += 1
+        self._shape = shape
+        self._started = frame.wall
+        self._pts0 = frame.pts
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(frame.wall))
+        stem = self.folder / f"{self.name}-{stamp}-{self._count}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        info = SourceInfo(name=self.name, width=shape[1], height=shape[0], rate=self.rate,
+                          time_base=TIME_BASE, frames=None, duration=None, codec="h264")
+        self._video = VideoWriter(stem.with_suffix(".mkv"), info, preset=self.preset)
+        self._log = KeypointLog(stem.with_suffix(".jsonl"), wall_clock=True)
+        log.info("%s: segment %s started", self.name, stem.name)
+
+    def __enter__(self) -> SegmentedOutputs:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
