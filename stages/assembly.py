@@ -56,6 +56,9 @@ PART_COUNT_THRESHOLD = 4
 HUMAN_SCORE_THRESHOLD = np.float32(0.3)
 PAF_STEPS = 10
 
+# Limb candidates scored at once (bounds the temporaries to some tens of MB).
+_CHUNK = 1 << 16
+
 # libstdc++ std::sort leaves ranges this short to insertion sort.
 _STD_SORT_THRESHOLD = 16
 
@@ -200,6 +203,17 @@ def score_candidates(peaks: Peaks, sample: PafSampler,
         C++ loops.
     """
     pair, id_a, id_b = _all_candidates(peaks.part)
+    if len(pair) <= _CHUNK:
+        return _score_some(peaks, sample, map_height, pair, id_a, id_b)
+    # Bounded memory when the maps hold thousands of peaks (plateaus of an
+    # unblurred upsampled heatmap): the C++ loops, it does not allocate.
+    parts = [_score_some(peaks, sample, map_height, pair[i:i + _CHUNK], id_a[i:i + _CHUNK],
+                         id_b[i:i + _CHUNK]) for i in range(0, len(pair), _CHUNK)]
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+def _score_some(peaks: Peaks, sample: PafSampler, map_height: int, pair: np.ndarray,
+                id_a: np.ndarray, id_b: np.ndarray) -> tuple[np.ndarray, ...]:
     xa, ya = peaks.x[id_a], peaks.y[id_a]
     dx = (peaks.x[id_b] - xa).astype(np.float32)
     dy = (peaks.y[id_b] - ya).astype(np.float32)

@@ -75,6 +75,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "resolution garbage": ([good, "--resolution", "big"], "big"),
         "workers zero": ([good, "--workers", "0"], "--workers"),
         "unknown device": ([good, "--device", "tpu"], "tpu"),
+        "even smoothing kernel": ([good, "--smooth-kernel", "24"], "--smooth-kernel"),
+        "zero resize ratio": ([good, "--resize-out-ratio", "0"], "--resize-out-ratio"),
         "neuron without tensorflow-neuron": ([good, "--device", "neuron"], "tensorflow-neuron"),
     }
 
@@ -82,6 +84,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
 @pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "text named .mp4",
                                   "resolution not a multiple of 8", "resolution zero",
                                   "resolution garbage", "workers zero", "unknown device",
+                                  "even smoothing kernel", "zero resize ratio",
                                   "neuron without tensorflow-neuron"])
 def test_bad_input_is_one_clear_line_and_nothing_is_written(tmp_path, capsys, case):
     args, named = _bad_inputs(tmp_path)[case]

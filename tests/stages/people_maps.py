@@ -1,4 +1,5 @@
-"""Synthetic network maps of people: gaussian heatmaps and PAFs along limbs."""
+"""Test pictures and maps of people: synthetic network maps (gaussian heatmaps,
+PAFs along limbs) and photos composed from scikit-image's bundled pictures."""
 
 from __future__ import annotations
 
@@ -58,3 +59,55 @@ def _draw_limb(maps, xx, yy, pa, pb, cx, cy, width) -> None:
     band = (along >= -width) & (along <= length + width) & (across <= width)
     maps[:, :, cx][band] = u[0]
     maps[:, :, cy][band] = u[1]
+
+
+# -- photos with people, composed from scikit-image's bundled pictures ------------
+
+def photo(name: str) -> np.ndarray:
+    """A scikit-image photo as HxWx3 uint8 BGR.
+
+    Args:
+        name: ``"astronaut"`` (colour) or ``"camera"`` (the grey cameraman,
+            copied into three channels).
+    """
+    import cv2
+    import skimage.data
+
+    if name not in ("astronaut", "camera"):
+        raise ValueError(f"unknown photo {name!r}")
+    image = getattr(skimage.data, name)()
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+
+def compose(recipe: dict) -> np.ndarray:
+    """Builds a picture from a recipe, deterministically.
+
+    Args:
+        recipe: ``{"size": [W, H], "fill": grey level, "tiles": [tile, ...]}``;
+            each tile is ``{"photo": name, "crop": [x0, y0, x1, y1] (optional),
+            "flip": mirror left-right (optional), "size": [w, h], "at": [x, y]}``.
+            Tiles are cropped, mirrored, resized with ``INTER_AREA`` and pasted
+            in order (later ones on top), clipped at the canvas border.
+
+    Returns:
+        HxWx3 uint8 BGR picture.
+    """
+    import cv2
+
+    width, height = recipe["size"]
+    canvas = np.full((height, width, 3), recipe.get("fill", 90), np.uint8)
+    for tile in recipe["tiles"]:
+        image = photo(tile["photo"])
+        if "crop" in tile:
+            x0, y0, x1, y1 = tile["crop"]
+            image = image[y0:y1, x0:x1]
+        if tile.get("flip", False):
+            image = image[:, ::-1]
+        image = cv2.resize(np.ascontiguousarray(image), tuple(tile["size"]),
+                           interpolation=cv2.INTER_AREA)
+        x, y = tile["at"]
+        h, w = min(image.shape[0], height - y), min(image.shape[1], width - x)
+        canvas[y:y + h, x:x + w] = image[:h, :w]
+    return canvas

