@@ -27,6 +27,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.backend import BackendConfig, load_backend  # noqa: E402
+from models.devices import plan_devices  # noqa: E402
 from models.registry import get_model  # noqa: E402
 from stages.decode import open_source  # noqa: E402
 from stages.job import FileJob, JobConfig, resolve_graph  # noqa: E402
@@ -36,8 +37,10 @@ from stages.sample import make_sample_clip  # noqa: E402
 
 def network_fps(config: JobConfig, clip: Path, frames: int = 40) -> float:
     """Bare network throughput on resized frames of ``clip`` (median of per-call times)."""
-    backend = load_backend(BackendConfig(backend=config.backend, graph=resolve_graph(config),
-                                         model=get_model(config.model), device=config.device))
+    plan = plan_devices(config.device, workers=1, backend=config.backend)
+    backend = load_backend(BackendConfig(backend=plan.backend, graph=resolve_graph(config),
+                                         model=get_model(config.model), device=plan.slots[0],
+                                         precision=config.precision, resolution=config.resolution))
     resize = Resizer(config.resolution)
     with open_source(clip) as src:
         batch = [resize(f).tensor[None] for _, f in zip(range(frames), src)]
@@ -57,8 +60,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--resolution", default="432x368")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--precision", default="f32")
     args = ap.parse_args()
-    config = JobConfig(resolution=parse_resolution(args.resolution), workers=args.workers)
+    config = JobConfig(resolution=parse_resolution(args.resolution), workers=args.workers,
+                       backend=args.backend, precision=args.precision)
     with tempfile.TemporaryDirectory() as tmp:
         clip = args.clip or make_sample_clip(Path(tmp) / "people720p.mp4", seconds=args.seconds,
                                              fps=Fraction(25), size=(1280, 720))
@@ -68,8 +74,9 @@ def main() -> None:
             on_result=lambda _r: stamps.append(time.perf_counter()))
     # steady state: from the first result out to the last (model loading excluded)
     e2e = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    backend = plan_devices(config.device, backend=config.backend).backend
     print(f"clip: {clip.name if args.clip else '1280x720 sample'}, {summary.frames_written} frames, "
-          f"network {args.resolution}, workers {args.workers}")
+          f"network {args.resolution}, backend {backend} {args.precision}, workers {args.workers}")
     print(f"whole run FPS (incl. model load):  {summary.fps:6.2f}")
     print(f"end-to-end FPS (steady state):     {e2e:6.2f}")
     print(f"bare network FPS (batch 1):        {net:6.2f}")
