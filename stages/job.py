@@ -14,8 +14,8 @@ from models.backend import BackendConfig
 from models.devices import DevicePlan, plan_devices
 from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
-from pipeline import Pipeline
-from stages.decode import ImageFileSource, open_source
+from pipeline import Pipeline, PipelineStatistics
+from stages.decode import ImageFileSource, SourceInfo, open_source
 from stages.errors import InputError
 from stages.frames import Result
 from stages.inference import worker_initializer
@@ -87,6 +87,7 @@ class JobSummary:
     truncated: bool
     interrupted: bool
     seconds: float
+    statistics: PipelineStatistics | None = None
 
     @property
     def fps(self) -> float:
@@ -129,8 +130,13 @@ class FileJob:
         self._cancelled = threading.Event()
         self._pipeline: Pipeline | None = None
 
-    def run(self, on_result: Callable[[Result], None] | None = None) -> JobSummary:
+    def run(self, on_result: Callable[[Result], None] | None = None,
+            on_start: Callable[[SourceInfo], None] | None = None) -> JobSummary:
         """Run to the end (or until ``cancel``); outputs are complete files either way.
+
+        Args:
+            on_result: Called with each written result, in order.
+            on_start: Called with the input's description once it is open.
 
         Raises:
             InputError: The input cannot be read; nothing is written.
@@ -142,6 +148,8 @@ class FileJob:
             plan = plan_devices(self.config.device, workers=self.config.workers,
                                 backend=self.config.backend)
             graph = compiled_model(self.config) if plan.kind == "neuron" else resolve_graph(self.config)
+            if on_start is not None:
+                on_start(source.info)
             with FileOutputs(self.outdir, self.input, source.info, preset=self.config.preset,
                              still=isinstance(source, ImageFileSource)) as outputs:
                 pipeline = self._build(source, graph, plan, outputs)
@@ -156,7 +164,7 @@ class FileJob:
                 self._log_stages(pipeline)
             return JobSummary(self.input, outputs.paths, source.frames_read, written,
                               source.truncated, self._cancelled.is_set(),
-                              time.perf_counter() - start)
+                              time.perf_counter() - start, pipeline.statistics())
 
     def cancel(self) -> None:
         """Stop soon: frames in flight are dropped, outputs keep the frames written."""
