@@ -95,6 +95,25 @@ class JobSummary:
         return self.frames_written / self.seconds if self.seconds > 0 else 0.0
 
 
+def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph: Path) -> Pipeline:
+    """Append resize and the inference pool (one model copy per device slot) to ``pipeline``."""
+    c = config
+    threads = max(1, (os.cpu_count() or 1) // plan.workers) if plan.kind == "cpu" else 0
+    backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
+                            threads=threads, precision=c.precision, resolution=c.resolution)
+    init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch)
+    log.info("inference: %d worker(s) on %s, backend %s", plan.workers, ", ".join(plan.slots),
+             plan.backend)
+    return (pipeline.map("resize", Resizer(c.resolution))
+            .pool("inference", init, workers=plan.workers, batch=c.batch,
+                  batch_timeout=c.batch_timeout))
+
+
+def model_file(config: JobConfig, plan: DevicePlan) -> Path:
+    """What the backend loads: the compiled model for NeuronCores, else the graph file."""
+    return compiled_model(config) if plan.kind == "neuron" else resolve_graph(config)
+
+
 def compiled_model(config: JobConfig) -> Path:
     """The Neuron-compiled model of ``config.graph``, checked against the run's resolution."""
     if config.graph is None:
@@ -147,7 +166,7 @@ class FileJob:
         with open_source(self.input) as source:
             plan = plan_devices(self.config.device, workers=self.config.workers,
                                 backend=self.config.backend)
-            graph = compiled_model(self.config) if plan.kind == "neuron" else resolve_graph(self.config)
+            graph = model_file(self.config, plan)
             if on_start is not None:
                 on_start(source.info)
             with FileOutputs(self.outdir, self.input, source.info, preset=self.config.preset,
@@ -173,18 +192,9 @@ class FileJob:
             self._pipeline.cancel()
 
     def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs) -> Pipeline:
-        c = self.config
-        threads = max(1, (os.cpu_count() or 1) // plan.workers) if plan.kind == "cpu" else 0
-        backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
-                                threads=threads, precision=c.precision, resolution=c.resolution)
-        init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch)
-        log.info("inference: %d worker(s) on %s, backend %s", plan.workers, ", ".join(plan.slots),
-                 plan.backend)
-        return (Pipeline(queue_size=c.queue_size, name=self.input.name)
-                .source("decode", source, stop=source.close)
-                .map("resize", Resizer(c.resolution))
-                .pool("inference", init, workers=plan.workers, batch=c.batch,
-                      batch_timeout=c.batch_timeout)
+        pipeline = Pipeline(queue_size=self.config.queue_size, name=self.input.name)
+        pipeline.source("decode", source, stop=source.close)
+        return (add_inference(pipeline, self.config, plan, graph)
                 .map("render", Renderer())
                 .map("write", outputs.write))
 

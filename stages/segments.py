@@ -3,8 +3,9 @@
 A live run has no end to wait for, so its video goes into Matroska segments
 (``.mkv`` is written progressively: a file cut by a crash still plays up to
 its last complete cluster). A segment ends, is finalised and renamed into
-place when its time is up (``segment_seconds``), when the source reconnects,
-or when the frame size changes. Each segment has a keypoint log beside it,
+place when its time is up (``segment_seconds``), when the stream drops
+(``end_segment``, so nothing waits half-written while a camera is away), or
+when the frame size changes. Each segment has a keypoint log beside it,
 flushed per frame, with wall-clock capture time as well as stream pts.
 Names: ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv/.jsonl``.
 """
@@ -12,6 +13,7 @@ Names: ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv/.jsonl``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -49,26 +51,35 @@ class SegmentedOutputs:
         self._log: KeypointLog | None = None
         self._started = 0.0
         self._pts0 = 0.0
-        self._roll_requested = False
         self._count = 0
+        self._lock = threading.Lock()
 
-    def request_roll(self) -> None:
-        """End the current segment before the next frame (e.g. after a reconnect)."""
-        self._roll_requested = True
+    def end_segment(self) -> None:
+        """Finish the current segment now (thread-safe): e.g. the stream dropped.
+
+        The next frame starts a new segment.
+        """
+        with self._lock:
+            self._finish()
 
     def write(self, result: Result) -> Result:
         """Write one rendered result, rolling to a new segment when due; return it."""
         frame = result.frame
         image = result.image if result.image is not None else frame.image
-        if self._due(image.shape, frame.wall):
-            self._roll(image.shape, frame)
-        ticks = round((frame.pts - self._pts0) / TIME_BASE)
-        self._video.write(image, max(ticks, 0))
-        self._log.write(result)
+        with self._lock:
+            if self._due(image.shape, frame.wall):
+                self._roll(image.shape, frame)
+            ticks = round((frame.pts - self._pts0) / TIME_BASE)
+            self._video.write(image, max(ticks, 0))
+            self._log.write(result)
         return result
 
     def close(self) -> None:
         """Finish the current segment; idempotent."""
+        with self._lock:
+            self._finish()
+
+    def _finish(self) -> None:
         video, klog, self._video, self._log = self._video, self._log, None, None
         try:
             if video is not None:
@@ -80,7 +91,7 @@ class SegmentedOutputs:
                 self.finished.append(klog.path)
 
     def _due(self, shape: tuple[int, ...], wall: float) -> bool:
-        if self._video is None or self._roll_requested:
+        if self._video is None:
             return True
         if shape != self._shape:
             log.info("%s: frame size changed to %dx%d; new segment", self.name, shape[1], shape[0])
@@ -88,8 +99,7 @@ class SegmentedOutputs:
         return wall - self._started >= self.segment_seconds
 
     def _roll(self, shape: tuple[int, ...], frame) -> None:
-        self.close()
-        self._roll_requested = False
+        self._finish()
         self._count += 1
         self._shape = shape
         self._started = frame.wall

@@ -28,7 +28,7 @@ def test_segments_roll_on_time_size_and_request(tmp_path):
     with SegmentedOutputs(tmp_path, "cam", segment_seconds=1.0) as out:
         for i in range(25):  # 2.5 s of wall time at 10 fps: three time segments
             out.write(_result(i, 1000.0 + i * 0.1))
-        out.request_roll()  # a reconnect
+        out.end_segment()  # the stream dropped
         for i in range(25, 30):
             out.write(_result(i, 1000.0 + i * 0.1))
         for i in range(30, 33):  # the camera came back at another size
