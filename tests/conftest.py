@@ -8,6 +8,9 @@ import pytest
 
 from stages.sample import make_test_clip
 
+# the RTSP server fixtures (gstreamer, rtsp_server) for the live-source tests
+pytest_plugins = ["tests.live_fixtures"]
+
 
 @pytest.fixture
 def tiny_clip(tmp_path):

@@ -180,3 +180,38 @@ def test_console_script_is_installed():
     assert script.exists()
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--resolution" in done.stdout
+
+
+def test_summary_json_has_the_run_and_every_stage(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=12)
+    summary = tmp_path / "summary.json"
+    code, out, err = _cli(capsys, clip, "-o", tmp_path / "out", "--backend", FAKE,
+                          "--summary-json", summary)
+    assert code == 0, err
+    data = __import__("json").loads(summary.read_text())
+    assert (data["frames_read"], data["frames_written"], data["state"]) == (12, 12, "done")
+    assert [s["stage"] for s in data["stages"]] == ["decode", "resize", "inference", "render", "write"]
+    assert all(s["items"] == 12 for s in data["stages"])
+
+
+def test_config_file_mirrors_the_options_and_the_command_line_wins(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=6)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'input = "{clip}"\noutdir = "{tmp_path / "from_config"}"\n'
+                   f'backend = "{FAKE}"\nworkers = 2\nresolution = "64x48"\nrefine = true\n')
+    code, out, err = _cli(capsys, "--config", cfg)
+    assert code == 0, err
+    assert len(read_keypoint_log(tmp_path / "from_config" / "clip.jsonl")) == 6
+    code, out, err = _cli(capsys, "--config", cfg, "-o", tmp_path / "from_cli")
+    assert code == 0, err
+    assert (tmp_path / "from_cli" / "clip.jsonl").exists()
+
+
+@pytest.mark.parametrize("text, named", [("wrkers = 2\n", "'wrkers'"), ("workers = 'two'\n", "'workers'"),
+                                         ("refine = 1\n", "'refine'"), ("workers = [\n", "not valid TOML"),
+                                         ("precision = 'f64'\n", "'precision'")])
+def test_config_file_errors_name_the_key(tmp_path, capsys, text, named):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    code, out, err = _cli(capsys, "--config", cfg)
+    assert code == 1 and named in err and len(err.strip().splitlines()) == 1, err

@@ -1,0 +1,103 @@
+"""Keep credentials in stream URLs out of logs, errors and file names.
+
+Camera URLs often carry a user name and password (``rtsp://user:pass@host/``)
+or a secret query parameter (``?password=...``), and FFmpeg echoes the whole
+URL in its error messages. Everything this project logs or raises about a
+stream goes through ``mask_credentials`` first; ``display_name`` gives a
+short id for a stream that is safe in logs and file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+MASK = "***"
+
+# scheme://userinfo@ : the user info runs to the last "@" before the host ends
+# (a "/", "?", "#" or white space), so an unencoded "@" in a password is
+# masked too, and an "@" in the path is left alone.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/?#\s]*@")
+_SECRET_KEYS = r"(?:password|passwd|pwd|pass|secret|token|api_?key|auth\w*|signature|sig)"
+_SECRET_PARAM = re.compile(r"(?P<key>[?&;]" + _SECRET_KEYS + r"=)[^&;#\s'\"]*", re.IGNORECASE)
+_SECRET_NAME = re.compile(_SECRET_KEYS + r"\Z", re.IGNORECASE)
+_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
+_MAX_NAME = 100
+
+
+def mask_credentials(text: str) -> str:
+    """Replace the credentials of every URL inside ``text`` with ``***``.
+
+    ``rtsp://user:pass@host/x`` and ``rtsp://user@host/x`` become
+    ``rtsp://***@host/x``; the values of secret-looking query parameters
+    (``password=``, ``token=``, ``auth...=`` and the like) become ``***``.
+    Works on URLs embedded in longer text, such as FFmpeg error messages
+    that quote the URL. Text without URLs comes back unchanged.
+
+    Args:
+        text: Any string.
+
+    Returns:
+        ``text`` with credentials masked.
+    """
+    masked = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    return _SECRET_PARAM.sub(lambda m: f"{m['key']}{MASK}", masked)
+
+
+def display_name(url: str) -> str:
+    """A short, safe name for a stream: host, port and path, no credentials.
+
+    ``rtsp://user:pw@127.0.0.1:8554/cam1`` gives ``127.0.0.1_8554_cam1``.
+    Query parameters are kept (two channels of one camera differ only there)
+    except secret ones. Only letters, digits, ``.``, ``-`` and ``_`` remain,
+    so the name is usable as a file name; a long one is cut and given a
+    short hash of the full name so that names stay distinct.
+
+    Args:
+        url: A stream URL, or any other source spec (``/dev/video0``,
+            ``lavfi:testsrc2``, ``0``).
+
+    Returns:
+        A non-empty name such as ``127.0.0.1_8554_cam1`` or ``dev_video0``.
+    """
+    parts = [_strip_credentials(url)]
+    if "://" in url:
+        split = urlsplit(mask_credentials(url))
+        query = [f"{k}-{v}" for k, v in parse_qsl(split.query) if not _SECRET_NAME.match(k)]
+        host = (split.hostname or "").replace(":", "-")  # IPv6
+        parts = [host, str(_port(split) or ""), unquote(split.path), *query]
+    name = "_".join(p for p in (_UNSAFE.sub("_", part).strip("_.") for part in parts) if p)
+    name = re.sub(r"_+", "_", name) or "source"
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[:_MAX_NAME - 9]}_{digest}"
+    return name
+
+
+class CredentialFilter(logging.Filter):
+    """A logging filter that masks credentials in every record it passes.
+
+    Attach it to a handler (``handler.addFilter(CredentialFilter())``) so that
+    messages from other libraries (FFmpeg's, forwarded by ``av.logging``)
+    cannot leak a password either.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_credentials(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def _strip_credentials(spec: str) -> str:
+    return mask_credentials(spec).replace(f"{MASK}@", "")
+
+
+def _port(split) -> int | None:
+    try:
+        return split.port
+    except ValueError:
+        return None

@@ -1,0 +1,486 @@
+"""Live sources: RTSP/HTTP streams and cameras that survive drops.
+
+A ``LiveSource`` runs until closed: it connects with PyAV, yields ``Frame``s,
+and when the stream ends, stalls or cannot be opened it waits (exponential
+backoff) and connects again, for ever or until ``max_retries`` consecutive
+failures. Dropping frames a slow consumer cannot take is the job of the queue
+after it (``pipeline.channel.Policy.DROP_OLDEST``), not of the source.
+
+Behaviour worth knowing (PyAV 18 / FFmpeg 8, seen here):
+
+* End of stream: when an RTSP server dies, demuxing simply ends, with no
+  exception. On a live source an end of stream is a disconnect.
+* Errors: opening and reading raise several ``av.FFmpegError`` subclasses,
+  some of which are not ``OSError`` (``HTTPUnauthorizedError``,
+  ``HTTPNotFoundError``, ``InvalidDataError``, ``ExitError``); both families
+  are caught. Their text quotes the URL, credentials included, so only
+  ``mask_credentials`` text is ever logged or raised (and never chained).
+* Time limits: the FFmpeg ``timeout`` option (microseconds) and PyAV's
+  ``timeout`` (seconds, its interrupt callback) are both set to
+  ``stall_timeout``. A frozen server is then noticed after about twice that
+  (``TimeoutError`` or ``ExitError``), an open to a frozen server fails after
+  about once that (``InvalidDataError``); without them a read blocks for ever.
+* Open time: ``probesize=32`` and ``analyzeduration=0`` cut an RTSP open from
+  about 1.1 s to 0.1 s (the SDP already describes the stream).
+* Joining: FFmpeg's H.264 decoder gives no picture before the first key
+  frame, so the first frame of a connection can take up to one GOP.
+
+Frames: ``index`` is gapless over the whole life of the source, across
+reconnects. ``pts`` is a clock in seconds that only goes forward
+(``StreamClock``): 0 at the first frame ever, advancing with the stream's own
+timestamps within a connection, and at the start of a later connection set to
+the seconds elapsed since the first frame, so an outage shows as a gap.
+``pts_ticks`` and ``time_base`` are None (the clock is not the stream's).
+``wall`` is ``time.time()`` at arrival. A new connection may bring another
+picture size or rate: frames carry their own size, ``info`` describes the
+current connection, and the ``connected`` event says ``size_changed``.
+
+Stopping: ``close()`` may be called from any thread. A source waiting to
+retry stops at once; one receiving frames stops at the next frame; one
+blocked inside FFmpeg (frozen server) stops when FFmpeg gives up, within
+about ``2 * stall_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+import av
+
+from stages.credentials import display_name, mask_credentials
+from stages.decode import SourceInfo
+from stages.errors import InputError
+from stages.frames import Frame
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["connected", "disconnected", "stalled", "retry", "gave_up"]
+
+_STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+_VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
+_CAMERA_INDEX = re.compile(r"\d+\Z")
+_LAVFI = "lavfi:"
+_TRANSPORTS = frozenset({"tcp", "udp", "udp_multicast", "http", "https"})
+_DEFAULT_RATE = Fraction(25)
+_DECODE_THREADS = 4  # frame threading delays output by threads - 1 frames
+
+
+def is_live(spec: str) -> bool:
+    """Whether ``spec`` names a live source rather than a file.
+
+    Live: ``rtsp://``, ``rtsps://``, ``http://`` and ``https://`` URLs,
+    ``/dev/videoN``, a bare camera index such as ``0`` (``/dev/video0``), and
+    FFmpeg lavfi test sources written ``lavfi:testsrc2=size=320x240:rate=25``.
+
+    Args:
+        spec: A source as the user wrote it.
+    """
+    spec = spec.strip()
+    return (spec.lower().startswith(_STREAM_SCHEMES) or spec.startswith(_LAVFI)
+            or bool(_VIDEO_DEVICE.match(spec) or _CAMERA_INDEX.match(spec)))
+
+
+def backoff_delay(failures: int, initial: float, maximum: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures.
+
+    ``initial`` after the first, doubling after each further one, never more
+    than ``maximum``: 0.5, 1, 2, 4, ... 30, 30.
+
+    Args:
+        failures: Consecutive failures so far (>= 1).
+        initial: Wait after the first failure.
+        maximum: Cap.
+    """
+    if failures < 1:
+        return 0.0
+    return min(maximum, initial * 2.0 ** min(failures - 1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """Something that happened to a live source's connection.
+
+    Attributes:
+        source: Source id (``LiveSource.name``).
+        kind: ``connected`` (first picture of a connection arrived),
+            ``disconnected`` (the stream ended or failed), ``stalled`` (no
+            data within the time limit), ``retry`` (waiting ``delay``
+            seconds before connecting again), ``gave_up`` (``max_retries``
+            exceeded; ``InputError`` follows).
+        message: What happened, credentials masked.
+        attempt: Consecutive failures so far (for ``connected``: failures
+            before this connection; 0 when it worked at once).
+        delay: Seconds until the next attempt (0 when none is planned).
+        wall: ``time.time()`` of the event.
+        connection: Number of the connection (1 for the first) that the
+            event is about, or the last one made.
+        reconnected: For ``connected``: this is not the first connection.
+        size_changed: For ``connected``: the picture size differs from the
+            previous connection's.
+    """
+
+    source: str
+    kind: EventKind
+    message: str
+    attempt: int
+    delay: float
+    wall: float = field(default_factory=time.time)
+    connection: int = 0
+    reconnected: bool = False
+    size_changed: bool = False
+
+
+class StreamClock:
+    """One clock in seconds for all the connections of a live source.
+
+    Invariant: every ``stamp`` is greater than the one before (never equal,
+    never backwards). The first stamp ever is 0. Within a connection a stamp
+    advances as the stream's own timestamps do. The first frame of a
+    connection is placed at the seconds elapsed since the first stamp (an
+    outage shows as a gap), or one frame period after the previous stamp if
+    that is later. A frame without a timestamp, or whose timestamp would not
+    advance the clock, gets the previous stamp plus one period, and later
+    timestamps of its connection count from there.
+
+    Args:
+        now: Monotonic time source, in seconds (injectable for tests).
+    """
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._epoch: float | None = None
+        self._last: float | None = None
+        self._anchor: tuple[float, float] | None = None  # (stream s, clock s)
+        self._period = 1.0 / float(_DEFAULT_RATE)
+        self._starting = True
+
+    def start_connection(self, period: float) -> None:
+        """Begin a connection whose nominal frame period is ``period`` seconds."""
+        self._period = period if period > 0 else 1.0 / float(_DEFAULT_RATE)
+        self._anchor = None
+        self._starting = True
+
+    def stamp(self, stream_seconds: float | None) -> float:
+        """The clock value of a frame whose stream timestamp is ``stream_seconds``."""
+        now = self._now()
+        if self._epoch is None:
+            self._epoch = now
+        last = self._last
+        fallback = 0.0 if last is None else last + self._period
+        if self._starting:
+            self._starting = False
+            fallback = max(fallback, now - self._epoch)
+        pts = None
+        if stream_seconds is not None and self._anchor is not None:
+            pts = self._anchor[1] + (stream_seconds - self._anchor[0])
+            if last is not None and pts <= last:
+                pts = None
+        if pts is None:
+            pts = fallback
+            if stream_seconds is not None:
+                self._anchor = (stream_seconds, pts)
+        self._last = pts
+        return pts
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one connection ended."""
+
+    frames: int
+    kind: Literal["disconnected", "stalled", "failed"]
+    reason: str
+
+
+class LiveSource:
+    """Frames of a live stream or camera, reconnecting when it drops.
+
+    Attributes:
+        name: Source id, copied into every ``Frame.source``.
+        masked_url: The spec with credentials masked (safe to show).
+        info: ``SourceInfo`` of the current (or last) connection; None until
+            the first connection delivers a picture.
+        connection: Connections that delivered a picture so far.
+        frames_read: Frames handed out so far.
+        events: Recent ``SourceEvent``s, oldest first (the last 100).
+    """
+
+    def __init__(self, spec: str, *, name: str | None = None, transport: str = "tcp",
+                 stall_timeout: float = 5.0, max_retries: int | None = None,
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                 on_event: Callable[[SourceEvent], None] | None = None) -> None:
+        """Check the settings; the first connection is made on the first ``next()``.
+
+        Args:
+            spec: ``rtsp://``/``rtsps://``/``http(s)://`` URL (credentials
+                allowed, percent-encoded), ``/dev/videoN``, a camera index,
+                or ``lavfi:GRAPH``.
+            name: Source id; defaults to ``display_name(spec)``.
+            transport: RTSP lower transport: ``tcp`` or ``udp`` (also
+                ``udp_multicast``, ``http``, ``https``).
+            stall_timeout: Seconds without data after which an open or a
+                read fails (noticed within about twice that).
+            max_retries: Retries allowed in a row: a failed attempt and a
+                lost connection each count one failure, a connection that
+                delivered pictures starts the count again, and a failure past
+                ``max_retries`` raises ``InputError``. None retries for ever;
+                0 gives up at the first failure.
+            backoff_initial: Wait after the first failure, in seconds.
+            backoff_max: Longest wait between attempts, in seconds.
+            on_event: Called with each ``SourceEvent``, in the iterating
+                thread; what it raises propagates.
+
+        Raises:
+            InputError: ``spec`` is not live, or a setting is out of range.
+        """
+        self.masked_url = mask_credentials(spec)
+        if not is_live(spec):
+            raise InputError(f"{self.masked_url}: not a live source (expected rtsp://, "
+                             f"rtsps://, http(s)://, /dev/videoN, a camera index or lavfi:)")
+        _check_settings(self.masked_url, transport, stall_timeout, max_retries,
+                        backoff_initial, backoff_max)
+        self._spec = spec.strip()
+        self.name = mask_credentials(name) if name else _default_name(self._spec)
+        self.transport = transport
+        self.stall_timeout = float(stall_timeout)
+        self.max_retries = max_retries
+        self.backoff_initial = float(backoff_initial)
+        self.backoff_max = float(backoff_max)
+        self._on_event = on_event
+        self.info: SourceInfo | None = None
+        self.connection = 0
+        self.frames_read = 0
+        self.events: list[SourceEvent] = []
+        self._clock = StreamClock()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._gen = self._frames()
+
+    @property
+    def reconnects(self) -> int:
+        """Connections after the first that delivered a picture."""
+        return max(0, self.connection - 1)
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._stop.is_set()
+
+    def __enter__(self) -> LiveSource:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        with self._lock:
+            if self._stop.is_set():
+                self._gen.close()
+                raise StopIteration
+            return next(self._gen)
+
+    def close(self) -> None:
+        """Stop iteration and release the stream; safe from any thread, idempotent."""
+        self._stop.set()
+        if self._lock.acquire(blocking=False):
+            try:
+                self._gen.close()
+            finally:
+                self._lock.release()
+
+    def __repr__(self) -> str:
+        return (f"LiveSource({self.masked_url!r}, connection={self.connection}, "
+                f"frames_read={self.frames_read}, closed={self.closed})")
+
+    # -- the connect / read / back off loop ---------------------------------
+
+    def _frames(self) -> Iterator[Frame]:
+        failures = 0
+        while not self._stop.is_set():
+            outcome = yield from self._connection(failures)
+            if self._stop.is_set():
+                return
+            failures = 1 if outcome.frames else failures + 1
+            delay = backoff_delay(failures, self.backoff_initial, self.backoff_max)
+            if outcome.kind != "failed":
+                self._emit(outcome.kind, f"{outcome.kind}: {outcome.reason}", failures, delay)
+            if self.max_retries is not None and failures > self.max_retries:
+                self._give_up(failures, outcome.reason)
+            self._emit("retry", f"retrying in {delay:g} s after: {outcome.reason}",
+                       failures, delay)
+            if self._stop.wait(delay):
+                return
+
+    def _give_up(self, failures: int, reason: str) -> None:
+        plural = "s" if failures != 1 else ""
+        message = (f"{self.masked_url}: gave up after {failures} failure{plural} in a row "
+                   f"(max_retries={self.max_retries}): {reason}")
+        self._emit("gave_up", message, failures, 0.0)
+        raise InputError(message)
+
+    def _connection(self, failures: int) -> Iterator[Frame]:
+        try:
+            container = self._open()
+        except (av.FFmpegError, OSError) as exc:
+            return _Outcome(0, "failed", f"cannot connect: {_reason(exc)}")
+        try:
+            if not container.streams.video:
+                return _Outcome(0, "failed", "the stream has no video")
+            return (yield from self._read(container, failures))
+        finally:
+            container.close()
+
+    def _open(self):
+        url, fmt, options = _open_args(self._spec, self.transport, self.stall_timeout)
+        return av.open(url, format=fmt, options=options,
+                       timeout=(self.stall_timeout, self.stall_timeout))
+
+    def _read(self, container, failures: int) -> Iterator[Frame]:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.thread_count = _DECODE_THREADS
+        count = 0
+        last_picture = time.monotonic()
+        try:
+            for packet in container.demux(stream):
+                for av_frame in _decode(stream, packet):
+                    if count == 0:
+                        self._connected(stream, av_frame, failures)
+                    frame = self._to_frame(av_frame, first=count == 0)
+                    count += 1
+                    yield frame
+                    last_picture = time.monotonic()
+                if self._stop.is_set():
+                    break
+                if time.monotonic() - last_picture > 2 * self.stall_timeout:
+                    return _ended(count, "stalled", f"data but no picture for "
+                                  f"{2 * self.stall_timeout:g} s")
+        except (av.error.TimeoutError, av.error.ExitError):
+            return _ended(count, "stalled", f"no data for {self.stall_timeout:g} s")
+        except av.error.EOFError:
+            pass
+        except (av.FFmpegError, OSError) as exc:
+            return _ended(count, "disconnected", _reason(exc))
+        return _ended(count, "disconnected", "end of stream")
+
+    def _connected(self, stream, av_frame: av.VideoFrame, failures: int) -> None:
+        previous = self.info
+        self.connection += 1
+        self.info = _stream_info(self.name, stream, av_frame)
+        size_changed = previous is not None and (previous.width, previous.height) != (
+            self.info.width, self.info.height)
+        message = (f"connected to {self.masked_url}: {self.info.width}x{self.info.height} "
+                   f"{self.info.codec} at {float(self.info.rate):g} fps")
+        if size_changed:
+            message += f" (size changed from {previous.width}x{previous.height})"
+        self._emit("connected", message, failures, 0.0, reconnected=self.connection > 1,
+                   size_changed=size_changed)
+
+    def _to_frame(self, av_frame: av.VideoFrame, *, first: bool) -> Frame:
+        image = av_frame.to_ndarray(format="bgr24")
+        if self.info is not None and image.shape[:2] != (self.info.height, self.info.width):
+            self.info = _resized(self.info, image.shape[1], image.shape[0])
+            log.info("%s: picture size changed to %dx%d", self.name,
+                     self.info.width, self.info.height)
+        tb = av_frame.time_base
+        stream_seconds = None if av_frame.pts is None or tb is None else float(av_frame.pts * tb)
+        if first:
+            self._clock.start_connection(1.0 / float(self.info.rate))
+        frame = Frame(source=self.name, index=self.frames_read,
+                      pts=self._clock.stamp(stream_seconds), image=image, wall=time.time())
+        self.frames_read += 1
+        return frame
+
+    def _emit(self, kind: EventKind, message: str, attempt: int, delay: float,
+              **flags: bool) -> None:
+        event = SourceEvent(source=self.name, kind=kind, message=mask_credentials(message),
+                            attempt=attempt, delay=delay, connection=self.connection, **flags)
+        self.events = [*self.events[-99:], event]
+        level = logging.INFO if kind == "connected" else logging.WARNING
+        log.log(level, "%s: %s", self.name, event.message)
+        if self._on_event is not None:
+            self._on_event(event)
+
+
+def _check_settings(shown: str, transport: str, stall_timeout: float,
+                    max_retries: int | None, backoff_initial: float,
+                    backoff_max: float) -> None:
+    problems = []
+    if transport not in _TRANSPORTS:
+        problems.append(f"transport must be one of {', '.join(sorted(_TRANSPORTS))}, "
+                        f"got {transport!r}")
+    if not stall_timeout > 0:
+        problems.append(f"stall_timeout must be > 0, got {stall_timeout}")
+    if max_retries is not None and max_retries < 0:
+        problems.append(f"max_retries must be >= 0 or None, got {max_retries}")
+    if not 0 < backoff_initial <= backoff_max:
+        problems.append(f"need 0 < backoff_initial <= backoff_max, got "
+                        f"{backoff_initial} and {backoff_max}")
+    if problems:
+        raise InputError(f"{shown}: {'; '.join(problems)}")
+
+
+def _default_name(spec: str) -> str:
+    if _CAMERA_INDEX.match(spec):
+        return f"video{spec}"
+    return display_name(spec)
+
+
+def _open_args(spec: str, transport: str, stall_timeout: float
+               ) -> tuple[str, str | None, dict[str, str]]:
+    """(url, format, options) for ``av.open``."""
+    micros = str(round(stall_timeout * 1_000_000))
+    lower = spec.lower()
+    if lower.startswith(("rtsp://", "rtsps://")):
+        return spec, None, {"rtsp_transport": transport, "timeout": micros,
+                            "probesize": "32", "analyzeduration": "0"}
+    if lower.startswith(("http://", "https://")):
+        return spec, None, {"timeout": micros}
+    if spec.startswith(_LAVFI):
+        return spec[len(_LAVFI):], "lavfi", {}
+    if _CAMERA_INDEX.match(spec):
+        return f"/dev/video{spec}", "v4l2", {}
+    return spec, "v4l2", {}
+
+
+def _decode(stream, packet) -> Iterator[av.VideoFrame]:
+    """Pictures of one packet; a packet the decoder rejects is skipped."""
+    try:
+        yield from stream.decode(packet)
+    except av.error.InvalidDataError as exc:
+        log.debug("skipped an undecodable packet: %s", mask_credentials(_reason(exc)))
+
+
+def _stream_info(name: str, stream, av_frame: av.VideoFrame) -> SourceInfo:
+    rate = stream.average_rate or stream.guessed_rate or _DEFAULT_RATE
+    tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+    return SourceInfo(name=name, width=av_frame.width, height=av_frame.height,
+                      rate=Fraction(rate), time_base=tb, frames=None, duration=None,
+                      codec=stream.codec_context.name)
+
+
+def _resized(info: SourceInfo, width: int, height: int) -> SourceInfo:
+    return SourceInfo(name=info.name, width=width, height=height, rate=info.rate,
+                      time_base=info.time_base, frames=None, duration=None, codec=info.codec)
+
+
+def _ended(frames: int, kind: Literal["disconnected", "stalled"], reason: str) -> _Outcome:
+    """A connection that never delivered a picture failed; others were lost."""
+    if frames:
+        return _Outcome(frames, kind, reason)
+    return _Outcome(0, "failed", f"connected, but no picture came ({reason})")
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return mask_credentials(text)

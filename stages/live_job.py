@@ -1,0 +1,195 @@
+"""Live sources (RTSP, HTTP, cameras), several at once, through one inference pool.
+
+Each source is read on its own thread and never blocks: its queue drops the
+oldest frame when the pipeline is behind (counted per source), so latency
+stays bounded whatever the load. Sources reconnect on their own; a reconnect
+or a new frame size starts a new output segment. Every source has its own
+segments and keypoint logs under ``OUTDIR/<name>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from models.devices import plan_devices
+from pipeline import Pipeline, Policy
+from stages.errors import InputError
+from stages.frames import Frame, Result
+from stages.job import JobConfig, add_inference, model_file
+from stages.live import LiveSource, SourceEvent
+from stages.render import Renderer
+from stages.segments import SegmentedOutputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LiveConfig:
+    """Settings for live sources.
+
+    Attributes:
+        transport: RTSP transport, "tcp" or "udp".
+        stall_timeout: Seconds without data before a stream counts as dead.
+        max_retries: Consecutive failed reconnects before giving up (None: never).
+        segment_minutes: Longest output segment.
+        queue_size: Frames held per source before the oldest is dropped; also
+            the most any later queue holds, so latency stays short.
+    """
+
+    transport: str = "tcp"
+    stall_timeout: float = 5.0
+    max_retries: int | None = None
+    segment_minutes: float = 10.0
+    queue_size: int = 2
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("tcp", "udp"):
+            raise InputError(f"--rtsp-transport {self.transport!r}: expected tcp or udp")
+        if self.stall_timeout <= 0:
+            raise InputError(f"--stall-timeout {self.stall_timeout}: must be positive")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise InputError(f"--max-retries {self.max_retries}: must not be negative")
+        if self.segment_minutes <= 0:
+            raise InputError(f"--segment {self.segment_minutes}: must be positive")
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """Running figures of one live source."""
+
+    name: str
+    frames: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=2000))
+
+    def latency(self, q: float) -> float:
+        """The q-quantile (0..1) of recent arrival-to-written latencies, in seconds."""
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class LiveJob:
+    """Runs until stopped (or every source gave up).
+
+    Args:
+        sources: (spec, name or None) per source: rtsp://, http(s)://, /dev/videoN,
+            a camera index, or lavfi:... test sources.
+        outdir: Output directory; each source gets a folder.
+        config: Model and pipeline settings (``queue_size`` is for the later stages).
+        live: Live-source settings.
+    """
+
+    def __init__(self, sources: list[tuple[str, str | None]], outdir: Path, config: JobConfig,
+                 live: LiveConfig = LiveConfig()) -> None:
+        self.outdir = Path(outdir)
+        self.config = config
+        self.live = live
+        self._sources = [LiveSource(spec, name=name, transport=live.transport,
+                                    stall_timeout=live.stall_timeout, max_retries=live.max_retries,
+                                    on_event=self._on_event) for spec, name in sources]
+        names = [s.name for s in self._sources]
+        if len(set(names)) != len(names):
+            raise InputError(f"live sources need distinct names, got {', '.join(names)}")
+        self.stats = {s.name: SourceStats(s.name) for s in self._sources}
+        self._outputs = {s.name: SegmentedOutputs(self.outdir, s.name,
+                                                  segment_seconds=60 * live.segment_minutes,
+                                                  preset=config.preset) for s in self._sources}
+        self.failures: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._pipeline: Pipeline | None = None
+        self._cancelled = threading.Event()
+        self._started = time.monotonic()
+
+    def run(self, on_result: Callable[[Result], None] | None = None) -> dict[str, SourceStats]:
+        """Process until ``cancel`` or until every source ended; return per-source figures.
+
+        Raises:
+            InputError: Some source gave up (after the others ended), naming each.
+        """
+        c = self.config
+        plan = plan_devices(c.device, workers=c.workers, backend=c.backend)
+        graph = model_file(c, plan)
+        self._started = time.monotonic()
+        feeds = [(self._feed(source), source.close) for source in self._sources]
+        # every queue is short: a frame waits behind at most a few others anywhere
+        pipeline = Pipeline(queue_size=min(c.queue_size, self.live.queue_size), name="live")
+        pipeline.sources("capture", feeds, key=_source_of, policy=Policy.DROP_OLDEST,
+                         queue_size=self.live.queue_size, on_drop=self._dropped)
+        add_inference(pipeline, c, plan, graph).map("render", Renderer()).map("write", self._write)
+        try:
+            with pipeline:
+                self._pipeline = pipeline
+                if self._cancelled.is_set():
+                    pipeline.cancel()
+                for result in pipeline:
+                    if on_result is not None:
+                        on_result(result)
+        finally:
+            for out in self._outputs.values():
+                out.close()
+        if self.failures and not self._cancelled.is_set():
+            raise InputError("; ".join(self.failures.values()))
+        return self.stats
+
+    def cancel(self) -> None:
+        """Stop now; every segment is finished and renamed."""
+        self._cancelled.set()
+        for source in self._sources:
+            source.close()
+        if self._pipeline is not None:
+            self._pipeline.cancel()
+
+    def snapshot(self) -> dict:
+        """Figures for the dashboard and the summary: per source and per stage."""
+        from stages.console import stage_rows
+
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        with self._lock:
+            sources = [{"source": st.name, "frames": st.frames, "dropped": st.dropped,
+                        "reconnects": st.reconnects, "fps": st.frames / elapsed,
+                        "latency_p50_ms": 1000 * st.latency(0.5),
+                        "latency_p95_ms": 1000 * st.latency(0.95)} for st in self.stats.values()]
+        stages = stage_rows(self._pipeline.statistics(), elapsed) if self._pipeline else []
+        return {"sources": sources, "stages": stages, "seconds": elapsed,
+                "failures": dict(self.failures)}
+
+    def _feed(self, source: LiveSource):
+        """The source's frames; a source that gives up ends alone, the others carry on."""
+        try:
+            yield from source
+        except InputError as exc:
+            log.error("%s: %s", source.name, exc)
+            self.failures[source.name] = str(exc)
+
+    def _write(self, result: Result) -> Result:
+        name = result.frame.source
+        self._outputs[name].write(result)
+        stats = self.stats[name]
+        with self._lock:
+            stats.frames += 1
+            stats.latencies.append(time.time() - result.frame.wall)
+        return result
+
+    def _dropped(self, frame: Frame) -> None:
+        with self._lock:
+            self.stats[frame.source].dropped += 1
+
+    def _on_event(self, event: SourceEvent) -> None:
+        if event.kind in ("disconnected", "stalled", "gave_up"):
+            self._outputs[event.source].end_segment()  # finished and renamed while the camera is away
+        elif event.kind == "connected" and event.reconnected:
+            with self._lock:
+                self.stats[event.source].reconnects += 1
+
+
+def _source_of(frame: Frame) -> str:
+    return frame.source

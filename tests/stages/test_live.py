@@ -1,0 +1,302 @@
+"""Live sources: steady streams, drops, restarts, stalls, bad URLs, auth, stopping.
+
+Real-server tests run ``tests/rtsp_server.py`` (GStreamer) in a child
+process; see ``tests/live_fixtures.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from stages.errors import InputError
+from stages.live import LiveSource, SourceEvent, StreamClock, backoff_delay, is_live
+from tests.live_fixtures import free_port, make_live_clip
+
+SECRET = "s3cr:t@x/#%"  # percent-encoded in URLs
+
+
+def take(source: LiveSource, count: int, *, deadline_s: float = 10.0, each=None) -> list:
+    """The next ``count`` frames, failing if they take longer than ``deadline_s``."""
+    frames, deadline = [], time.monotonic() + deadline_s
+    for frame in source:
+        frames.append(frame)
+        if each is not None:
+            each(frame)
+        if len(frames) == count:
+            return frames
+        assert time.monotonic() < deadline, f"only {len(frames)} frames in {deadline_s} s"
+    pytest.fail(f"the source ended after {len(frames)} frames")
+
+
+def assert_continuous(frames) -> None:
+    indices = [f.index for f in frames]
+    assert indices == list(range(indices[0], indices[0] + len(frames)))
+    pts = [f.pts for f in frames]
+    assert all(b > a for a, b in zip(pts, pts[1:])), pts
+
+
+class Recorder:
+    """An ``on_event`` callback that keeps the events and can act on a kind."""
+
+    def __init__(self, actions: dict | None = None) -> None:
+        self.events: list[SourceEvent] = []
+        self.actions = actions or {}
+
+    def __call__(self, event: SourceEvent) -> None:
+        self.events.append(event)
+        action = self.actions.pop(event.kind, None)
+        if action is not None:
+            action(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+
+# -- pure parts ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("spec", "live"), [
+    ("rtsp://127.0.0.1:8554/cam1", True),
+    ("RTSP://u:p@cam/x", True),
+    ("rtsps://cam/x", True),
+    ("http://cam/video.mjpg", True),
+    ("https://cam/index.m3u8", True),
+    ("/dev/video0", True),
+    ("/dev/video12", True),
+    ("0", True),
+    ("3", True),
+    ("lavfi:testsrc2=size=320x240:rate=25", True),
+    ("clip.mp4", False),
+    ("/data/videos/cam1.mp4", False),
+    ("/dev/videos", False),
+    ("/dev/video0/x", False),
+    ("file:///tmp/x.mp4", False),
+    ("", False),
+])
+def test_is_live(spec, live):
+    assert is_live(spec) is live
+
+
+def test_backoff_doubles_then_caps():
+    delays = [backoff_delay(n, 0.5, 30.0) for n in range(1, 10)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert backoff_delay(0, 0.5, 30.0) == 0.0
+    assert backoff_delay(10_000, 0.5, 30.0) == 30.0
+
+
+def test_stream_clock_never_goes_back_and_shows_outages():
+    now = [100.0]
+    clock = StreamClock(now=lambda: now[0])
+    clock.start_connection(0.04)
+    first = [clock.stamp(s) for s in (None, 10.04, 10.08, 10.12)]
+    assert first == pytest.approx([0.0, 0.04, 0.08, 0.12])
+    assert clock.stamp(9.0) == pytest.approx(0.16)  # jumps back: one period on
+    assert clock.stamp(9.04) == pytest.approx(0.20)  # and counts from there
+    now[0] = 105.0  # reconnect after an outage: the gap shows
+    clock.start_connection(0.1)
+    assert [clock.stamp(s) for s in (0.0, 0.1)] == pytest.approx([5.0, 5.1])
+    now[0] = 105.0  # an immediate reconnect still moves forward
+    clock.start_connection(0.1)
+    assert clock.stamp(None) == pytest.approx(5.2)
+
+
+def test_bad_specs_and_settings_fail_at_once_masked():
+    with pytest.raises(InputError, match="not a live source") as err:
+        LiveSource("ftp://bob:hunter2@cam/x.mp4")
+    assert "hunter2" not in str(err.value) and "***@cam" in str(err.value)
+    with pytest.raises(InputError, match="transport") as err:
+        LiveSource("rtsp://bob:hunter2@cam/x", transport="sctp")
+    assert "hunter2" not in str(err.value)
+    for kwargs in ({"stall_timeout": 0}, {"max_retries": -1},
+                   {"backoff_initial": 5, "backoff_max": 1}):
+        with pytest.raises(InputError):
+            LiveSource("rtsp://cam/x", **kwargs)
+
+
+# -- the camera path (lavfi stands in for /dev/video*) -----------------------------
+
+def test_lavfi_camera_yields_frames_of_requested_size():
+    recorder = Recorder()
+    with LiveSource("lavfi:testsrc2=size=160x96:rate=25", on_event=recorder) as source:
+        assert source.name == "lavfi_testsrc2_size_160x96_rate_25"
+        frames = take(source, 12)
+        assert (source.info.width, source.info.height) == (160, 96)
+        assert source.info.rate == 25
+    assert all(f.image.shape == (96, 160, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert all(f.pts_ticks is None and f.time_base is None for f in frames)
+    assert_continuous(frames)
+    assert frames[0].index == 0 and frames[0].pts == 0.0
+    assert frames[-1].pts == pytest.approx(11 / 25)
+    assert recorder.kinds() == ["connected"]
+    assert source.frames_read == 12 and source.connection == 1 and source.reconnects == 0
+
+
+def test_close_from_another_thread_while_streaming():
+    source = LiveSource("lavfi:testsrc2=size=64x48:rate=25")
+    got = []
+    worker = threading.Thread(target=lambda: got.extend(f.index for f in source))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(got) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    source.close()
+    worker.join(5)
+    assert not worker.is_alive() and len(got) >= 5
+    assert got == list(range(len(got)))
+    assert list(source) == []
+
+
+# -- refused connections: no server needed ------------------------------------------
+
+def test_refused_connection_backs_off_then_gives_up_masked(caplog):
+    recorder = Recorder()
+    url = f"rtsp://bob:{SECRET.replace('%', '%25').replace('/', '%2F').replace('#', '%23')}" \
+          f"@127.0.0.1:{free_port()}/cam1"
+    source = LiveSource(url, max_retries=3, backoff_initial=0.02, backoff_max=0.05,
+                        on_event=recorder)
+    with caplog.at_level(logging.INFO, logger="stages.live"), source:
+        with pytest.raises(InputError) as err:
+            next(source)
+    message = str(err.value)
+    assert "gave up after 4 failures in a row" in message and "refused" in message
+    assert "\n" not in message and err.value.__cause__ is None
+    for text in (message, caplog.text, *(e.message for e in recorder.events)):
+        assert "bob" not in text and "s3cr" not in text
+    assert "rtsp://***@127.0.0.1" in message
+    assert recorder.kinds() == ["retry"] * 3 + ["gave_up"]
+    assert [e.delay for e in recorder.events[:3]] == [0.02, 0.04, 0.05]
+    assert [e.attempt for e in recorder.events] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("spec", ["/dev/video63", "63", "lavfi:nosuchsource"])
+def test_missing_camera_fails_clearly(spec):
+    with LiveSource(spec, max_retries=0) as source:
+        with pytest.raises(InputError, match=r"gave up after 1 failure in a row .*cannot connect"):
+            next(source)
+
+
+def test_close_from_another_thread_during_backoff():
+    waiting = threading.Event()
+    source = LiveSource(f"rtsp://127.0.0.1:{free_port()}/cam1", backoff_initial=30,
+                        on_event=lambda e: waiting.set() if e.kind == "retry" else None)
+    result = []
+    worker = threading.Thread(target=lambda: result.extend(source))
+    worker.start()
+    assert waiting.wait(10), "no retry event"
+    started = time.monotonic()
+    source.close()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 1.0 and result == []
+
+
+# -- a real RTSP server ----------------------------------------------------------------
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_steady_stream_across_server_loops(rtsp_server, tmp_path, transport):
+    server = rtsp_server(make_live_clip(tmp_path / "short.mp4", seconds=0.6))  # 15 frames
+    with LiveSource(server.url(), transport=transport, stall_timeout=2) as source:
+        frames = take(source, 32)
+        assert source.info.codec == "h264" and source.info.rate == 25
+        assert source.name == f"127.0.0.1_{server.port}_cam1"
+    assert all(f.image.shape == (240, 320, 3) for f in frames)
+    assert frames[0].index == 0 and frames[0].pts == 0.0
+    assert_continuous(frames)
+    # two laps of the looping server; the clock follows the stream's 25 fps
+    steps = np.diff([f.pts for f in frames])
+    assert steps == pytest.approx(np.full(len(steps), 1 / 25), abs=0.002)
+    assert all(0 < f.wall <= time.time() for f in frames)
+
+
+def test_server_restart_reconnects_and_new_size_flows(rtsp_server, tmp_path):
+    server = rtsp_server()
+    small = make_live_clip(tmp_path / "small.mp4", size=(160, 120))
+    recorder = Recorder({"disconnected": lambda e: server.start(small)})
+    source = LiveSource(server.url(), stall_timeout=2, backoff_initial=0.05, on_event=recorder)
+
+    def kill_at_ten(frame):
+        if frame.index == 10:
+            server.kill()
+
+    with source:
+        frames = take(source, 40, each=kill_at_ten)
+    kinds = recorder.kinds()
+    assert kinds[:3] == ["connected", "disconnected", "retry"]
+    assert kinds[-1] == "connected" and set(kinds[3:-1]) <= {"retry"}
+    reconnected = recorder.events[-1]
+    assert reconnected.reconnected and reconnected.size_changed
+    assert reconnected.connection == 2 and "size changed from 320x240" in reconnected.message
+    assert source.reconnects == 1 and (source.info.width, source.info.height) == (160, 120)
+    assert_continuous(frames)
+    sizes = [f.size for f in frames]
+    assert sizes[0] == (320, 240) and sizes[-1] == (160, 120)
+    switch = sizes.index((160, 120))
+    assert set(sizes[:switch]) == {(320, 240)} and set(sizes[switch:]) == {(160, 120)}
+    assert frames[switch].pts - frames[switch - 1].pts >= 0.04
+
+
+def test_wrong_path_retries_then_fails_masked(rtsp_server, caplog):
+    server = rtsp_server()
+    recorder = Recorder()
+    url = server.url(user="bob", password=SECRET, mount="/nope")
+    with caplog.at_level(logging.INFO, logger="stages.live"):
+        with LiveSource(url, max_retries=2, backoff_initial=0.02, on_event=recorder) as source:
+            with pytest.raises(InputError, match="404 Not Found") as err:
+                next(source)
+    assert recorder.kinds() == ["retry", "retry", "gave_up"]
+    for text in (str(err.value), caplog.text):
+        assert "bob" not in text and "s3cr" not in text
+    assert f"rtsp://***@127.0.0.1:{server.port}/nope" in str(err.value)
+
+
+def test_basic_auth_right_credentials(rtsp_server):
+    server = rtsp_server(user="bob", password=SECRET)
+    with LiveSource(server.url(user="bob", password=SECRET), max_retries=0) as source:
+        frames = take(source, 5)
+    assert_continuous(frames)
+    assert frames[0].size == (320, 240)
+
+
+def test_basic_auth_wrong_credentials_fail_clearly_masked(rtsp_server, caplog):
+    server = rtsp_server(user="bob", password=SECRET)
+    for url in (server.url(user="bob", password="wrong-" + SECRET), server.url()):
+        with caplog.at_level(logging.INFO, logger="stages.live"):
+            with LiveSource(url, max_retries=1, backoff_initial=0.02) as source:
+                with pytest.raises(InputError, match="401 Unauthorized") as err:
+                    next(source)
+        for text in (str(err.value), caplog.text):
+            assert "wrong" not in text and "s3cr" not in text and "bob" not in text
+
+
+@pytest.mark.slow  # about 3 s: the stall takes 2 x stall_timeout to notice
+def test_frozen_server_is_noticed_and_reconnects(rtsp_server):
+    server = rtsp_server()
+    stall_timeout = 1.0
+    marks = {}
+
+    def thaw(event):
+        marks["stalled"] = time.monotonic()
+        server.thaw()
+
+    recorder = Recorder({"stalled": thaw})
+    source = LiveSource(server.url(), stall_timeout=stall_timeout, backoff_initial=0.05,
+                        on_event=recorder)
+
+    def freeze_at_ten(frame):
+        if frame.index == 10:
+            marks["frozen"] = time.monotonic()
+            server.freeze()
+
+    with source:
+        frames = take(source, 25, each=freeze_at_ten)
+    noticed = marks["stalled"] - marks["frozen"]
+    assert stall_timeout <= noticed < 2 * stall_timeout + 1.0, noticed
+    kinds = recorder.kinds()
+    assert kinds[:3] == ["connected", "stalled", "retry"] and kinds[-1] == "connected"
+    assert "no data for 1 s" in recorder.events[1].message
+    assert source.reconnects == 1
+    assert_continuous(frames)
