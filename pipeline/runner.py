@@ -114,11 +114,18 @@ class Pipeline:
         self._add(_Step(name, counter, bodies, queue_size or self.queue_size, policy, on_drop, key))
         return self
 
-    def map(self, name: str, fn: Callable[[Any], Any], *, queue_size: int | None = None) -> Pipeline:
-        """Append a one-thread stage applying ``fn`` to every item."""
+    def map(self, name: str, fn: Callable[[Any], Any], *, queue_size: int | None = None,
+            policy: Policy = Policy.BLOCK, key: Callable[[Any], Any] | None = None,
+            on_drop: Callable[[Any], None] | None = None) -> Pipeline:
+        """Append a one-thread stage applying ``fn`` to every item.
+
+        ``policy``, ``key`` and ``on_drop`` set up its output channel as for
+        ``sources``: e.g. DROP_OLDEST right before a slow pool, so the pool
+        always takes the freshest frame of each live source.
+        """
         counter = StageCounter(name, 1)
         body = lambda inp, out, _new: [(name, lambda: self._run_map(fn, inp, out, counter))]  # noqa: E731
-        self._add(_Step(name, counter, body, queue_size or self.queue_size, Policy.BLOCK))
+        self._add(_Step(name, counter, body, queue_size or self.queue_size, policy, on_drop, key))
         return self
 
     def pool(self, name: str, init: Initializer, *, workers: int, ordered: bool = True,

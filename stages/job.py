@@ -95,8 +95,14 @@ class JobSummary:
         return self.frames_written / self.seconds if self.seconds > 0 else 0.0
 
 
-def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph: Path) -> Pipeline:
-    """Append resize and the inference pool (one model copy per device slot) to ``pipeline``."""
+def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph: Path, *,
+                  live: dict | None = None) -> Pipeline:
+    """Append resize and the inference pool (one model copy per device slot) to ``pipeline``.
+
+    ``live``: options for the resize stage's output channel (``policy``,
+    ``key``, ``queue_size``, ``on_drop``) so live frames are dropped right
+    before the pool rather than queued for it.
+    """
     c = config
     threads = max(1, (os.cpu_count() or 1) // plan.workers) if plan.kind == "cpu" else 0
     backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
@@ -104,7 +110,7 @@ def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph
     init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch)
     log.info("inference: %d worker(s) on %s, backend %s", plan.workers, ", ".join(plan.slots),
              plan.backend)
-    return (pipeline.map("resize", Resizer(c.resolution))
+    return (pipeline.map("resize", Resizer(c.resolution), **(live or {}))
             .pool("inference", init, workers=plan.workers, batch=c.batch,
                   batch_timeout=c.batch_timeout))
 

@@ -69,7 +69,7 @@ _CAMERA_INDEX = re.compile(r"\d+\Z")
 _LAVFI = "lavfi:"
 _TRANSPORTS = frozenset({"tcp", "udp", "udp_multicast", "http", "https"})
 _DEFAULT_RATE = Fraction(25)
-_DECODE_THREADS = 4  # frame threading delays output by threads - 1 frames
+_DECODE_THREADS = 2  # slice threading: frame threading would delay output by threads - 1 frames
 
 
 def is_live(spec: str) -> bool:
@@ -347,7 +347,7 @@ class LiveSource:
 
     def _read(self, container, failures: int) -> Iterator[Frame]:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = "SLICE"
         stream.thread_count = _DECODE_THREADS
         count = 0
         last_picture = time.monotonic()

@@ -24,6 +24,7 @@ from stages.frames import Frame, Result
 from stages.job import JobConfig, add_inference, model_file
 from stages.live import LiveSource, SourceEvent
 from stages.render import Renderer
+from stages.resize import NetInput
 from stages.segments import SegmentedOutputs
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,10 @@ class LiveJob:
         pipeline = Pipeline(queue_size=min(c.queue_size, self.live.queue_size), name="live")
         pipeline.sources("capture", feeds, key=_source_of, policy=Policy.DROP_OLDEST,
                          queue_size=self.live.queue_size, on_drop=self._dropped)
-        add_inference(pipeline, c, plan, graph).map("render", Renderer()).map("write", self._write)
+        freshest = {"policy": Policy.DROP_OLDEST, "key": _source_of_input, "on_drop": self._dropped_input,
+                    "queue_size": 1}
+        add_inference(pipeline, c, plan, graph, live=freshest)
+        pipeline.map("render", Renderer()).map("write", self._write)
         try:
             with pipeline:
                 self._pipeline = pipeline
@@ -183,6 +187,9 @@ class LiveJob:
         with self._lock:
             self.stats[frame.source].dropped += 1
 
+    def _dropped_input(self, item: NetInput) -> None:
+        self._dropped(item.frame)
+
     def _on_event(self, event: SourceEvent) -> None:
         if event.kind in ("disconnected", "stalled", "gave_up"):
             self._outputs[event.source].end_segment()  # finished and renamed while the camera is away
@@ -193,3 +200,7 @@ class LiveJob:
 
 def _source_of(frame: Frame) -> str:
     return frame.source
+
+
+def _source_of_input(item: NetInput) -> str:
+    return item.frame.source
