@@ -60,8 +60,11 @@ def _expand(spec: str) -> list[Path]:
         return found
     path = Path(spec)
     if path.is_dir():
-        return [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS
-                and not p.name.startswith(".")]
+        found = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS
+                 and not p.name.startswith(".")]
+        if not found:
+            raise InputError(f"{spec}: a directory with no video or image file in it")
+        return found
     if not path.exists():
         raise InputNotFoundError(f"{spec}: no such file or directory")
     return [path]
