@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="give a source up after N failed reconnects in a row (default: never)")
     live.add_argument("--segment", type=float, default=10.0, metavar="MINUTES",
                       help="longest output segment (default: 10)")
-    live.add_argument("--live-queue", type=int, default=2, metavar="FRAMES",
-                      help="frames held per source before the oldest is dropped (default: 2)")
+    live.add_argument("--live-queue", type=int, default=1, metavar="FRAMES",
+                      help="frames held per source before the oldest is dropped (default: 1)")
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="options from a TOML file (keys as the long options, e.g. workers = 2, "
                         'resolution = "656x368", input = ["rtsp://..."]); the command line overrides it')

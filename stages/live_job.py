@@ -47,7 +47,7 @@ class LiveConfig:
     stall_timeout: float = 5.0
     max_retries: int | None = None
     segment_minutes: float = 10.0
-    queue_size: int = 2
+    queue_size: int = 1
 
     def __post_init__(self) -> None:
         if self.transport not in ("tcp", "udp"):

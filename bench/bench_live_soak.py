@@ -1,0 +1,98 @@
+"""Live soak: the real model on a looped RTSP stream faster than the model.
+
+Starts tests/rtsp_server.py (GStreamer, Debian's /usr/bin/python3) on
+127.0.0.1 serving a 1280x720 25 FPS clip with people, runs the live pipeline
+on it for --minutes, and prints once a minute: frames written and dropped in
+that minute, arrival-to-written latency p50/p95 of that minute, and the
+process's RSS. Both must stay flat: p95 under twice the per-frame processing
+time, RSS growth under 5% after the first minute.
+
+Usage: .venv/bin/python bench/bench_live_soak.py [--minutes 10]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stages.job import JobConfig  # noqa: E402
+from stages.live_job import LiveConfig, LiveJob  # noqa: E402
+from stages.sample import make_sample_clip  # noqa: E402
+from tests.live_fixtures import RtspServer, _gstreamer_ready  # noqa: E402
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server below is stopped
+    if not _gstreamer_ready():
+        sys.exit("GStreamer's RTSP server is missing: bash scripts/install_gstreamer.sh")
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_sample_clip(Path(tmp) / "people.mp4", seconds=4, size=(1280, 720))
+        server = RtspServer("/usr/bin/python3", clip, Path(tmp)).start()
+        try:
+            soak(server.url(), Path(tmp) / "out", args.minutes)
+        finally:
+            server.stop()
+
+
+def soak(url: str, outdir: Path, minutes: float) -> None:
+    job = LiveJob([(url, "cam")], outdir, JobConfig(), LiveConfig(segment_minutes=1))
+    lat: list[float] = []
+    proc: list[float] = []
+    lock = threading.Lock()
+
+    def on_result(result):
+        with lock:
+            lat.append(time.time() - result.frame.wall)
+            proc.append(sum(result.timings.values()))
+
+    t = threading.Thread(target=job.run, kwargs={"on_result": on_result}, daemon=True)
+    t.start()
+    stats = job.stats["cam"]
+    print("frame ms: network + post-network step of a frame; work ms: all its stages' mean times")
+    print("minute  frames  dropped  p50 ms  p95 ms  frame ms  work ms  RSS MiB")
+    first_rss, dropped_before = None, 0
+    for minute in range(1, int(minutes) + 1):
+        time.sleep(60)
+        with lock:
+            window, work = lat[:], proc[:]
+            lat.clear()
+            proc.clear()
+        rss = rss_mib()
+        first_rss = first_rss or rss
+        q = statistics.quantiles(window, n=20) if len(window) > 1 else [0.0] * 19
+        stage_ms = sum(row["mean_ms"] for row in job.snapshot()["stages"])
+        print(f"{minute:6d} {len(window):7d} {stats.dropped - dropped_before:8d} "
+              f"{1000 * statistics.median(window):7.0f} {1000 * q[18]:7.0f} "
+              f"{1000 * statistics.median(work):9.0f} {stage_ms:8.0f} {rss:8.0f}", flush=True)
+        dropped_before = stats.dropped
+    job.cancel()
+    t.join(30)
+    print(f"RSS growth after minute 1: {100 * (rss - first_rss) / first_rss:+.1f}%")
+
+
+if __name__ == "__main__":
+    main()
