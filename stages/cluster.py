@@ -30,7 +30,7 @@ def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
         report.status, report.error = "failed", str(exc)
         return report.as_dict()
     write_manifest(summary.outputs[0], input_identity(item.path), output_settings(config),
-                   {"media": summary.outputs[0], "log": summary.outputs[1]}, summary.frames_written)
+                   summary.outputs, summary.frames_written)
     report.status, report.frames = "done", summary.frames_written
     report.seconds, report.truncated = summary.seconds, summary.truncated
     return report.as_dict()

@@ -22,6 +22,7 @@ from stages.inference import worker_initializer
 from stages.outputs import FileOutputs
 from stages.postprocess import PostprocessConfig
 from stages.render import Renderer
+from stages.tracking import PoseTracker
 from stages.resize import DEFAULT_RESOLUTION, STRIDE, Resizer
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class JobConfig:
         graph: A graph file to use instead of fetching ``model``.
         postprocess: Post-network settings.
         preset: x264 preset of the annotated video.
+        formats: Keypoint formats written ("jsonl", "openpose", "coco").
+        track: Give each person a stable id across frames.
+        audio: Copy the input's audio into the annotated video.
     """
 
     resolution: tuple[int, int] = DEFAULT_RESOLUTION
@@ -59,6 +63,9 @@ class JobConfig:
     graph: Path | None = None
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     preset: str = "veryfast"
+    formats: tuple[str, ...] = ("jsonl",)
+    track: bool = True
+    audio: bool = True
 
     def __post_init__(self) -> None:
         w, h = self.resolution
@@ -113,6 +120,13 @@ def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph
     return (pipeline.map("resize", Resizer(c.resolution), **(live or {}))
             .pool("inference", init, workers=plan.workers, batch=c.batch,
                   batch_timeout=c.batch_timeout))
+
+
+def add_annotation(pipeline: Pipeline, config: JobConfig, write) -> Pipeline:
+    """Append tracking (in frame order: after the ordered pool), render and ``write``."""
+    if config.track:
+        pipeline.map("track", PoseTracker())
+    return pipeline.map("render", Renderer()).map("write", write)
 
 
 def model_file(config: JobConfig, plan: DevicePlan) -> Path:
@@ -176,7 +190,8 @@ class FileJob:
             if on_start is not None:
                 on_start(source.info)
             with FileOutputs(self.outdir, self.input, source.info, preset=self.config.preset,
-                             still=isinstance(source, ImageFileSource)) as outputs:
+                             still=isinstance(source, ImageFileSource), formats=self.config.formats,
+                             audio=self.config.audio) as outputs:
                 pipeline = self._build(source, graph, plan, outputs)
                 with pipeline:
                     self._pipeline = pipeline
@@ -200,9 +215,8 @@ class FileJob:
     def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs) -> Pipeline:
         pipeline = Pipeline(queue_size=self.config.queue_size, name=self.input.name)
         pipeline.source("decode", source, stop=source.close)
-        return (add_inference(pipeline, self.config, plan, graph)
-                .map("render", Renderer())
-                .map("write", outputs.write))
+        return add_annotation(add_inference(pipeline, self.config, plan, graph), self.config,
+                              outputs.write)
 
     @staticmethod
     def _log_stages(pipeline: Pipeline) -> None:

@@ -7,8 +7,8 @@ Each line is::
 
 in the 18-part COCO order of ``stages.frames.PART_NAMES``. x and y are
 original-frame pixels rounded to 2 decimals, confidences and scores to 4,
-pts (seconds) to 6; a missing part is exactly ``[0, 0, 0]``. A person with a
-track id also has ``"track_id"``.
+pts (seconds) to 6; a missing part is exactly ``[0, 0, 0]``. When tracking
+is on, every person also has ``"id"``, its track id (``stages.tracking``).
 
 The log is written to ``.<name>.partial-<pid>`` next to the final path and
 flushed after every line, so a killed run leaves a valid log of the frames
@@ -134,7 +134,7 @@ def _person_record(person: Person) -> dict:
     record = {"score": round(score, 4) if math.isfinite(score) else 0.0,
               "keypoints": [_part(x, y, c) for x, y, c in person.keypoints.tolist()]}
     if person.track_id is not None:
-        record["track_id"] = int(person.track_id)
+        record["id"] = int(person.track_id)
     return record
 
 

@@ -21,9 +21,8 @@ from models.devices import plan_devices
 from pipeline import Pipeline, Policy
 from stages.errors import InputError
 from stages.frames import Frame, Result
-from stages.job import JobConfig, add_inference, model_file
+from stages.job import JobConfig, add_annotation, add_inference, model_file
 from stages.live import LiveSource, SourceEvent
-from stages.render import Renderer
 from stages.resize import NetInput
 from stages.segments import SegmentedOutputs
 
@@ -127,8 +126,7 @@ class LiveJob:
                          queue_size=self.live.queue_size, on_drop=self._dropped)
         freshest = {"policy": Policy.DROP_OLDEST, "key": _source_of_input, "on_drop": self._dropped_input,
                     "queue_size": 1}
-        add_inference(pipeline, c, plan, graph, live=freshest)
-        pipeline.map("render", Renderer()).map("write", self._write)
+        add_annotation(add_inference(pipeline, c, plan, graph, live=freshest), c, self._write)
         try:
             with pipeline:
                 self._pipeline = pipeline

@@ -37,9 +37,11 @@ def input_identity(path: Path) -> dict:
 def output_settings(config) -> dict:
     """The JobConfig fields that change what is written (not how fast)."""
     c = asdict(config)
-    keep = ("resolution", "model", "graph", "postprocess", "preset", "precision")
+    keep = ("resolution", "model", "graph", "postprocess", "preset", "precision", "formats",
+            "track", "audio")
     out = {k: c[k] for k in keep}
     out["resolution"] = list(out["resolution"])
+    out["formats"] = list(out["formats"])
     out["graph"] = str(out["graph"]) if out["graph"] else None
     return out
 
@@ -49,11 +51,11 @@ def manifest_path(video: Path) -> Path:
     return video.with_name(f"{video.stem}.manifest.json")
 
 
-def write_manifest(video: Path, identity: dict, settings: dict, outputs: dict[str, Path],
+def write_manifest(video: Path, identity: dict, settings: dict, outputs: tuple[Path, ...],
                    frames: int) -> None:
     """Record a completed input (call after its outputs are in place)."""
     data = {"input": identity, "settings": settings, "frames": frames,
-            "outputs": {k: p.name for k, p in outputs.items()}}
+            "outputs": [p.name for p in outputs]}
     path = manifest_path(video)
     tmp = partial_path(path)
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -68,11 +70,11 @@ def is_complete(video: Path, identity: dict, settings: dict) -> bool:
         return False
     if data.get("input") != identity or data.get("settings") != settings:
         return False
-    for name in data.get("outputs", {}).values():
-        if not (video.parent / name).is_file():
-            return False
-    log_name = data.get("outputs", {}).get("log")
-    if log_name is None:
+    outputs = [video.parent / name for name in data.get("outputs", [])]
+    if not outputs or not all(p.exists() for p in outputs):
         return False
-    with open(video.parent / log_name, "rb") as f:
-        return sum(1 for _ in f) == data.get("frames")
+    for log_path in (p for p in outputs if p.suffix == ".jsonl"):  # a log has a line per frame
+        with open(log_path, "rb") as f:
+            if sum(1 for _ in f) != data.get("frames"):
+                return False
+    return True

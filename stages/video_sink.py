@@ -32,13 +32,32 @@ so an interrupted run leaves a playable video of the frames done. A file that
 already exists at the final path is replaced in one rename, never left
 half-written. If no frame was written, the temporary file is removed and the
 final path is not touched.
+
+Audio: given ``audio_from`` (the input file), the input's audio streams are
+copied into the output unchanged, packet for packet (no re-encoding, same
+pts, same bytes). The streams are added from the input's as templates when
+the writer is created (a stream cannot be added once writing started); a
+second demuxer of the input, reading audio only, then feeds the muxer: before
+each video packet, the audio packets up to its time are muxed, so the two are
+interleaved as in the input and nothing is buffered. A codec the output
+container does not take (e.g. pcm_mulaw into mp4; the muxer is asked by a
+trial header in memory) is dropped with a warning; it is not transcoded. On
+close the rest of the audio is copied when the whole source was written (as
+many frames as it declares, or up to its duration); after an interrupted or
+truncated run, only the audio that starts before the end of the last frame.
+A damaged audio stream stops the audio copy with a warning; the video goes on.
+Matroska cannot store the negative start of AAC audio (its encoder priming):
+the muxer then shifts every stream, the video too, by that lead (about 20 ms);
+mp4/mov keep it in an edit list and every timestamp stays exact.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,7 +93,7 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, info: SourceInfo, *,
                  preset: str = "veryfast", crf: int = 23, threads: int = 0,
-                 faststart: bool = False) -> None:
+                 faststart: bool = False, audio_from: str | os.PathLike | None = None) -> None:
         """Create the temporary output file and set up the encoder.
 
         Args:
@@ -86,6 +105,8 @@ class VideoWriter:
             threads: Encoder threads, 0 for automatic.
             faststart: Move the mp4 index to the front on close (a second
                 pass over the file) so players can start before downloading all.
+            audio_from: Input file whose audio streams are copied into the
+                output (see the module docstring); None for no audio.
 
         Raises:
             OutputError: Unsupported extension, or the file cannot be created.
@@ -100,9 +121,12 @@ class VideoWriter:
         self._container = _open_output(self._tmp, self.path, fmt,
                                        muxer_options(fmt, self._tb, faststart=faststart))
         self._stream = self._add_stream(info.rate, preset, crf, threads)
+        self._audio = _open_audio(audio_from, self._container, fmt, self.path)
+        self._duration = info.duration
         self.frames_written = 0
         self.pts_adjusted = 0
         self._last_ticks: int | None = None
+        self._first_ticks: int | None = None
         self._whole_ticks = _whole_ticks(info, self._tb)
         self._first_dts: int | None = None
         self._held: av.Packet | None = None
@@ -167,6 +191,8 @@ class VideoWriter:
             self.pts_adjusted += 1
             pts_ticks = last + 1
         self._last_ticks = pts_ticks
+        if self._first_ticks is None:
+            self._first_ticks = pts_ticks
         return pts_ticks
 
     def _make_frame(self, image: np.ndarray, ticks: int) -> av.VideoFrame:
@@ -180,14 +206,24 @@ class VideoWriter:
         frame.time_base = self._tb
         return frame
 
+    @property
+    def audio_packets(self) -> int:
+        """Audio packets copied so far."""
+        return self._audio.packets if self._audio is not None else 0
+
     def _mux(self, packets: list[av.Packet]) -> None:
         # One packet is held back so that the last one's duration can be set.
         for packet in packets:
             if self._first_dts is None:
                 self._first_dts = packet.dts
             if self._held is not None:
-                self._container.mux(self._held)
+                self._mux_video(self._held)
             self._held = packet
+
+    def _mux_video(self, packet: av.Packet) -> None:
+        if self._audio is not None and packet.dts is not None:
+            self._audio.copy_until(packet.dts * packet.time_base)
+        self._container.mux(packet)
 
     def _mux_last(self) -> None:
         packet, self._held = self._held, None
@@ -197,7 +233,24 @@ class VideoWriter:
             duration = self._whole_ticks[1] - (packet.dts - self._first_dts)
             if 0 < duration <= max(4 * self._step, round(1 / self._tb)):
                 packet.duration = duration
-        self._container.mux(packet)
+        self._mux_video(packet)
+
+    def _whole_source_written(self) -> bool:
+        if self._whole_ticks:
+            return self.frames_written == self._whole_ticks[0]
+        if self._duration and self._first_ticks is not None:
+            written = (self._last_ticks + self._step - self._first_ticks) * self._tb
+            return written >= Fraction(self._duration) - self._step * self._tb / 2
+        return True
+
+    def _finish_audio(self) -> None:
+        if self._audio is None:
+            return
+        if self.frames_written and self._whole_source_written():
+            self._audio.copy_until(None)
+        elif self.frames_written:
+            self._audio.copy_until((self._last_ticks + self._step) * self._tb)
+        self._audio.close()
 
     def close(self) -> None:
         """Flush the encoder, finalise the file and rename it to ``path``.
@@ -220,15 +273,119 @@ class VideoWriter:
             if self.frames_written:
                 self._mux(self._stream.encode(None))
                 self._mux_last()
+            self._finish_audio()
             self._container.close()
         except (av.FFmpegError, OSError) as exc:
             remove_quietly(self._tmp)
             raise OutputError(f"{self.path}: cannot finish the video ({exc})") from exc
+        finally:
+            if self._audio is not None:
+                self._audio.close()
         if not self.frames_written:
             remove_quietly(self._tmp)
             log.warning("%s: no frames were written; file not created", self.path)
             return
         commit(self._tmp, self.path)
+
+
+class _AudioCopy:
+    """Muxes the audio packets of an input file into an output, in time order.
+
+    Attributes:
+        packets: Packets copied so far.
+    """
+
+    def __init__(self, input: str | os.PathLike, container, fmt: str, shown: Path) -> None:
+        self.packets = 0
+        self._shown = shown
+        self._container = container
+        self._input = av.open(os.fspath(input))
+        self._outputs = {}
+        try:
+            for stream in self._input.streams.audio:
+                if _muxer_takes(fmt, stream):
+                    self._outputs[stream.index] = container.add_stream_from_template(stream)
+                else:
+                    log.warning("%s: the %s container cannot hold %s audio (stream %d); "
+                                "audio stream dropped", shown, fmt,
+                                stream.codec_context.name, stream.index)
+        except BaseException:
+            self._input.close()
+            raise
+        self._packets: Iterator[av.Packet] | None = None
+        self._next: av.Packet | None = None
+        if self._outputs:
+            ins = [s for s in self._input.streams.audio if s.index in self._outputs]
+            self._packets = self._input.demux(*ins)
+            self._advance()
+        else:
+            self.close()
+
+    @property
+    def streams(self) -> int:
+        """Audio streams being copied."""
+        return len(self._outputs)
+
+    def copy_until(self, seconds: Fraction | None) -> None:
+        """Mux the packets that start before ``seconds`` (all when None)."""
+        while self._next is not None:
+            packet = self._next
+            ticks = packet.dts if packet.dts is not None else packet.pts
+            if seconds is not None and ticks is not None and ticks * packet.time_base >= seconds:
+                return
+            packet.stream = self._outputs[packet.stream_index]
+            try:
+                self._container.mux(packet)
+            except av.FFmpegError as exc:
+                log.warning("%s: audio copy stopped after %d packets: the muxer refused "
+                            "one (%s)", self._shown, self.packets, exc)
+                self.close()
+                return
+            self.packets += 1
+            self._advance()
+
+    def _advance(self) -> None:
+        self._next = None
+        try:
+            for packet in self._packets:
+                if packet.size:  # the demuxer ends with empty flush packets
+                    self._next = packet
+                    return
+        except av.FFmpegError as exc:
+            log.warning("%s: audio copy stopped after %d packets: the input's audio "
+                        "cannot be read (%s)", self._shown, self.packets, exc)
+        self.close()
+
+    def close(self) -> None:
+        """Release the input; idempotent."""
+        self._next = None
+        self._packets = None
+        self._input.close()
+
+
+def _open_audio(input: str | os.PathLike | None, container, fmt: str,
+                path: Path) -> _AudioCopy | None:
+    """The audio copy from ``input``, or None (no input, no audio stream, unreadable)."""
+    if input is None:
+        return None
+    try:
+        audio = _AudioCopy(input, container, fmt, path)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        log.warning("%s: audio not copied: %s cannot be read for its audio (%s)",
+                    path, os.fspath(input), exc)
+        return None
+    return audio if audio.streams else None
+
+
+def _muxer_takes(fmt: str, stream) -> bool:
+    """Whether format ``fmt`` accepts ``stream``'s codec: a trial header in memory."""
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as trial:
+            trial.add_stream_from_template(stream)
+            trial.start_encoding()
+    except (ValueError, av.FFmpegError):
+        return False
+    return True
 
 
 def _whole_ticks(info: SourceInfo, tb: Fraction) -> tuple[int, int] | None:

@@ -76,6 +76,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "workers zero": ([good, "--workers", "0"], "--workers"),
         "unknown device": ([good, "--device", "tpu"], "tpu"),
         "even smoothing kernel": ([good, "--smooth-kernel", "24"], "--smooth-kernel"),
+        "unknown format": ([good, "--format", "jsonl", "csv"], "'csv'"),
         "zero resize ratio": ([good, "--resize-out-ratio", "0"], "--resize-out-ratio"),
         "neuron without tensorflow-neuron": ([good, "--device", "neuron"], "tensorflow-neuron"),
     }
@@ -84,7 +85,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
 @pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "text named .mp4",
                                   "resolution not a multiple of 8", "resolution zero",
                                   "resolution garbage", "workers zero", "unknown device",
-                                  "even smoothing kernel", "zero resize ratio",
+                                  "even smoothing kernel", "zero resize ratio", "unknown format",
                                   "neuron without tensorflow-neuron"])
 def test_bad_input_is_one_clear_line_and_nothing_is_written(tmp_path, capsys, case):
     args, named = _bad_inputs(tmp_path)[case]
@@ -190,7 +191,8 @@ def test_summary_json_has_the_run_and_every_stage(tmp_path, capsys):
     assert code == 0, err
     data = __import__("json").loads(summary.read_text())
     assert (data["frames_read"], data["frames_written"], data["state"]) == (12, 12, "done")
-    assert [s["stage"] for s in data["stages"]] == ["decode", "resize", "inference", "render", "write"]
+    assert [s["stage"] for s in data["stages"]] == ["decode", "resize", "inference", "track", "render",
+                                                     "write"]
     assert all(s["items"] == 12 for s in data["stages"])
 
 
@@ -215,3 +217,15 @@ def test_config_file_errors_name_the_key(tmp_path, capsys, text, named):
     cfg.write_text(text)
     code, out, err = _cli(capsys, "--config", cfg)
     assert code == 1 and named in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_every_keypoint_format_at_once(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=4)
+    code, out, err = _cli(capsys, clip, "-o", tmp_path / "out", "--backend", FAKE,
+                          "--format", "jsonl", "openpose", "coco")
+    assert code == 0, err
+    out_dir = tmp_path / "out"
+    assert len(read_keypoint_log(out_dir / "clip.jsonl")) == 4
+    assert sorted(p.name for p in (out_dir / "clip.openpose").iterdir()) == [
+        f"clip_{i:012d}_keypoints.json" for i in range(4)]
+    assert __import__("json").loads((out_dir / "clip.coco.json").read_text()) == []

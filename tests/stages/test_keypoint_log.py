@@ -37,8 +37,8 @@ def test_record_schema():
     assert record["frame"] == 3
     assert record["pts"] == round(3 * 1001 / 30000, 6)
     first, second = record["people"]
-    assert first["score"] == 0.8765 and "track_id" not in first
-    assert second["track_id"] == 7
+    assert first["score"] == 0.8765 and "id" not in first
+    assert second["id"] == 7
     keypoints = first["keypoints"]
     assert len(keypoints) == NUM_PARTS
     assert keypoints[0] == [10.12, 20.99, 0.9123]

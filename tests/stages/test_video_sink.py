@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -176,3 +177,124 @@ def test_write_image_is_atomic(tmp_path):
     with pytest.raises(OutputError):
         write_image(tmp_path / "still.nope", image)
     assert os.listdir(tmp_path) == ["still.png"]
+
+
+def make_clip_with_audio(path, *, frames: int = 25, fps: int = 25,
+                         audio: tuple[tuple[str, int, str], ...] = (("aac", 48000, "mono"),),
+                         audio_seconds: float = 1.1):
+    """An H.264 clip of flat colour frames with tone audio streams: (encoder, rate, layout)."""
+    with av.open(os.fspath(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        streams = []
+        for codec, rate, layout in audio:
+            stream = container.add_stream(codec, rate=rate)
+            stream.layout = layout
+            streams.append(stream)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(_picture(i), format="bgr24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for stream in streams:
+            _tone(container, stream, audio_seconds)
+    return path
+
+
+def _tone(container, stream, seconds: float) -> None:
+    rate, size = stream.rate, stream.codec_context.frame_size or 1024
+    channels = stream.codec_context.layout.nb_channels
+    fmt = stream.codec_context.format.name
+    for start in range(0, round(rate * seconds), size):
+        t = np.arange(start, start + size) / rate
+        wave = 0.3 * np.sin(2 * np.pi * 440 * t)
+        if fmt.startswith("s16"):
+            wave = (wave * 2**15).astype(np.int16)
+        elif fmt.startswith("s32"):
+            wave = (wave * 2**31).astype(np.int32)
+        else:
+            wave = wave.astype(np.float32)
+        data = np.tile(wave, (channels, 1)) if fmt.endswith("p") else \
+            np.tile(wave[:, None], (1, channels)).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(data, format=fmt, layout=stream.codec_context.layout)
+        frame.sample_rate, frame.pts = rate, start
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def audio_packets(path) -> list[list[tuple]]:
+    """Per audio stream: (codec, pts in seconds, dts in seconds, duration in seconds, bytes)."""
+    with av.open(os.fspath(path)) as container:
+        streams = container.streams.audio
+        out = {s.index: [] for s in streams}
+        for packet in container.demux(*streams) if streams else ():
+            if packet.size:
+                tb = packet.time_base
+                out[packet.stream_index].append(
+                    (packet.stream.codec_context.codec.canonical_name, packet.pts * tb, packet.dts * tb,
+                     packet.duration * tb, bytes(packet)))
+    return list(out.values())
+
+
+def _copy(src, out, *, frames=None, **kwargs):
+    source, decoded = _decode(src)
+    with VideoWriter(out, source.info, audio_from=src, **kwargs) as writer:
+        for frame in decoded[:frames]:
+            writer.write(frame.image, frame.pts_ticks)
+    return source, decoded, writer
+
+
+def test_audio_streams_are_copied_packet_for_packet(tmp_path):
+    src = make_clip_with_audio(tmp_path / "in.mp4", audio=(("aac", 48000, "mono"),
+                                                          ("libmp3lame", 44100, "stereo")))
+    source, decoded, writer = _copy(src, tmp_path / "out.mp4")
+    expected = audio_packets(src)
+    assert [s[0][0] for s in expected] == ["aac", "mp3"] and min(map(len, expected)) > 40
+    assert expected[0][0][1] < 0  # AAC priming: the first packet starts before 0
+    assert audio_packets(tmp_path / "out.mp4") == expected
+    assert writer.audio_packets == sum(map(len, expected))
+    with av.open(os.fspath(tmp_path / "out.mp4")) as out, av.open(os.fspath(src)) as inp:
+        for a, b in zip(out.streams.audio, inp.streams.audio, strict=True):
+            assert (a.codec_context.codec.canonical_name, a.sample_rate, a.channels) == \
+                (b.codec_context.codec.canonical_name, b.sample_rate, b.channels)
+    result, frames = _decode(tmp_path / "out.mp4")
+    assert _seconds(frames) == _seconds(decoded) and len(frames) == 25
+    assert result.info.rate == source.info.rate
+
+
+def test_audio_is_interleaved_with_the_video(tmp_path):
+    src = make_clip_with_audio(tmp_path / "in.mp4", frames=50, audio_seconds=2)
+    _copy(src, tmp_path / "out.mp4")
+    with av.open(os.fspath(tmp_path / "out.mp4")) as container:
+        order = [p.stream.type for p in container.demux() if p.size]
+    video_before_audio = order.index("audio")
+    assert 0 < video_before_audio < 10 and "video" in order[-10:]
+
+
+def test_an_interrupted_run_keeps_the_audio_up_to_its_last_frame(tmp_path):
+    src = make_clip_with_audio(tmp_path / "in.mp4")
+    _copy(src, tmp_path / "out.mp4", frames=10)
+    [expected] = audio_packets(src)
+    [copied] = audio_packets(tmp_path / "out.mp4")
+    assert copied == expected[:len(copied)]
+    assert copied[-1][2] < Fraction(10, 25) <= expected[len(copied)][2]
+
+
+def test_audio_the_container_cannot_hold_is_dropped_with_a_warning(tmp_path, caplog):
+    src = make_clip_with_audio(tmp_path / "in.mov", audio=(("pcm_mulaw", 8000, "mono"),
+                                                          ("aac", 48000, "mono")))
+    _copy(src, tmp_path / "out.mp4")
+    assert "cannot hold pcm_mulaw audio" in caplog.text
+    assert audio_packets(tmp_path / "out.mp4") == audio_packets(src)[1:]
+    assert len(_decode(tmp_path / "out.mp4")[1]) == 25
+
+
+def test_no_audio_unless_asked_and_inputs_without_audio(tmp_path, tiny_clip, caplog):
+    src = make_clip_with_audio(tmp_path / "in.mp4")
+    source, decoded = _decode(src)
+    with VideoWriter(tmp_path / "out.mp4", source.info) as writer:
+        writer.write(decoded[0].image, decoded[0].pts_ticks)
+    assert audio_packets(tmp_path / "out.mp4") == []
+    silent = tiny_clip(frames=3)
+    _copy(silent, tmp_path / "silent.mp4")
+    assert audio_packets(tmp_path / "silent.mp4") == [] and not caplog.text

