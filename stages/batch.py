@@ -36,7 +36,7 @@ class FileReport:
     """What happened to one input."""
 
     input: str
-    status: str = "pending"  # done | skipped (already complete) | failed
+    status: str = "pending"  # done | skipped (already complete) | failed | interrupted
     frames: int = 0
     people: int = 0
     seconds: float = 0.0
@@ -210,12 +210,16 @@ class BatchJob:
             self._on_file(report)
 
     def _abandon_open(self) -> None:
-        """After a stop or failure: files still open keep their temporary outputs only."""
+        """After a stop or failure: files still open are closed with the frames done.
+
+        Their outputs are valid but short, and they get no manifest, so the
+        next run finds them incomplete and does them again.
+        """
         with self._lock:
             left, self._open = list(self._open.values()), {}
         for opened in left:
-            opened.outputs.discard()
-            self.reports[opened.item.key].status = "pending"
+            opened.outputs.close()
+            self.reports[opened.item.key].status = "interrupted"
 
 
 class _Open:

@@ -138,3 +138,30 @@ def test_sigkill_mid_batch_then_rerun_completes_everything_once(tmp_path):
     for p in leftovers:  # only what the killed process was writing remains, never renamed
         assert str(proc.pid) in p.name
     shutil.rmtree(out)
+
+
+def test_sigint_mid_batch_keeps_finished_files_and_redoes_the_rest(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        make_test_clip(data / f"c{i}.mp4", frames=60, size=(64, 48))
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "run_stream.py"), str(data), "-o", str(out),
+           "--backend", "tests.fakes:SlowBackend", "--resolution", "64x48", "--files-in-flight", "1"]
+    env = dict(os.environ, POSESTREAM_FAKE_DELAY="0.01", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not list(out.glob("*.manifest.json")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    rows = {r["input"]: r["status"] for r in json.loads((out / "batch-summary.json").read_text())["files"]}
+    assert "done" in rows.values() and "done" != rows["c2.mp4"]
+    assert not list(out.glob(".*partial*"))
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0
+    rows2 = {r["input"]: r["status"] for r in json.loads((out / "batch-summary.json").read_text())["files"]}
+    assert all((rows2[k] == "skipped") == (v == "done") for k, v in rows.items())
+    for i in range(3):
+        assert len(read_keypoint_log(out / f"c{i}.jsonl")) == 60
