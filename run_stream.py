@@ -189,19 +189,22 @@ def _config_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
         raise ValueError(f"--config {path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"--config {path}: not valid TOML ({exc})") from None
-    actions = {a.dest: a for a in parser._actions if a.option_strings or a.dest == "input"}
+    actions = {"input": next(a for a in parser._actions if a.dest == "input")}
+    for action in parser._actions:  # keys are the long options, with - or _
+        for opt in action.option_strings:
+            if opt.startswith("--") and action.dest not in ("config", "help"):
+                actions[opt[2:]] = actions[opt[2:].replace("-", "_")] = action
     defaults = {}
     for key, value in data.items():
-        dest = key.replace("-", "_")
-        action = actions.get(dest)
-        if action is None or dest in ("config", "help"):
+        action = actions.get(key)
+        if action is None:
             raise ValueError(f"--config {path}: unknown key {key!r}")
-        defaults[dest] = _config_value(path, key, action, value)
+        defaults[action.dest] = _config_value(path, key, action, value)
     return defaults
 
 
 def _config_value(path: Path, key: str, action: argparse.Action, value):
-    if action.dest == "input":
+    if action.nargs in ("*", "+"):
         value = [value] if isinstance(value, str) else value
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"--config {path}: {key!r} must be a string or a list of strings")
@@ -209,7 +212,7 @@ def _config_value(path: Path, key: str, action: argparse.Action, value):
     if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
         if not isinstance(value, bool):
             raise ValueError(f"--config {path}: {key!r} must be true or false")
-        return value
+        return value if isinstance(action, argparse._StoreTrueAction) else not value  # no-track = true
     try:
         converted = action.type(value) if action.type is not None else value
     except (TypeError, ValueError):
