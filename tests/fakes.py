@@ -54,3 +54,17 @@ class BrokenLoadBackend:
         raise OSError("fake device unavailable")
 
 
+
+
+class OnePersonBackend(ZeroBackend):
+    """Maps with one synthetic standing person in the middle (no network runs)."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        from tests.stages.people_maps import people_maps, person_joints
+
+        n, h, w, _ = batch.shape
+        if (h, w) != (368, 432):
+            raise ValueError("OnePersonBackend draws for a 432x368 network input")
+        # joints off the map's pixel centres, so the upsampled peaks are single pixels
+        maps = people_maps(46, 54, [person_joints(27.3, 9.2)])
+        return np.repeat(maps[None], n, axis=0)

@@ -200,13 +200,18 @@ def test_config_file_mirrors_the_options_and_the_command_line_wins(tmp_path, cap
     clip = make_test_clip(tmp_path / "clip.mp4", frames=6)
     cfg = tmp_path / "run.toml"
     cfg.write_text(f'input = "{clip}"\noutdir = "{tmp_path / "from_config"}"\n'
-                   f'backend = "{FAKE}"\nworkers = 2\nresolution = "64x48"\nrefine = true\n'
+                   f'backend = "tests.fakes:OnePersonBackend"\nworkers = 2\nresolution = "432x368"\n'
+                   f'refine = true\n'
                    f'format = ["jsonl", "coco"]\nno-track = true\nqueue_size = 3\n')
     code, out, err = _cli(capsys, "--config", cfg)
     assert code == 0, err
     assert len(read_keypoint_log(tmp_path / "from_config" / "clip.jsonl")) == 6
     assert (tmp_path / "from_config" / "clip.coco.json").exists()
-    assert '"id"' not in (tmp_path / "from_config" / "clip.jsonl").read_text()  # no-track = true
+    records = read_keypoint_log(tmp_path / "from_config" / "clip.jsonl")
+    assert all(len(r["people"]) == 1 and "id" not in r["people"][0] for r in records)  # no-track
+    code, out, err = _cli(capsys, clip, "-o", tmp_path / "tracked", "--backend",
+                          "tests.fakes:OnePersonBackend")
+    assert {r["people"][0]["id"] for r in read_keypoint_log(tmp_path / "tracked" / "clip.jsonl")} == {1}
     code, out, err = _cli(capsys, "--config", cfg, "-o", tmp_path / "from_cli")
     assert code == 0, err
     assert (tmp_path / "from_cli" / "clip.jsonl").exists()
