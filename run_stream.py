@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="options from a TOML file (keys as the long options, e.g. workers = 2, "
                         'resolution = "656x368", input = ["rtsp://..."]); the command line overrides it')
+    p.add_argument("--preview", metavar="[HOST:]PORT",
+                   help="serve the annotated stream to browsers (MJPEG page with FPS and people "
+                        "count) on 127.0.0.1:PORT, or HOST:PORT")
     p.add_argument("--summary-json", type=Path, metavar="PATH",
                    help="also write the final summary (per source and stage) as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -245,11 +248,30 @@ def _formats(names: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _preview(args: argparse.Namespace, sources: tuple[str, ...] = ()):
+    """The browser preview server asked for with --preview, or a no-op context."""
+    import contextlib
+
+    if not args.preview:
+        return contextlib.nullcontext()
+    from stages.preview import PreviewServer, parse_bind
+
+    host, port = parse_bind(args.preview)
+    server = PreviewServer(host, port, sources=sources)
+    print(f"preview: {server.url}", file=sys.stderr)
+    return server
+
+
 def _run_file(args: argparse.Namespace, config, source: Path) -> int:
+    with _preview(args) as preview:
+        return _run_file_with(args, config, source, preview)
+
+
+def _run_file_with(args: argparse.Namespace, config, source: Path, preview) -> int:
     from stages.console import FileProgress
     from stages.job import FileJob
 
-    job = FileJob(source, args.outdir, config)
+    job = FileJob(source, args.outdir, config, preview=preview.publish if preview else None)
     progress: list[FileProgress] = []
 
     def started(info) -> None:
@@ -278,7 +300,8 @@ def _run_live(args: argparse.Namespace, config, specs: list[tuple[str, str | Non
                       queue_size=args.live_queue)
     job = LiveJob(specs, args.outdir, config, live)
     try:
-        with LiveDashboard(job.snapshot):
+        with _preview(args, tuple(job.names)) as preview, LiveDashboard(job.snapshot):
+            job.preview = preview.publish if preview else None
             _, stop_signal = _until_stopped(job)
     finally:
         _report_live(job, args.summary_json)

@@ -153,8 +153,11 @@ def tables(snapshot: dict) -> Table:
 
 
 def print_summary(snapshot: dict) -> None:
-    """The final table, on stdout."""
-    Console().print(tables(snapshot))
+    """The final table, on stdout (never cut narrower than its content when redirected)."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(tables(snapshot))
 
 
 def write_summary_json(path: Path, summary: dict) -> None:

@@ -122,11 +122,17 @@ def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph
                   batch_timeout=c.batch_timeout))
 
 
-def add_annotation(pipeline: Pipeline, config: JobConfig, write) -> Pipeline:
-    """Append tracking (in frame order: after the ordered pool), render and ``write``."""
+def add_annotation(pipeline: Pipeline, config: JobConfig, write,
+                   preview: Callable[[Result], Result] | None = None) -> Pipeline:
+    """Append tracking (in frame order: after the ordered pool), render, the
+    browser preview when given (its own stage: JPEG encoding never slows the
+    writer), and ``write``."""
     if config.track:
         pipeline.map("track", PoseTracker())
-    return pipeline.map("render", Renderer()).map("write", write)
+    pipeline.map("render", Renderer())
+    if preview is not None:
+        pipeline.map("preview", preview)
+    return pipeline.map("write", write)
 
 
 def model_file(config: JobConfig, plan: DevicePlan) -> Path:
@@ -162,10 +168,12 @@ class FileJob:
         config: Run settings.
     """
 
-    def __init__(self, input: Path, outdir: Path, config: JobConfig) -> None:
+    def __init__(self, input: Path, outdir: Path, config: JobConfig, *,
+                 preview: Callable[[Result], Result] | None = None) -> None:
         self.input = Path(input)
         self.outdir = Path(outdir)
         self.config = config
+        self.preview = preview
         self._cancelled = threading.Event()
         self._pipeline: Pipeline | None = None
 
@@ -216,7 +224,7 @@ class FileJob:
         pipeline = Pipeline(queue_size=self.config.queue_size, name=self.input.name)
         pipeline.source("decode", source, stop=source.close)
         return add_annotation(add_inference(pipeline, self.config, plan, graph), self.config,
-                              outputs.write)
+                              outputs.write, self.preview)
 
     @staticmethod
     def _log_stages(pipeline: Pipeline) -> None:

@@ -89,10 +89,12 @@ class LiveJob:
     """
 
     def __init__(self, sources: list[tuple[str, str | None]], outdir: Path, config: JobConfig,
-                 live: LiveConfig = LiveConfig()) -> None:
+                 live: LiveConfig = LiveConfig(), *,
+                 preview: Callable[[Result], Result] | None = None) -> None:
         self.outdir = Path(outdir)
         self.config = config
         self.live = live
+        self.preview = preview
         self._sources = [LiveSource(spec, name=name, transport=live.transport,
                                     stall_timeout=live.stall_timeout, max_retries=live.max_retries,
                                     on_event=self._on_event) for spec, name in sources]
@@ -126,7 +128,8 @@ class LiveJob:
                          queue_size=self.live.queue_size, on_drop=self._dropped)
         freshest = {"policy": Policy.DROP_OLDEST, "key": _source_of_input, "on_drop": self._dropped_input,
                     "queue_size": 1}
-        add_annotation(add_inference(pipeline, c, plan, graph, live=freshest), c, self._write)
+        add_annotation(add_inference(pipeline, c, plan, graph, live=freshest), c, self._write,
+                       self.preview)
         try:
             with pipeline:
                 self._pipeline = pipeline
@@ -149,6 +152,11 @@ class LiveJob:
             source.close()
         if self._pipeline is not None:
             self._pipeline.cancel()
+
+    @property
+    def names(self) -> list[str]:
+        """The sources' names, in the order given."""
+        return [s.name for s in self._sources]
 
     def snapshot(self) -> dict:
         """Figures for the dashboard and the summary: per source and per stage."""

@@ -7,11 +7,12 @@ Result with its people replaced by copies carrying ``track_id``.
 
 Algorithm (greedy matching with constant-velocity prediction):
 
-* A track remembers the keypoints of its person when last seen, the frame
-  index then, and a velocity (pixels per frame, one 2-D vector for the whole
-  skeleton: limbs swing, the body moves as one).
+* A track remembers the keypoints of its person when last seen, the frame's
+  pts then, and a velocity (pixels per second of stream time, one 2-D vector
+  for the whole skeleton: limbs swing, the body moves as one). Time, not
+  frame counts: live sources drop frames and files may have a variable rate.
 * For each new frame every track predicts where its person is now: the last
-  keypoints moved by velocity x frames elapsed. Without the prediction two
+  keypoints moved by velocity x seconds elapsed. Without the prediction two
   people who cross between two frames swap ids (each is nearest to where the
   other was); with it they do not (``tests/stages/test_tracking.py``).
 * The distance between a track and a person is the mean Euclidean distance
@@ -21,9 +22,9 @@ Algorithm (greedy matching with constant-velocity prediction):
   match.
 * Pairs are taken greedily, nearest first, while the distance is within
   ``max_distance``. A matched track takes the person's keypoints and updates
-  its velocity (the mean displacement of the common parts per frame,
+  its velocity (the mean displacement of the common parts per second,
   smoothed); an unmatched person starts a new track with a new id.
-* A track not seen for more than ``max_age`` frames is forgotten; a person
+* A track not seen for more than ``max_age`` seconds is forgotten; a person
   who comes back later gets a new id. Ids count up from 1 per source and are
   never reused within a run.
 
@@ -47,15 +48,15 @@ _SMOOTHING = 0.5  # weight of the newest displacement in the velocity
 class _Track:
     id: int
     keypoints: np.ndarray  # 18x3 of the person when last seen
-    index: int             # frame index when last seen
+    seen_at: float         # pts (seconds) when last seen
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     seen: int = 1          # frames matched
 
-    def predicted(self, index: int, predict: bool) -> np.ndarray:
+    def predicted(self, t: float, predict: bool) -> np.ndarray:
         xy = self.keypoints[:, :2]
         if not predict:
             return xy
-        return xy + self.velocity * (index - self.index)
+        return xy + self.velocity * (t - self.seen_at)
 
 
 @dataclass(slots=True)
@@ -71,14 +72,15 @@ class PoseTracker:
     Args:
         max_distance: Gate: the largest mean keypoint distance, as a fraction
             of the person's size, at which a person continues a track.
-        max_age: Frames a track survives unseen before it is forgotten.
+        max_age: Seconds (stream time) a track survives unseen before it is
+            forgotten; 0.65 s keeps a person missing from 15 frames at 25 FPS.
         min_size: Smallest size in pixels used to normalise distances (for
             skeletons with one or two parts).
         predict: Predict each track's position at constant velocity; off,
             it is plain nearest-neighbour matching on the last position.
     """
 
-    def __init__(self, *, max_distance: float = 0.5, max_age: int = 15,
+    def __init__(self, *, max_distance: float = 0.5, max_age: float = 0.65,
                  min_size: float = 16.0, predict: bool = True) -> None:
         if max_distance <= 0:
             raise ValueError(f"max_distance must be positive, got {max_distance}")
@@ -105,7 +107,7 @@ class PoseTracker:
                 raise ValueError(f"{frame.source}: frame {frame.index} after frame "
                                  f"{state.last_index}; the tracker needs frames in order")
             state.last_index = frame.index
-            ids = self._assign(state, frame.index, result.people)
+            ids = self._assign(state, frame.pts, result.people)
         people = tuple(replace(p, track_id=i) for p, i in zip(result.people, ids))
         return replace(result, people=people)
 
@@ -114,26 +116,26 @@ class PoseTracker:
         with self._lock:
             self._sources.pop(source, None)
 
-    def _assign(self, state: _SourceState, index: int, people: tuple[Person, ...]) -> list[int]:
-        tracks = [t for t in state.tracks if index - t.index - 1 <= self.max_age]
+    def _assign(self, state: _SourceState, t: float, people: tuple[Person, ...]) -> list[int]:
+        tracks = [tr for tr in state.tracks if t - tr.seen_at <= self.max_age]
         ids: list[int | None] = [None] * len(people)
         taken: set[int] = set()
-        for cost, ti, pi in sorted(self._pairs(tracks, index, people)):
+        for cost, ti, pi in sorted(self._pairs(tracks, t, people)):
             if ids[pi] is None and ti not in taken and cost <= self.max_distance:
                 ids[pi] = tracks[ti].id
                 taken.add(ti)
-                self._update(tracks[ti], people[pi], index)
+                self._update(tracks[ti], people[pi], t)
         for pi, person in enumerate(people):
             if ids[pi] is None:
-                track = _Track(id=next(state.ids), keypoints=person.keypoints.copy(), index=index)
+                track = _Track(id=next(state.ids), keypoints=person.keypoints.copy(), seen_at=t)
                 tracks.append(track)
                 ids[pi] = track.id
         state.tracks = tracks
         return ids
 
-    def _pairs(self, tracks: list[_Track], index: int, people: tuple[Person, ...]):
+    def _pairs(self, tracks: list[_Track], t: float, people: tuple[Person, ...]):
         for ti, track in enumerate(tracks):
-            predicted = track.predicted(index, self.predict)
+            predicted = track.predicted(t, self.predict)
             track_present = _present(track.keypoints)
             for pi, person in enumerate(people):
                 common = track_present & _present(person.keypoints)
@@ -144,14 +146,14 @@ class PoseTracker:
                 yield float(distance.mean() / size), ti, pi
 
     @staticmethod
-    def _update(track: _Track, person: Person, index: int) -> None:
+    def _update(track: _Track, person: Person, t: float) -> None:
         common = _present(track.keypoints) & _present(person.keypoints)
         step = (person.keypoints[common, :2] - track.keypoints[common, :2]).mean(axis=0)
-        step /= index - track.index
+        step /= max(t - track.seen_at, 1e-3)  # pts may repeat (a still image sequence)
         track.velocity = step if track.seen == 1 else (
             _SMOOTHING * step + (1 - _SMOOTHING) * track.velocity)
         track.keypoints = person.keypoints.copy()
-        track.index = index
+        track.seen_at = t
         track.seen += 1
 
 

@@ -237,3 +237,41 @@ def test_every_keypoint_format_at_once(tmp_path, capsys):
     assert sorted(p.name for p in (out_dir / "clip.openpose").iterdir()) == [
         f"clip_{i:012d}_keypoints.json" for i in range(4)]
     assert __import__("json").loads((out_dir / "clip.coco.json").read_text()) == []
+
+
+def test_live_camera_with_browser_preview_then_sigterm(tmp_path):
+    import re
+    import urllib.request
+
+    cmd = [sys.executable, str(ROOT / "run_stream.py"), "lavfi:testsrc2=size=320x240:rate=25",
+           "-o", str(tmp_path / "out"), "--backend", "tests.fakes:OnePersonBackend",
+           "--preview", "127.0.0.1:0", "--segment", "0.02"]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for _ in range(50):
+            line = proc.stderr.readline()
+            m = re.search(r"preview: (http://127\.0\.0\.1:\d+/)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "no preview URL printed"
+        with urllib.request.urlopen(url + "stream.mjpg", timeout=20) as stream:
+            head = stream.read(4096)
+        assert b"Content-Type: image/jpeg" in head and b"\xff\xd8" in head
+        deadline = time.monotonic() + 20
+        name = "lavfi_testsrc2_size_320x240_rate_25"
+        while time.monotonic() < deadline and not list((tmp_path / "out" / name).glob("*.mkv")):
+            time.sleep(0.05)  # a 1.2 s segment finishes and is renamed
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143
+    assert name in out and "dropped" in out
+    segments = sorted((tmp_path / "out" / name).glob("*.mkv"))
+    assert segments
+    records = [r for seg in segments for r in read_keypoint_log(seg.with_suffix(".jsonl"))]
+    assert records and all(len(r["people"]) == 1 and r["people"][0]["id"] == 1 for r in records)

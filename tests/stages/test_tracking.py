@@ -75,7 +75,7 @@ def test_people_are_copies_with_ids_and_the_rest_unchanged():
     assert out.frame is not None and out.frame.index == 0
 
 
-def _leave_and_return(absent: int, max_age: int = 15) -> list[int]:
+def _leave_and_return(absent: int, max_age: float = 0.65) -> list[int]:
     """A stays in place; B walks slowly, is missing for ``absent`` frames, then back."""
     tracker = PoseTracker(max_age=max_age)
     b_ids = []

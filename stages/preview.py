@@ -1,0 +1,457 @@
+"""Browser preview of the annotated stream: a small HTTP server sending MJPEG.
+
+``PreviewServer.publish`` is a pipeline step (``Result -> Result``). Each
+published frame is JPEG-encoded once, and only while someone watches; the
+bytes go to every viewer through its own one-slot drop-oldest channel, so a
+slow or stuck viewer loses frames while the pipeline never waits. Each viewer
+is served on its own thread, which a socket timeout ends when the viewer
+stops reading.
+
+Endpoints: ``/`` the page (``/?source=NAME`` picks a source, default the
+first), ``/stream.mjpg?source=NAME`` the multipart JPEG stream,
+``/stats.json`` figures per source, ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+import numpy as np
+
+from pipeline import Cancelled, Channel, EndOfStream, Policy
+from stages.errors import InputError
+from stages.frames import Result
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+BOUNDARY = "frame"
+FPS_WINDOW = 3.0  # seconds of publish times behind the FPS figure
+_GONE = (ConnectionError, TimeoutError)  # a viewer went away or stopped reading: normal
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """Read ``PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; the host defaults to 127.0.0.1.
+
+    Raises:
+        InputError: Not one of those forms, or the port is not in 0..65535
+            (0 picks a free port).
+    """
+    spec = text.strip()
+    host, port = DEFAULT_HOST, spec
+    if spec.startswith("["):
+        inside, bracket, rest = spec[1:].partition("]")
+        if not bracket or not inside or not rest.startswith(":"):
+            raise _bind_error(text)
+        host, port = inside, rest[1:]
+    elif ":" in spec:
+        host, _, port = spec.rpartition(":")
+        if ":" in host:  # a bare IPv6 address: ambiguous without brackets
+            raise _bind_error(text)
+        host = host or DEFAULT_HOST
+    if not port.isdigit() or int(port) > 65535 or any(c.isspace() for c in host):
+        raise _bind_error(text)
+    return host, int(port)
+
+
+def _bind_error(text: str) -> InputError:
+    return InputError(f"--preview {text!r}: expected PORT, HOST:PORT or [IPv6]:PORT "
+                      "with PORT in 0-65535")
+
+
+@dataclass(slots=True)
+class _SourceStats:
+    """Running figures of one published source."""
+
+    name: str
+    published: int = 0
+    people: int = 0
+    dropped: int = 0  # frames some viewer was too slow to take
+    times: deque = field(default_factory=lambda: deque(maxlen=1024))
+
+    def fps(self, now: float) -> float:
+        """Frames per second over the last ``FPS_WINDOW`` seconds; falls to 0 when idle."""
+        recent = [t for t in self.times if t >= now - FPS_WINDOW]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(now - recent[0], 1e-6)
+
+
+@dataclass(eq=False, slots=True)
+class _Viewer:
+    """One connected stream viewer: its channel and its socket (to wake a stuck send)."""
+
+    channel: Channel
+    connection: socket.socket
+    thread: threading.Thread
+
+
+class PreviewServer:
+    """Serves the live annotated stream to browsers; a context manager.
+
+    Args:
+        host: Address to bind; 127.0.0.1 unless told otherwise.
+        port: TCP port; 0 picks a free one (see ``url``).
+        sources: Source names known up front, in page order; others are
+            added as they publish.
+        quality: JPEG quality, 1-100.
+        max_width: Frames wider than this are scaled down before encoding
+            (None: never).
+        send_timeout: Seconds a viewer's socket may block before that viewer
+            is dropped.
+
+    Raises:
+        InputError: The address cannot be bound (in use, unknown host...).
+    """
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, *, sources: tuple[str, ...] = (),
+                 quality: int = 80, max_width: int | None = 1280,
+                 send_timeout: float = 10.0) -> None:
+        self.quality = quality
+        self.max_width = max_width
+        self._lock = threading.Lock()
+        self._stats: dict[str, _SourceStats] = {name: _SourceStats(name) for name in sources}
+        self._viewers: dict[str | None, set[_Viewer]] = {}  # None: the first source, once known
+        self._closed = False
+        handler = type("_BoundHandler", (_Handler,), {"preview": self, "timeout": send_timeout})
+        try:
+            self._httpd = _HTTPServer((host, port), handler)
+        except OSError as exc:
+            raise InputError(f"--preview {_hostport(host, port)}: cannot listen: "
+                             f"{exc.strerror or exc}") from exc
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                         name="preview-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The page's address, with the actual port (a wildcard host shows as loopback)."""
+        host, port = self._httpd.server_address[:2]
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        return f"http://{_hostport(host, port)}/"
+
+    @property
+    def viewers(self) -> int:
+        """Stream viewers connected now."""
+        with self._lock:
+            return sum(len(v) for v in self._viewers.values())
+
+    def start(self) -> PreviewServer:
+        """Start serving on a daemon thread; idempotent."""
+        with self._lock:
+            if not self._thread.is_alive() and not self._closed:
+                self._thread.start()
+                log.info("preview at %s", self.url)
+        return self
+
+    def publish(self, result: Result) -> Result:
+        """Pipeline step: count ``result`` and send its picture to the viewers; never blocks."""
+        name = result.frame.source
+        with self._lock:
+            stats = self._register(name)
+            stats.published += 1
+            stats.people = len(result.people)
+            stats.times.append(time.monotonic())
+            viewers = tuple(self._viewers.get(name, ()))
+        if viewers:
+            image = result.image if result.image is not None else result.frame.image
+            part = self._part(self.encode(image), result)
+            for viewer in viewers:
+                try:
+                    viewer.channel.put(part)
+                except (Cancelled, EndOfStream):
+                    pass  # that viewer is leaving
+        return result
+
+    def encode(self, image: np.ndarray) -> bytes:
+        """JPEG bytes of ``image`` (BGR), scaled down to ``max_width``."""
+        height, width = image.shape[:2]
+        if self.max_width and width > self.max_width:
+            size = (self.max_width, max(1, round(height * self.max_width / width)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
+        return data.tobytes()
+
+    def statistics(self) -> dict:
+        """What ``/stats.json`` serves: figures per source, in page order."""
+        now = time.monotonic()
+        with self._lock:
+            sources = [{"source": s.name, "fps": round(s.fps(now), 2), "people": s.people,
+                        "published": s.published, "dropped": s.dropped,
+                        "viewers": len(self._viewers.get(s.name, ()))}
+                       for s in self._stats.values()]
+            waiting = len(self._viewers.get(None, ()))
+        return {"sources": sources, "viewers": sum(s["viewers"] for s in sources) + waiting}
+
+    def close(self) -> None:
+        """Stop serving and end every viewer's thread promptly; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            viewers = [v for group in self._viewers.values() for v in group]
+        for viewer in viewers:
+            viewer.channel.cancel()
+            _wake(viewer.connection)
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join()
+        self._httpd.server_close()
+        deadline = time.monotonic() + 2.0
+        for viewer in viewers:
+            viewer.thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [v.thread.name for v in viewers if v.thread.is_alive()]
+        if stuck:
+            log.warning("preview: %d viewer thread(s) still running at close", len(stuck))
+
+    def __enter__(self) -> PreviewServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- used by the request handler
+    def _source_known(self, name: str) -> bool:
+        with self._lock:
+            return name in self._stats
+
+    def _subscribe(self, name: str | None, connection: socket.socket) -> _Viewer | None:
+        """A new viewer of ``name`` (None: the first source), or None once closed."""
+        with self._lock:
+            if self._closed:
+                return None
+            if name is None and self._stats:
+                name = next(iter(self._stats))
+            channel = Channel(1, policy=Policy.DROP_OLDEST, name=f"preview viewer of {name}",
+                              on_drop=lambda _: self._dropped(name))
+            viewer = _Viewer(channel, connection, threading.current_thread())
+            self._viewers.setdefault(name, set()).add(viewer)
+        return viewer
+
+    def _unsubscribe(self, viewer: _Viewer) -> None:
+        with self._lock:
+            for group in self._viewers.values():
+                group.discard(viewer)
+        viewer.channel.cancel()
+
+    def _register(self, name: str) -> _SourceStats:
+        """The stats of ``name``, made on its first frame; call with the lock held."""
+        stats = self._stats.get(name)
+        if stats is None:
+            stats = self._stats[name] = _SourceStats(name)
+        if None in self._viewers and next(iter(self._stats)) == name:
+            self._viewers.setdefault(name, set()).update(self._viewers.pop(None))
+        return stats
+
+    def _dropped(self, name: str | None) -> None:
+        with self._lock:
+            if name is None:
+                name = next(iter(self._stats), None)
+            if name in self._stats:
+                self._stats[name].dropped += 1
+
+    @staticmethod
+    def _part(jpeg: bytes, result: Result) -> bytes:
+        head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                f"X-Frame-Index: {result.frame.index}\r\n\r\n")
+        return head.encode("ascii") + jpeg + b"\r\n"
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Threading server without the reverse DNS look-up at bind, quiet about viewers leaving."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _GONE):
+            log.debug("preview: %s went away: %s", client_address, exc)
+        else:
+            log.exception("preview: error serving %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one request; a stream request holds its thread until the viewer leaves."""
+
+    preview: PreviewServer  # set on the subclass made per server
+    server_version = "posestream-preview"
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        source = query.get("source", [None])[0] or None
+        if url.path == "/":
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
+        elif url.path == "/stream.mjpg":
+            self._stream(source)
+        elif url.path == "/stats.json":
+            body = json.dumps(self.preview.statistics()).encode()
+            self._send(HTTPStatus.OK, "application/json", body)
+        elif url.path == "/healthz":
+            self._send(HTTPStatus.OK, "text/plain; charset=utf-8", b"ok\n")
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+
+    def _stream(self, source: str | None) -> None:
+        if source is not None and not self.preview._source_known(source):
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8",
+                       f"no source {source!r}\n".encode())
+            return
+        viewer = self.preview._subscribe(source, self.connection)
+        if viewer is None:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"closing\n")
+            return
+        threading.current_thread().name = f"preview-viewer-{self.client_address[1]}"
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-cache, no-store")
+            self.send_header("Pragma", "no-cache")
+            self.end_headers()
+            for part in viewer.channel:
+                self.wfile.write(part)
+        except (Cancelled, OSError) as exc:
+            log.debug("preview: viewer %s left: %s", self.client_address, type(exc).__name__)
+        finally:
+            self.preview._unsubscribe(viewer)
+            self.close_connection = True
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache, no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        log.debug("preview: %s %s", self.address_string(), format % args)
+
+
+def _wake(connection: socket.socket) -> None:
+    """Make a send blocked on a viewer that stopped reading fail now."""
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>posestream live</title>
+<style>
+  html, body { margin: 0; height: 100%; background: #000; color: #f2f2f2; overflow: hidden;
+               font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
+  #view { position: fixed; inset: 0; width: 100vw; height: 100vh; object-fit: contain;
+          background: #000; }
+  .panel { position: fixed; top: 1.5vh; padding: .35em .7em; border-radius: .4em;
+           background: rgba(0, 0, 0, .6); }
+  #hud { left: 1.5vw; font-size: clamp(18px, 2.6vw, 48px); font-weight: 600;
+         font-variant-numeric: tabular-nums; text-shadow: 0 0 4px #000; }
+  #hud .unit { font-weight: 400; opacity: .75; }
+  #controls { right: 1.5vw; display: flex; gap: .5em; transition: opacity .4s; }
+  :fullscreen #controls { opacity: 0; }
+  :fullscreen #controls:hover { opacity: 1; }
+  select, button { font: inherit; font-size: clamp(14px, 1.4vw, 26px); color: #f2f2f2;
+                   background: #222; border: 1px solid #555; border-radius: .3em;
+                   padding: .2em .6em; cursor: pointer; }
+  #offline { color: #ff7060; }
+</style>
+</head>
+<body>
+<img id="view" alt="live pose stream">
+<div id="hud" class="panel">
+  <span id="fps">&ndash;</span> <span class="unit">fps</span> &middot;
+  <span id="people">&ndash;</span> <span id="people-unit" class="unit">people</span>
+  <span id="offline" hidden>&middot; offline</span>
+</div>
+<div id="controls" class="panel">
+  <select id="source" hidden title="source"></select>
+  <button id="fullscreen" type="button" title="full screen (f)">Full screen</button>
+</div>
+<script>
+"use strict";
+const source = new URLSearchParams(location.search).get("source");
+const view = document.getElementById("view");
+const picker = document.getElementById("source");
+const offline = document.getElementById("offline");
+
+function connect() {
+  const query = source ? "source=" + encodeURIComponent(source) + "&" : "";
+  view.src = "/stream.mjpg?" + query + "t=" + Date.now();
+}
+view.addEventListener("error", () => setTimeout(connect, 1000));
+
+function showSources(list, current) {
+  const names = list.map(s => s.source);
+  if (names.join("\\n") !== Array.from(picker.options, o => o.value).join("\\n")) {
+    picker.replaceChildren(...names.map(n => new Option(n, n)));
+  }
+  picker.value = current;
+  picker.hidden = names.length < 2;
+}
+picker.addEventListener("change", () => {
+  location.search = "?source=" + encodeURIComponent(picker.value);
+});
+
+async function poll() {
+  try {
+    const reply = await fetch("/stats.json", {cache: "no-store"});
+    const stats = await reply.json();
+    const row = stats.sources.find(s => s.source === source) || stats.sources[0];
+    if (row) {
+      document.getElementById("fps").textContent = row.fps.toFixed(1);
+      document.getElementById("people").textContent = row.people;
+      document.getElementById("people-unit").textContent = row.people === 1 ? "person" : "people";
+      showSources(stats.sources, row.source);
+    }
+    if (!offline.hidden) { offline.hidden = true; connect(); }
+  } catch (e) {
+    offline.hidden = false;
+  }
+}
+
+function toggleFullscreen() {
+  if (document.fullscreenElement) document.exitFullscreen();
+  else document.documentElement.requestFullscreen();
+}
+document.getElementById("fullscreen").addEventListener("click", toggleFullscreen);
+view.addEventListener("dblclick", toggleFullscreen);
+document.addEventListener("keydown", e => { if (e.key === "f") toggleFullscreen(); });
+
+connect();
+poll();
+setInterval(poll, 1000);
+</script>
+</body>
+</html>
+"""
