@@ -62,9 +62,10 @@ def main() -> None:
     ap.add_argument("--resolution", default="432x368")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--precision", default="f32")
+    ap.add_argument("--preset", default="veryfast")
     args = ap.parse_args()
     config = JobConfig(resolution=parse_resolution(args.resolution), workers=args.workers,
-                       backend=args.backend, precision=args.precision)
+                       backend=args.backend, precision=args.precision, preset=args.preset)
     with tempfile.TemporaryDirectory() as tmp:
         clip = args.clip or make_sample_clip(Path(tmp) / "people720p.mp4", seconds=args.seconds,
                                              fps=Fraction(25), size=(1280, 720))
