@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 from stages.errors import OutputError
@@ -37,3 +38,64 @@ def remove_quietly(path: Path) -> None:
         pass
     except OSError as exc:
         log.warning("%s: cannot remove temporary file: %s", path, exc)
+
+
+class AtomicTextFile:
+    """A text file written under ``partial_path`` and renamed into place by ``close``.
+
+    Every ``write`` is flushed, so what a crash leaves in the temporary file
+    is complete up to the last write. Thread-safe.
+
+    Args:
+        path: Final path.
+        header: Text written first (e.g. "[" for a streamed JSON array).
+
+    Raises:
+        OutputError: The file cannot be created.
+    """
+
+    def __init__(self, path: Path, *, header: str = "") -> None:
+        self.path = Path(path)
+        self.tmp = partial_path(self.path)
+        self._lock = threading.Lock()
+        try:
+            self._file = open(self.tmp, "w", encoding="utf-8", newline="\n")
+            self._file.write(header)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
+
+    def write(self, text: str) -> None:
+        """Append ``text`` and flush it.
+
+        Raises:
+            OutputError: Closed already, or the write failed.
+        """
+        with self._lock:
+            if self._file.closed:
+                raise OutputError(f"{self.path}: write after close")
+            try:
+                self._file.write(text)
+                self._file.flush()
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
+
+    def close(self, *, footer: str = "", keep: bool = True) -> None:
+        """Write ``footer`` and rename the file to ``path``; or, without
+        ``keep``, remove it and leave any file at ``path`` as it was. Idempotent.
+
+        Raises:
+            OutputError: Finishing or renaming failed.
+        """
+        with self._lock:
+            if self._file.closed:
+                return
+            try:
+                self._file.write(footer)
+                self._file.close()
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot finish ({exc.strerror}); "
+                                  f"partial file left at {self.tmp}") from exc
+            if keep:
+                commit(self.tmp, self.path)
+            else:
+                remove_quietly(self.tmp)

@@ -55,7 +55,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from stages.atomic import commit, partial_path, remove_quietly
+from stages.atomic import AtomicTextFile, commit, partial_path, remove_quietly
 from stages.errors import InputError, OutputError
 from stages.frames import Result
 from stages.keypoint_log import KeypointLog, keypoint_record
@@ -266,15 +266,9 @@ class CocoWriter:
             OutputError: The file cannot be created.
         """
         self.path = Path(path)
-        self._tmp = partial_path(self.path)
-        try:
-            self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
-            self._file.write("[")
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        self._out = AtomicTextFile(self.path, header="[")
         self.frames_written = 0
         self.records_written = 0
-        self._lock = threading.Lock()
 
     def __enter__(self) -> CocoWriter:
         return self
@@ -288,20 +282,13 @@ class CocoWriter:
         Raises:
             OutputError: The writer is closed or the write failed.
         """
-        records = coco_records(keypoint_record(result))
-        with self._lock:
-            if self._file.closed:
-                raise OutputError(f"{self.path}: write after close")
-            try:
-                for record in records:
-                    sep = ",\n" if self.records_written else "\n"
-                    self._file.write(sep + json.dumps(record, separators=(",", ":"),
-                                                      allow_nan=False))
-                    self.records_written += 1
-                self._file.flush()
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
-            self.frames_written += 1
+        text = ""
+        for record in coco_records(keypoint_record(result)):
+            text += (",\n" if self.records_written else "\n") + json.dumps(
+                record, separators=(",", ":"), allow_nan=False)
+            self.records_written += 1
+        self._out.write(text)
+        self.frames_written += 1
 
     def close(self) -> None:
         """Close the array and rename the file to ``path``; idempotent.
@@ -311,19 +298,7 @@ class CocoWriter:
         Raises:
             OutputError: Closing or renaming failed.
         """
-        with self._lock:
-            if self._file.closed:
-                return
-            try:
-                self._file.write("\n]\n")
-                self._file.close()
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot finish ({exc.strerror}); "
-                                  f"partial file left at {self._tmp}") from exc
-            if self.frames_written:
-                commit(self._tmp, self.path)
-            else:
-                remove_quietly(self._tmp)
+        self._out.close(footer="\n]\n", keep=self.frames_written > 0)
 
 
 def coco_records(record: dict) -> list[dict]:

@@ -23,11 +23,10 @@ import json
 import logging
 import math
 import os
-import threading
 from pathlib import Path
 
-from stages.atomic import commit, partial_path, remove_quietly
-from stages.errors import InputError, InputNotFoundError, OutputError
+from stages.atomic import AtomicTextFile
+from stages.errors import InputError, InputNotFoundError
 from stages.frames import Person, Result
 
 log = logging.getLogger(__name__)
@@ -56,13 +55,8 @@ class KeypointLog:
         """
         self.path = Path(path)
         self.wall_clock = wall_clock
-        self._tmp = partial_path(self.path)
-        try:
-            self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        self._out = AtomicTextFile(self.path)
         self.records_written = 0
-        self._lock = threading.Lock()
 
     def __enter__(self) -> KeypointLog:
         return self
@@ -82,16 +76,8 @@ class KeypointLog:
         record = keypoint_record(result)
         if self.wall_clock:
             record["wall"] = round(result.frame.wall, 3)
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False)
-        with self._lock:
-            if self._file.closed:
-                raise OutputError(f"{self.path}: write after close")
-            try:
-                self._file.write(line + "\n")
-                self._file.flush()
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
-            self.records_written += 1
+        self._out.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
+        self.records_written += 1
 
     def close(self) -> None:
         """Close the file and rename it to ``path``; idempotent.
@@ -101,18 +87,7 @@ class KeypointLog:
         Raises:
             OutputError: Closing or renaming failed.
         """
-        with self._lock:
-            if self._file.closed:
-                return
-            try:
-                self._file.close()
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot finish the log "
-                                  f"({exc.strerror}); partial log left at {self._tmp}") from exc
-            if self.records_written:
-                commit(self._tmp, self.path)
-            else:  # nothing to keep: an existing log stays as it was
-                remove_quietly(self._tmp)
+        self._out.close(keep=self.records_written > 0)  # nothing to keep: an existing log stays
 
 
 def keypoint_record(result: Result) -> dict:
