@@ -1,10 +1,12 @@
 """Live sources (RTSP, HTTP, cameras), several at once, through one inference pool.
 
 Each source is read on its own thread and never blocks: its queue drops the
-oldest frame when the pipeline is behind (counted per source), so latency
-stays bounded whatever the load. Sources reconnect on their own; a reconnect
-or a new frame size starts a new output segment. Every source has its own
-segments and keypoint logs under ``OUTDIR/<name>/``.
+oldest frame when the pipeline is behind, and so does the one-frame queue
+right before the inference pool (both per source, both counted), so the pool
+always takes the freshest frame and latency stays bounded whatever the load.
+Sources reconnect on their own; a dropped stream ends its output segment and
+a new frame size starts a new one. Every source has its own segments and
+keypoint logs under ``OUTDIR/<name>/``.
 """
 
 from __future__ import annotations
@@ -126,8 +128,8 @@ class LiveJob:
         pipeline = Pipeline(queue_size=min(c.queue_size, self.live.queue_size), name="live")
         pipeline.sources("capture", feeds, key=_source_of, policy=Policy.DROP_OLDEST,
                          queue_size=self.live.queue_size, on_drop=self._dropped)
-        freshest = {"policy": Policy.DROP_OLDEST, "key": _source_of_input, "on_drop": self._dropped_input,
-                    "queue_size": 1}
+        freshest = {"policy": Policy.DROP_OLDEST, "key": _source_of_input,
+                    "on_drop": self._dropped_input, "queue_size": 1}
         add_annotation(add_inference(pipeline, c, plan, graph, live=freshest), c, self._write,
                        self.preview)
         try:
