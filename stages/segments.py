@@ -12,6 +12,8 @@ Names: ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv/.jsonl``.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
@@ -85,6 +87,7 @@ class SegmentedOutputs:
             if video is not None:
                 video.close()
                 self.finished.append(video.path)
+                _trim_heap()
         finally:
             if klog is not None:
                 klog.close()
@@ -118,3 +121,21 @@ class SegmentedOutputs:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc's malloc_trim; a no-op elsewhere).
+
+    A closed 720p encoder leaves tens of MB of freed buffers in malloc's
+    arenas; without this, RSS keeps the high-water mark of the segment rolls.
+    """
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        _libc = ctypes.CDLL(name) if name else False
+    trim = getattr(_libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+_libc = None
