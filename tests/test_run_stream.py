@@ -243,7 +243,10 @@ def test_live_camera_with_browser_preview_then_sigterm(tmp_path):
     import re
     import urllib.request
 
-    cmd = [sys.executable, str(ROOT / "run_stream.py"), "lavfi:testsrc2=size=320x240:rate=25,realtime",
+    from stages.live import LiveSource
+
+    spec = "lavfi:testsrc2=size=320x240:rate=25,realtime"
+    cmd = [sys.executable, str(ROOT / "run_stream.py"), spec,
            "-o", str(tmp_path / "out"), "--backend", "tests.fakes:OnePersonBackend",
            "--preview", "127.0.0.1:0", "--segment", "0.02"]
     proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
@@ -261,7 +264,7 @@ def test_live_camera_with_browser_preview_then_sigterm(tmp_path):
             head = stream.read(4096)
         assert b"Content-Type: image/jpeg" in head and b"\xff\xd8" in head
         deadline = time.monotonic() + 20
-        name = next((tmp_path / "out").iterdir()).name
+        name = LiveSource(spec).name
         while time.monotonic() < deadline and not list((tmp_path / "out" / name).glob("*.mkv")):
             time.sleep(0.05)  # a 1.2 s segment finishes and is renamed
         proc.send_signal(signal.SIGTERM)
