@@ -29,7 +29,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy as np
 
 from stages.errors import InputError, InputNotFoundError
 from stages.frames import Frame
+from stages.source import StoppableSource
 
 log = logging.getLogger(__name__)
 
@@ -115,64 +115,17 @@ def open_source(path: str | os.PathLike, *, name: str | None = None
     return VideoFileSource(path, name=name)
 
 
-class _Source:
-    """Iteration, stopping and clean-up shared by the file sources.
+class _Source(StoppableSource):
+    """A file source: ``StoppableSource`` plus whether the file was cut short.
 
-    Subclasses set ``info`` and define ``_frames()`` (a generator that
-    releases its resources in ``finally``) and ``_release()`` (idempotent).
-    ``__next__`` holds ``_lock`` while the generator runs, so ``close()``
-    from another thread never closes a generator that is executing: it sets
-    ``_stop`` and the iterating thread stops at the next frame boundary.
+    Subclasses set ``info`` and define ``_frames()`` and ``_release()``.
     """
 
     info: SourceInfo
 
     def __init__(self) -> None:
-        self.frames_read = 0
         self.truncated = False
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._gen = self._frames()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Frame]:
-        return self
-
-    def __next__(self) -> Frame:
-        with self._lock:
-            if self._stop.is_set():
-                self._shut()
-                raise StopIteration
-            return next(self._gen)
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` was called."""
-        return self._stop.is_set()
-
-    def close(self) -> None:
-        """Stop iteration and release the input; safe from any thread, idempotent."""
-        self._stop.set()
-        if self._lock.acquire(blocking=False):
-            try:
-                self._shut()
-            finally:
-                self._lock.release()
-
-    def _shut(self) -> None:
-        self._gen.close()
-        self._release()
-
-    def _frames(self) -> Iterator[Frame]:
-        raise NotImplementedError
-
-    def _release(self) -> None:
-        raise NotImplementedError
+        super().__init__()
 
 
 class VideoFileSource(_Source):

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from stages.credentials import display_name, mask_credentials
 from stages.decode import SourceInfo
 from stages.errors import InputError
 from stages.frames import Frame
+from stages.source import StoppableSource
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class _Outcome:
     reason: str
 
 
-class LiveSource:
+class LiveSource(StoppableSource):
     """Frames of a live stream or camera, reconnecting when it drops.
 
     Attributes:
@@ -256,47 +256,17 @@ class LiveSource:
         self._on_event = on_event
         self.info: SourceInfo | None = None
         self.connection = 0
-        self.frames_read = 0
         self.events: list[SourceEvent] = []
         self._clock = StreamClock()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._gen = self._frames()
+        super().__init__()
 
     @property
     def reconnects(self) -> int:
         """Connections after the first that delivered a picture."""
         return max(0, self.connection - 1)
 
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` was called."""
-        return self._stop.is_set()
-
     def __enter__(self) -> LiveSource:
         return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Frame]:
-        return self
-
-    def __next__(self) -> Frame:
-        with self._lock:
-            if self._stop.is_set():
-                self._gen.close()
-                raise StopIteration
-            return next(self._gen)
-
-    def close(self) -> None:
-        """Stop iteration and release the stream; safe from any thread, idempotent."""
-        self._stop.set()
-        if self._lock.acquire(blocking=False):
-            try:
-                self._gen.close()
-            finally:
-                self._lock.release()
 
     def __repr__(self) -> str:
         return (f"LiveSource({self.masked_url!r}, connection={self.connection}, "
