@@ -24,7 +24,7 @@ from stages.decode import IMAGE_EXTENSIONS, ImageFileSource, open_source
 from stages.errors import PosestreamError
 from stages.frames import Result
 from stages.inputs import BatchItem
-from stages.job import JobConfig, add_annotation, add_inference, model_file
+from stages.job import JobConfig, PipelineJob, add_annotation, add_inference, model_file
 from stages.manifest import input_identity, is_complete, output_settings, write_manifest
 from stages.outputs import FileOutputs, output_paths
 
@@ -81,7 +81,7 @@ def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force
     return todo, reports
 
 
-class BatchJob:
+class BatchJob(PipelineJob):
     """Processes a list of inputs into ``outdir``, mirroring their relative paths.
 
     Args:
@@ -104,8 +104,7 @@ class BatchJob:
         self.todo = len(todo)
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._pipeline: Pipeline | None = None
+        super().__init__()
 
     def run(self, on_result: Callable[[Result], None] | None = None,
             on_file: Callable[[FileReport], None] | None = None) -> dict[str, FileReport]:
@@ -120,26 +119,14 @@ class BatchJob:
             pipeline.sources("decode", feeds, key=lambda frame: frame.source)
             add_annotation(add_inference(pipeline, c, plan, graph), c, self._write)
             try:
-                with pipeline:
-                    self._pipeline = pipeline
-                    if self._stop.is_set():
-                        pipeline.cancel()
-                    for result in pipeline:
-                        if on_result is not None:
-                            on_result(result)
+                self._drive(pipeline, on_result)
             finally:
                 self._abandon_open()
         return self.reports
 
-    def cancel(self) -> None:
-        """Stop soon; files not finished are redone by the next run."""
-        self._stop.set()
-        if self._pipeline is not None:
-            self._pipeline.cancel()
-
     # -- decode lanes ---------------------------------------------------
     def _lane(self):
-        while not self._stop.is_set():
+        while not self.cancelled:
             try:
                 item = self._pending.get_nowait()
             except queue.Empty:

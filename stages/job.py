@@ -159,7 +159,40 @@ def resolve_graph(config: JobConfig) -> Path:
     return fetch_model(get_model(config.model))
 
 
-class FileJob:
+class PipelineJob:
+    """Drives one pipeline on the caller's thread; ``cancel`` works from any
+    thread (a signal handler's helper), also before the pipeline exists."""
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._pipeline: Pipeline | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel`` was called."""
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Stop soon: items in flight are dropped; sinks keep what they wrote."""
+        self._cancelled.set()
+        if self._pipeline is not None:
+            self._pipeline.cancel()
+
+    def _drive(self, pipeline: Pipeline, on_result: Callable[[Result], None] | None) -> int:
+        """Run ``pipeline`` to its end (or a cancel); return how many results came out."""
+        count = 0
+        with pipeline:
+            self._pipeline = pipeline
+            if self.cancelled:  # cancelled while the pipeline was being built
+                pipeline.cancel()
+            for result in pipeline:
+                count += 1
+                if on_result is not None:
+                    on_result(result)
+        return count
+
+
+class FileJob(PipelineJob):
     """Processes one video or image file into OUTDIR.
 
     Args:
@@ -174,8 +207,7 @@ class FileJob:
         self.outdir = Path(outdir)
         self.config = config
         self.preview = preview
-        self._cancelled = threading.Event()
-        self._pipeline: Pipeline | None = None
+        super().__init__()
 
     def run(self, on_result: Callable[[Result], None] | None = None,
             on_start: Callable[[SourceInfo], None] | None = None) -> JobSummary:
@@ -190,7 +222,6 @@ class FileJob:
             Exception: The first failure of any stage.
         """
         start = time.perf_counter()
-        written = 0
         with open_source(self.input) as source:
             plan = plan_devices(self.config.device, workers=self.config.workers,
                                 backend=self.config.backend)
@@ -201,24 +232,11 @@ class FileJob:
                              still=isinstance(source, ImageFileSource), formats=self.config.formats,
                              audio=self.config.audio) as outputs:
                 pipeline = self._build(source, graph, plan, outputs)
-                with pipeline:
-                    self._pipeline = pipeline
-                    if self._cancelled.is_set():
-                        pipeline.cancel()
-                    for result in pipeline:
-                        written += 1
-                        if on_result is not None:
-                            on_result(result)
+                written = self._drive(pipeline, on_result)
                 self._log_stages(pipeline)
             return JobSummary(self.input, outputs.paths, source.frames_read, written,
-                              source.truncated, self._cancelled.is_set(),
+                              source.truncated, self.cancelled,
                               time.perf_counter() - start, pipeline.statistics())
-
-    def cancel(self) -> None:
-        """Stop soon: frames in flight are dropped, outputs keep the frames written."""
-        self._cancelled.set()
-        if self._pipeline is not None:
-            self._pipeline.cancel()
 
     def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs) -> Pipeline:
         pipeline = Pipeline(queue_size=self.config.queue_size, name=self.input.name)

@@ -23,7 +23,7 @@ from models.devices import plan_devices
 from pipeline import Pipeline, Policy
 from stages.errors import InputError
 from stages.frames import Frame, Result
-from stages.job import JobConfig, add_annotation, add_inference, model_file
+from stages.job import JobConfig, PipelineJob, add_annotation, add_inference, model_file
 from stages.live import LiveSource, SourceEvent
 from stages.resize import NetInput
 from stages.segments import SegmentedOutputs
@@ -79,7 +79,7 @@ class SourceStats:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class LiveJob:
+class LiveJob(PipelineJob):
     """Runs until stopped (or every source gave up).
 
     Args:
@@ -109,8 +109,7 @@ class LiveJob:
                                                   preset=config.preset) for s in self._sources}
         self.failures: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._pipeline: Pipeline | None = None
-        self._cancelled = threading.Event()
+        super().__init__()
         self._started = time.monotonic()
 
     def run(self, on_result: Callable[[Result], None] | None = None) -> dict[str, SourceStats]:
@@ -133,27 +132,19 @@ class LiveJob:
         add_annotation(add_inference(pipeline, c, plan, graph, live=freshest), c, self._write,
                        self.preview)
         try:
-            with pipeline:
-                self._pipeline = pipeline
-                if self._cancelled.is_set():
-                    pipeline.cancel()
-                for result in pipeline:
-                    if on_result is not None:
-                        on_result(result)
+            self._drive(pipeline, on_result)
         finally:
             for out in self._outputs.values():
                 out.close()
-        if self.failures and not self._cancelled.is_set():
+        if self.failures and not self.cancelled:
             raise InputError("; ".join(self.failures.values()))
         return self.stats
 
     def cancel(self) -> None:
         """Stop now; every segment is finished and renamed."""
-        self._cancelled.set()
+        super().cancel()
         for source in self._sources:
             source.close()
-        if self._pipeline is not None:
-            self._pipeline.cancel()
 
     @property
     def names(self) -> list[str]:
