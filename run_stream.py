@@ -1,4 +1,4 @@
-"""posestream command line: multi-person pose estimation over video files."""
+"""posestream command line: pose estimation over a file, a batch of files, or live streams."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-log = logging.getLogger("posestream")
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 1  # argparse exits 2 on usage errors
 
 
 def build_parser() -> argparse.ArgumentParser:
