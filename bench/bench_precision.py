@@ -1,0 +1,179 @@
+"""What each CPU engine and precision does to the network's output, beside its speed.
+
+TensorFlow in f32 is the reference (it is what tf-pose-estimation runs). For
+each candidate, on real photos, this prints:
+- ``max|d| heat`` / ``max|d| paf``: the largest difference from the reference
+  maps over all pictures;
+- ``heat bias``: the mean signed difference of the heatmaps where the
+  reference is above 0.1 (where parts are found);
+- ``paf bias``: the same for PAF magnitudes where the reference's is above 0.1
+  (what joins parts into skeletons); negative means weaker fields;
+- ``skeletons``: people with 6 or more parts found, over all pictures
+  (the reference finds the ``ref`` number);
+- ``kp agree``: the share of keypoints, of those people, that have a keypoint
+  of the same part in the other result within 10% of the person's size
+  (counted both ways);
+- ``FPS``: bare network frames per second, batch 1.
+
+Two rows are not engines but yardsticks, run through TensorFlow f32: the same
+pictures re-encoded as JPEG at quality 95, and shifted right by one pixel.
+They show how much the output moves for changes nobody would call an error.
+
+Pictures: the golden scenes of ``tests/stages/golden`` (scikit-image's
+astronaut and cameraman, alone and in groups), each also mirrored and cut
+into three crops; ``--images`` adds files or folders of your own.
+
+Usage: .venv/bin/python bench/bench_precision.py [--images PATH ...] [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.backend import BackendConfig, load_backend  # noqa: E402
+from models.fetch import fetch_model  # noqa: E402
+from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
+from stages.decode import IMAGE_EXTENSIONS  # noqa: E402
+from stages.postprocess import PafDecoder, PostprocessConfig  # noqa: E402
+from tests.stages.people_maps import compose  # noqa: E402
+
+GOLDEN = ROOT / "tests" / "stages" / "golden"
+SIZES = ((432, 368), (656, 368))
+NUM_HEAT = 18  # part heatmaps; channel 18 is the background
+MIN_PARTS = 6
+
+
+def pictures(extra: list[Path]) -> dict[str, np.ndarray]:
+    """The golden scenes, mirrored and cropped, plus the user's images."""
+    base = {p.stem: compose(json.loads(p.read_text())["recipe"]) for p in sorted(GOLDEN.glob("*.json"))}
+    for path in extra:
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS) if path.is_dir() else [path]
+        for f in files:
+            image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if image is None:
+                sys.exit(f"{f}: not a readable image")
+            base[f.stem] = image
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, image in base.items():
+        for mirrored in (False, True):
+            im = np.ascontiguousarray(image[:, ::-1]) if mirrored else image
+            tag = f"{name}{'_m' if mirrored else ''}"
+            out[tag] = im
+            h, w = im.shape[:2]
+            for i in range(3):
+                ch, cw = int(h * rng.uniform(0.6, 0.9)), int(w * rng.uniform(0.6, 0.9))
+                y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                out[f"{tag}_c{i}"] = np.ascontiguousarray(im[y:y + ch, x:x + cw])
+    return out
+
+
+def jpeg95(image: np.ndarray) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def shift1(image: np.ndarray) -> np.ndarray:
+    m = np.float32([[1, 0, 1], [0, 1, 0]])
+    return cv2.warpAffine(image, m, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+
+
+def agreement(ref: list, got: list) -> tuple[int, int]:
+    """(hits, total): keypoints of big ``ref`` people matched by a same-part ``got`` keypoint."""
+    hits = total = 0
+    for person in ref:
+        present = person.present
+        if present.sum() < MIN_PARTS:
+            continue
+        pts = person.keypoints[present, :2]
+        reach = 0.1 * max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1.0)
+        for k in np.nonzero(present)[0]:
+            total += 1
+            near = [np.hypot(*(g.keypoints[k, :2] - person.keypoints[k, :2])) for g in got if g.keypoints[k, 2] > 0]
+            hits += bool(near) and min(near) <= reach
+    return hits, total
+
+
+def network_fps(backend, size: tuple[int, int], seconds: float) -> float:
+    x = np.zeros((1, size[1], size[0], 3), np.uint8)
+    for _ in range(2):
+        backend.infer(x)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        backend.infer(x)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=Path, nargs="*", default=[], help="more pictures (files or folders)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="time per FPS measurement")
+    args = ap.parse_args()
+    spec = get_model(DEFAULT_MODEL)
+    graph = fetch_model(spec)
+    images = pictures(args.images)
+    decoder = PafDecoder(PostprocessConfig())
+    engines = [("tf", "f32")]
+    if importlib.util.find_spec("openvino"):
+        engines += [("openvino", "f32"), ("openvino", "auto")]
+    print(f"{len(images)} pictures")
+    print(f"{'size':8s} {'candidate':18s} {'max|d| heat':>11s} {'max|d| paf':>10s} {'heat bias':>9s} "
+          f"{'paf bias':>8s} {'skeletons':>9s} {'kp agree':>8s} {'FPS':>6s}")
+    for size in SIZES:
+        resize = lambda im: cv2.resize(im, size, interpolation=cv2.INTER_CUBIC)[None]  # noqa: E731
+        rows, ref = {}, None
+        for name, precision in engines:
+            backend = load_backend(BackendConfig(backend=name, graph=graph, model=spec,
+                                                 precision=precision, resolution=size))
+            label = f"{name} {getattr(backend, 'precision', precision)}"
+            maps = {k: backend.infer(resize(im))[0] for k, im in images.items()}
+            if ref is None:
+                ref = maps
+                rows["tf f32, JPEG 95"] = ({k: backend.infer(resize(jpeg95(im)))[0] for k, im in images.items()}, None)
+                rows["tf f32, 1px shift"] = ({k: backend.infer(resize(shift1(im)))[0] for k, im in images.items()}, None)
+            rows[label] = (maps, network_fps(backend, size, args.seconds))
+            backend.close()
+        people_ref = {k: decoder(ref[k], (im.shape[1], im.shape[0])) for k, im in images.items()}
+        n_ref = sum(sum(p.present.sum() >= MIN_PARTS for p in ppl) for ppl in people_ref.values())
+        for label, (maps, fps) in rows.items():
+            heat_d = paf_d = 0.0
+            heat_bias, paf_bias = [], []
+            hits = total = found = 0
+            for k, im in images.items():
+                r, g = ref[k], maps[k]
+                heat_d = max(heat_d, float(np.abs(r[..., :NUM_HEAT + 1] - g[..., :NUM_HEAT + 1]).max()))
+                paf_d = max(paf_d, float(np.abs(r[..., NUM_HEAT + 1:] - g[..., NUM_HEAT + 1:]).max()))
+                strong = r[..., :NUM_HEAT] > 0.1
+                heat_bias.append((g[..., :NUM_HEAT] - r[..., :NUM_HEAT])[strong])
+                rp, gp = np.abs(r[..., NUM_HEAT + 1:]), np.abs(g[..., NUM_HEAT + 1:])
+                paf_bias.append((gp - rp)[rp > 0.1])
+                people = decoder(g, (im.shape[1], im.shape[0]))
+                found += sum(p.present.sum() >= MIN_PARTS for p in people)
+                for a, b in ((people_ref[k], people), (people, people_ref[k])):
+                    h, t = agreement(a, b)
+                    hits, total = hits + h, total + t
+            print(f"{size[0]}x{size[1]:<4d} {label:18s} {heat_d:11.4f} {paf_d:10.4f} "
+                  f"{np.concatenate(heat_bias).mean():+9.4f} {np.concatenate(paf_bias).mean():+8.4f} "
+                  f"{found:4d}/{n_ref:<4d} {100 * hits / max(total, 1):7.2f}% "
+                  f"{'' if fps is None else f'{fps:6.1f}'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
