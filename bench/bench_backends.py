@@ -1,11 +1,17 @@
-"""Bare network FPS of every CPU backend present, measured in one run.
+"""Bare network FPS of every CPU backend present, each in its own process.
 
 For each backend (TensorFlow; OpenVINO in f32 and in its native precision,
 bf16 on CPUs with AMX), at 432x368 and 656x368, batch 1 and 4: frames per
-second over repeated calls on real frames (scikit-image's astronaut), after
+second over repeated calls on a real frame (scikit-image's astronaut), after
 warm-up, and the ratio to TensorFlow at the same size and batch.
 
-Usage: .venv/bin/python bench/bench_backends.py [--seconds 4]
+Each backend runs in a fresh process, so no engine's idle thread pools share
+the cores with the one being measured (a TensorFlow session left in the
+process slowed OpenVINO by about 6% here). ``--rounds`` repeats the whole set
+with the order of the backends rotated; the table gives each median and the
+range over rounds, and the ratio of the medians.
+
+Usage: .venv/bin/python bench/bench_backends.py [--seconds 4] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -44,31 +53,54 @@ def fps(backend, batch: np.ndarray, seconds: float) -> float:
     return n * len(batch) / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=4.0)
-    args = ap.parse_args()
+def measure(name: str, precision: str, seconds: float) -> None:
+    """Child process: one backend at every size and batch, one JSON line each."""
     spec = get_model(DEFAULT_MODEL)
     graph = fetch_model(spec)
+    photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    for w, h in SIZES:
+        backend = load_backend(BackendConfig(backend=name, graph=graph, model=spec,
+                                             precision=precision, resolution=(w, h)))
+        frame = cv2.resize(photo, (w, h), interpolation=cv2.INTER_CUBIC)
+        for b in BATCHES:
+            rate = fps(backend, np.stack([frame] * b), seconds)
+            print(json.dumps({"size": f"{w}x{h}", "batch": b, "fps": rate,
+                              "precision": getattr(backend, "precision", precision)}), flush=True)
+        backend.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=4.0, help="time per measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="repeats of the whole set, order rotated")
+    ap.add_argument("--one", nargs=2, metavar=("BACKEND", "PRECISION"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        measure(*args.one, args.seconds)
+        return
+    fetch_model(get_model(DEFAULT_MODEL))  # once, before the children race for it
     engines = [("tf", "f32")]
     if importlib.util.find_spec("openvino"):
         engines += [("openvino", "f32"), ("openvino", "auto")]
-    photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    print(f"{'backend':10s} {'precision':9s} {'size':8s} {'batch':>5s} {'FPS':>7s} {'vs tf':>6s}")
-    for name, precision in engines:
-        for w, h in SIZES:
-            backend = load_backend(BackendConfig(backend=name, graph=graph, model=spec,
-                                                 precision=precision, resolution=(w, h)))
-            shown = getattr(backend, "precision", precision)
-            frame = cv2.resize(photo, (w, h), interpolation=cv2.INTER_CUBIC)
-            for b in BATCHES:
-                rate = fps(backend, np.stack([frame] * b), args.seconds)
-                base = BASE.setdefault((w, h, b), rate)
-                print(f"{name:10s} {shown:9s} {w}x{h:<4d} {b:5d} {rate:7.2f} {rate / base:5.2f}x")
-            backend.close()
+    runs: dict[tuple, list[float]] = {}
+    shown: dict[tuple, str] = {}
+    for r in range(args.rounds):
+        for name, precision in engines[r % len(engines):] + engines[:r % len(engines)]:
+            out = subprocess.run([sys.executable, __file__, "--one", name, precision, "--seconds", str(args.seconds)],
+                                 capture_output=True, text=True, check=True).stdout
+            for line in out.splitlines():
+                if line.startswith("{"):
+                    row = json.loads(line)
+                    key = (name, precision, row["size"], row["batch"])
+                    runs.setdefault(key, []).append(row["fps"])
+                    shown[key] = row["precision"]
+    print(f"{'backend':10s} {'precision':9s} {'size':8s} {'batch':>5s} {'FPS':>7s} {'range':>13s} {'vs tf':>6s}")
+    for (name, precision, size, b), rates in runs.items():
+        med = statistics.median(rates)
+        base = statistics.median(runs[("tf", "f32", size, b)])
+        print(f"{name:10s} {shown[(name, precision, size, b)]:9s} {size:8s} {b:5d} {med:7.2f} "
+              f"{min(rates):6.2f}-{max(rates):6.2f} {med / base:5.2f}x")
 
-
-BASE: dict[tuple[int, int, int], float] = {}
 
 if __name__ == "__main__":
     main()
