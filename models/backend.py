@@ -19,6 +19,9 @@ class Backend(Protocol):
 
     ``infer`` takes [N, H, W, 3] uint8 BGR and returns [N, H/8, W/8, C]
     float32 maps (19 heatmaps then 38 PAFs).
+
+    A backend may also set ``precision``: the arithmetic its copy actually
+    runs ("f32", "bf16", "tf32", ...), which the run's summary reports.
     """
 
     name: str
@@ -38,8 +41,10 @@ class BackendConfig:
         model: Tensor names and layout.
         device: Device the copy runs on ("cpu", "gpu:0", "neuron:2").
         threads: CPU threads this copy may use (0: the engine's default).
-        precision: "f32", or "auto" to let the engine pick its native
-            precision (OpenVINO picks bf16 on CPUs with AMX / AVX-512 BF16).
+        precision: "f32" for full float32 arithmetic, or "auto" to let the
+            engine use its faster native precision (OpenVINO: bf16 on CPUs
+            with AMX / AVX-512 BF16; TensorFlow: TensorFloat-32 on NVIDIA
+            Ampere and later GPUs).
         resolution: Network input (width, height) every call will have, when
             known: engines that compile for one shape use it.
     """

@@ -43,6 +43,7 @@ class NeuronBackend:
     """
 
     name = "neuron"
+    precision = "as compiled"  # neuron-cc's choice (NEURON_CC_FLAGS at compile time)
 
     def __init__(self, config: BackendConfig) -> None:
         self.path = Path(config.graph).resolve()

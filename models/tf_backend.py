@@ -39,6 +39,7 @@ class TensorFlowBackend:
         tf = import_tensorflow()
         self._tf = tf
         self.device = _tf_device(config.device)
+        self.precision = _set_precision(tf, config.precision, self.device)
         graph_def = _read_graph(tf, config.graph)
         spec = config.model
 
@@ -63,6 +64,28 @@ class TensorFlowBackend:
     def close(self) -> None:
         """Drop the function so its memory can be released."""
         self._fn = None
+
+
+def _set_precision(tf, requested: str, device: str) -> str:
+    """Turn TensorFloat-32 off for "f32", on for "auto"; return what ``device`` runs.
+
+    TensorFlow runs float32 convolutions in TF32 (10-bit mantissa) on NVIDIA
+    Ampere and later GPUs unless told not to; reduced precision weakens this
+    model's part affinity fields (see bench/bench_precision.py), so "f32"
+    means full float32. The switch is process-wide, as TensorFlow keeps it.
+    """
+    tf.config.experimental.enable_tensor_float_32_execution(requested == "auto")
+    if requested == "auto" and device.startswith("/GPU") and _has_tf32(tf, int(device.split(":")[1])):
+        return "tf32"
+    return "f32"
+
+
+def _has_tf32(tf, index: int) -> bool:
+    gpus = tf.config.list_physical_devices("GPU")
+    if index >= len(gpus):
+        return False
+    capability = tf.config.experimental.get_device_details(gpus[index]).get("compute_capability")
+    return capability is not None and tuple(capability) >= (8, 0)
 
 
 def _tf_device(device: str) -> str:

@@ -47,3 +47,31 @@ def test_tensorflow_batches_equal_single_calls(astronaut, reference):
     maps = tf.infer(batch)
     np.testing.assert_allclose(maps[:1], reference, atol=1e-4)
     np.testing.assert_allclose(maps[1:], tf.infer(batch[1:]), atol=1e-4)
+
+
+def test_tensorflow_f32_turns_tensorfloat32_off_and_auto_leaves_it_on():
+    """TF runs f32 convolutions in TF32 on Ampere+ GPUs by default; f32 must mean f32."""
+    tf_cfg = dict(backend="tf", graph=fetch_model(SPEC), model=SPEC)
+    auto = load_backend(BackendConfig(**tf_cfg, precision="auto"))
+    import tensorflow as tf
+    assert tf.config.experimental.tensor_float_32_execution_enabled()
+    assert auto.precision == "f32"  # on the CPU there is no TF32 to use
+    exact = load_backend(BackendConfig(**tf_cfg, precision="f32"))
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()
+    assert exact.precision == "f32"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO not installed")
+def test_openvino_auto_reports_its_precision_and_still_finds_the_person(astronaut, reference):
+    ov = load_backend(BackendConfig(backend="openvino", graph=fetch_model(SPEC), model=SPEC,
+                                    precision="auto", threads=2))
+    assert ov.precision in ("bf16", "f32")  # bf16 where the CPU has it natively
+    maps = ov.infer(astronaut)
+    assert maps.shape == reference.shape and np.isfinite(maps).all()
+    people = PafDecoder()(maps[0], (512, 512))
+    ref = PafDecoder()(reference[0], (512, 512))[0]
+    assert len(people) == 1
+    both = people[0].present & ref.present
+    assert both.sum() >= ref.present.sum() - 2
+    # each shared part within 5% of the picture of where f32 puts it
+    assert np.abs(people[0].keypoints[both, :2] - ref.keypoints[both, :2]).max() < 0.05 * 512
