@@ -24,7 +24,7 @@ from stages.decode import IMAGE_EXTENSIONS, ImageFileSource, open_source
 from stages.errors import PosestreamError
 from stages.frames import Result
 from stages.inputs import BatchItem
-from stages.job import JobConfig, PipelineJob, add_annotation, add_inference, model_file
+from stages.job import EngineRecord, JobConfig, PipelineJob, add_annotation, add_inference, model_file
 from stages.manifest import input_identity, is_complete, output_settings, write_manifest
 from stages.outputs import FileOutputs, output_paths
 
@@ -42,6 +42,7 @@ class FileReport:
     seconds: float = 0.0
     truncated: bool = False
     error: str = ""
+    engine: dict | None = None  # EngineRecord.as_dict() of what processed it
     started: float = field(default=0.0, repr=False)
 
     @property
@@ -56,9 +57,12 @@ class FileReport:
 
     def as_dict(self) -> dict:
         """JSON-ready record."""
-        return {"input": self.input, "status": self.status, "frames": self.frames,
-                "mean_people": round(self.mean_people, 3), "fps": round(self.fps, 2),
-                "truncated": self.truncated, "error": self.error}
+        record = {"input": self.input, "status": self.status, "frames": self.frames,
+                  "mean_people": round(self.mean_people, 3), "fps": round(self.fps, 2),
+                  "truncated": self.truncated, "error": self.error}
+        if self.engine is not None:
+            record["engine"] = self.engine
+        return record
 
 
 def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force: bool = False
@@ -104,6 +108,7 @@ class BatchJob(PipelineJob):
         self.todo = len(todo)
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
+        self.engine: EngineRecord | None = None
         super().__init__()
 
     def run(self, on_result: Callable[[Result], None] | None = None,
@@ -117,7 +122,8 @@ class BatchJob(PipelineJob):
             feeds = [(self._lane(), None) for _ in range(min(self.lanes, self.todo))]
             pipeline = Pipeline(queue_size=c.queue_size, name="batch")
             pipeline.sources("decode", feeds, key=lambda frame: frame.source)
-            add_annotation(add_inference(pipeline, c, plan, graph), c, self._write)
+            self.engine = EngineRecord(c, plan)
+            add_annotation(add_inference(pipeline, c, plan, graph, engine=self.engine), c, self._write)
             try:
                 self._drive(pipeline, on_result)
             finally:
@@ -186,6 +192,7 @@ class BatchJob(PipelineJob):
                        opened.outputs.paths, report.frames)
         report.status = "done"
         report.seconds = time.monotonic() - report.started
+        report.engine = self.engine.as_dict()
         log.info("%s: done, %d frames", key, report.frames)
         if self._on_file is not None:
             self._on_file(report)

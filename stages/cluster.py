@@ -33,6 +33,7 @@ def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
                    summary.outputs, summary.frames_written)
     report.status, report.frames = "done", summary.frames_written
     report.seconds, report.truncated = summary.seconds, summary.truncated
+    report.engine = summary.engine.as_dict() if summary.engine is not None else None
     return report.as_dict()
 
 

@@ -45,13 +45,18 @@ class PoseWorker:
 
 
 def worker_initializer(backend: BackendConfig, slots: tuple[str, ...], postprocess: PostprocessConfig,
-                       *, batch: int = 1) -> Callable[[int], Callable]:
+                       *, batch: int = 1, on_load: Callable[[Backend], None] | None = None
+                       ) -> Callable[[int], Callable]:
     """Return the pool initializer: slot i loads one model copy on ``slots[i]``.
 
     With ``batch`` > 1 the worker's function takes lists of frames.
+    ``on_load`` is called (on the worker's thread) with each loaded copy.
     """
     def init(slot: int) -> Callable:
-        worker = PoseWorker(load_backend(replace(backend, device=slots[slot])), PafDecoder(postprocess))
+        model = load_backend(replace(backend, device=slots[slot]))
+        if on_load is not None:
+            on_load(model)
+        worker = PoseWorker(model, PafDecoder(postprocess))
         return worker.batch if batch > 1 else worker
     return init
 

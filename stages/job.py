@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from models.backend import BackendConfig
+from models.backend import Backend, BackendConfig
 from models.devices import DevicePlan, plan_devices
 from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
@@ -39,7 +40,8 @@ class JobConfig:
         queue_size: Capacity of every queue between stages.
         backend: Inference backend name, or "auto" for the fastest present.
         device: "cpu", "gpu[:0,1]", "neuron[:0-3]" or "auto".
-        precision: "f32", or "auto" for the engine's native CPU precision.
+        precision: "f32", or "auto" for the engine's faster native precision
+            (bf16 on AMX CPUs with OpenVINO, TF32 on Ampere+ GPUs).
         batch: Most frames one network call takes.
         batch_timeout: Seconds a worker may wait to fill a batch.
         model: Registry name of the graph.
@@ -83,6 +85,53 @@ class JobConfig:
             raise InputError(f"--precision {self.precision!r}: expected f32 or auto")
 
 
+class EngineRecord:
+    """What ran the network, so that a run's results can be traced to it.
+
+    Filled from the plan, then from each model copy as it loads (on the pool's
+    threads): the precision is what the copies report, since "auto" resolves
+    per machine (bf16 on one CPU, f32 on another).
+
+    Args:
+        config: The run's settings.
+        plan: The devices and backend chosen for it.
+    """
+
+    def __init__(self, config: JobConfig, plan: DevicePlan) -> None:
+        self.backend = plan.backend
+        self.devices = plan.slots
+        self.model = config.model if config.graph is None else str(config.graph)
+        self.resolution = config.resolution
+        self.requested = config.precision
+        self.host = socket.gethostname()
+        self._precisions: set[str] = set()
+        self._lock = threading.Lock()
+
+    def loaded(self, backend: Backend) -> None:
+        """Note one loaded copy's precision."""
+        with self._lock:
+            self._precisions.add(str(getattr(backend, "precision", None) or self.requested))
+
+    @property
+    def precision(self) -> str:
+        """The copies' precision ("/"-joined if they differ); "" before any loaded."""
+        with self._lock:
+            return "/".join(sorted(self._precisions))
+
+    def as_dict(self) -> dict:
+        """JSON-ready record."""
+        w, h = self.resolution
+        return {"backend": self.backend, "precision": self.precision, "devices": list(self.devices),
+                "model": self.model, "resolution": f"{w}x{h}", "host": self.host}
+
+    def __str__(self) -> str:
+        w, h = self.resolution
+        n = len(self.devices)
+        where = ", ".join(dict.fromkeys(self.devices))
+        return (f"{self.backend} {self.precision or self.requested} on {where} "
+                f"({n} worker{'s' if n != 1 else ''}), {self.model} at {w}x{h}")
+
+
 @dataclass(frozen=True, slots=True)
 class JobSummary:
     """What a finished (or interrupted) run did."""
@@ -95,6 +144,7 @@ class JobSummary:
     interrupted: bool
     seconds: float
     statistics: PipelineStatistics | None = None
+    engine: EngineRecord | None = None
 
     @property
     def fps(self) -> float:
@@ -103,18 +153,20 @@ class JobSummary:
 
 
 def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph: Path, *,
-                  live: dict | None = None) -> Pipeline:
+                  live: dict | None = None, engine: EngineRecord | None = None) -> Pipeline:
     """Append resize and the inference pool (one model copy per device slot) to ``pipeline``.
 
     ``live``: options for the resize stage's output channel (``policy``,
     ``key``, ``queue_size``, ``on_drop``) so live frames are dropped right
-    before the pool rather than queued for it.
+    before the pool rather than queued for it. ``engine`` is told of each
+    model copy as it loads.
     """
     c = config
     threads = max(1, (os.cpu_count() or 1) // plan.workers) if plan.kind == "cpu" else 0
     backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
                             threads=threads, precision=c.precision, resolution=c.resolution)
-    init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch)
+    init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch,
+                              on_load=engine.loaded if engine is not None else None)
     log.info("inference: %d worker(s) on %s, backend %s", plan.workers, ", ".join(plan.slots),
              plan.backend)
     return (pipeline.map("resize", Resizer(c.resolution), **(live or {}))
@@ -231,18 +283,20 @@ class FileJob(PipelineJob):
             with FileOutputs(self.outdir, self.input, source.info, preset=self.config.preset,
                              still=isinstance(source, ImageFileSource), formats=self.config.formats,
                              audio=self.config.audio) as outputs:
-                pipeline = self._build(source, graph, plan, outputs)
+                engine = EngineRecord(self.config, plan)
+                pipeline = self._build(source, graph, plan, outputs, engine)
                 written = self._drive(pipeline, on_result)
                 self._log_stages(pipeline)
             return JobSummary(self.input, outputs.paths, source.frames_read, written,
                               source.truncated, self.cancelled,
-                              time.perf_counter() - start, pipeline.statistics())
+                              time.perf_counter() - start, pipeline.statistics(), engine)
 
-    def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs) -> Pipeline:
+    def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs,
+               engine: EngineRecord) -> Pipeline:
         pipeline = Pipeline(queue_size=self.config.queue_size, name=self.input.name)
         pipeline.source("decode", source, stop=source.close)
-        return add_annotation(add_inference(pipeline, self.config, plan, graph), self.config,
-                              outputs.write, self.preview)
+        return add_annotation(add_inference(pipeline, self.config, plan, graph, engine=engine),
+                              self.config, outputs.write, self.preview)
 
     @staticmethod
     def _log_stages(pipeline: Pipeline) -> None:

@@ -23,7 +23,7 @@ from models.devices import plan_devices
 from pipeline import Pipeline, Policy
 from stages.errors import InputError
 from stages.frames import Frame, Result
-from stages.job import JobConfig, PipelineJob, add_annotation, add_inference, model_file
+from stages.job import EngineRecord, JobConfig, PipelineJob, add_annotation, add_inference, model_file
 from stages.live import LiveSource, SourceEvent
 from stages.resize import NetInput
 from stages.segments import SegmentedOutputs
@@ -108,6 +108,7 @@ class LiveJob(PipelineJob):
                                                   segment_seconds=60 * live.segment_minutes,
                                                   preset=config.preset) for s in self._sources}
         self.failures: dict[str, str] = {}
+        self.engine: EngineRecord | None = None
         self._lock = threading.Lock()
         super().__init__()
         self._started = time.monotonic()
@@ -129,8 +130,9 @@ class LiveJob(PipelineJob):
                          queue_size=self.live.queue_size, on_drop=self._dropped)
         freshest = {"policy": Policy.DROP_OLDEST, "key": _source_of_input,
                     "on_drop": self._dropped_input, "queue_size": 1}
-        add_annotation(add_inference(pipeline, c, plan, graph, live=freshest), c, self._write,
-                       self.preview)
+        self.engine = EngineRecord(c, plan)
+        add_annotation(add_inference(pipeline, c, plan, graph, live=freshest, engine=self.engine),
+                       c, self._write, self.preview)
         try:
             self._drive(pipeline, on_result)
         finally:
@@ -162,8 +164,9 @@ class LiveJob(PipelineJob):
                         "latency_p50_ms": 1000 * st.latency(0.5),
                         "latency_p95_ms": 1000 * st.latency(0.95)} for st in self.stats.values()]
         stages = stage_rows(self._pipeline.statistics(), elapsed) if self._pipeline else []
+        engine = self.engine.as_dict() if self.engine is not None else None
         return {"sources": sources, "stages": stages, "seconds": elapsed,
-                "failures": dict(self.failures)}
+                "failures": dict(self.failures), "engine": engine}
 
     def _feed(self, source: LiveSource):
         """The source's frames; a source that gives up ends alone, the others carry on."""

@@ -28,6 +28,12 @@ class ZeroBackend:
         pass
 
 
+class Bf16Backend(ZeroBackend):
+    """A zero backend that reports running in bf16, as an engine choosing its own precision does."""
+
+    precision = "bf16"
+
+
 class SlowBackend(ZeroBackend):
     """A zero backend that takes $POSESTREAM_FAKE_DELAY seconds (default 0.02) per call."""
 

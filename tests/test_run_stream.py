@@ -194,6 +194,21 @@ def test_summary_json_has_the_run_and_every_stage(tmp_path, capsys):
     assert [s["stage"] for s in data["stages"]] == ["decode", "resize", "inference", "track", "render",
                                                      "write"]
     assert all(s["items"] == 12 for s in data["stages"])
+    engine = data["engine"]
+    assert (engine["backend"], engine["precision"], engine["devices"], engine["model"],
+            engine["resolution"]) == (FAKE, "f32", ["cpu"], "mobilenet_thin", "432x368")
+    assert engine["host"] and f"engine: {FAKE} f32 on cpu (1 worker)" in out
+
+
+def test_summary_reports_the_precision_the_engine_ran_not_the_one_asked_for(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=4)
+    summary = tmp_path / "summary.json"
+    code, out, err = _cli(capsys, clip, "-o", tmp_path / "out", "--backend", "tests.fakes:Bf16Backend",
+                          "--precision", "auto", "--workers", "2", "--summary-json", summary)
+    assert code == 0, err
+    engine = __import__("json").loads(summary.read_text())["engine"]
+    assert (engine["precision"], engine["devices"]) == ("bf16", ["cpu", "cpu"])
+    assert "engine: tests.fakes:Bf16Backend bf16 on cpu (2 workers)" in out
 
 
 def test_config_file_mirrors_the_options_and_the_command_line_wins(tmp_path, capsys):

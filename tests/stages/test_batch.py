@@ -102,6 +102,9 @@ def test_bad_files_are_reported_and_skipped_and_the_batch_goes_on(tree, tmp_path
     assert rows["cut.mp4"]["status"] == "done" and rows["cut.mp4"]["truncated"]
     assert 0 < rows["cut.mp4"]["frames"] < 60
     assert rows["a/clip.mp4"]["frames"] == 12 and rows["b/deep/x.mov"]["status"] == "done"
+    assert rows["a/clip.mp4"]["engine"]["backend"] == "tests.fakes:ZeroBackend"
+    assert rows["a/clip.mp4"]["engine"]["resolution"] == "64x48"
+    assert "engine" not in rows["broken.mp4"]  # nothing ran it
     assert "broken.mp4" in printed and "failed" in printed
 
 

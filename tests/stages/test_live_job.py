@@ -90,6 +90,8 @@ def test_a_slow_pipeline_drops_frames_and_latency_stays_bounded(tmp_path, rtsp_s
     assert stats.latency(0.95) < 2.0, stats.latency(0.95)
     recent = list(stats.latencies)[-5:]
     assert max(recent) < 2.0
+    engine = job.snapshot()["engine"]
+    assert (engine["backend"], engine["precision"], engine["devices"]) == ("tests.fakes:SlowBackend", "f32", ["cpu"])
 
 
 def test_credentials_never_reach_names_files_or_logs(tmp_path, rtsp_server, caplog):
