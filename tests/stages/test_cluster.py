@@ -39,6 +39,10 @@ def test_cluster_results_equal_a_local_run(tmp_path, cluster):
         theirs = read_keypoint_log(tmp_path / "local" / f"{rel}.jsonl")
         assert ours == theirs and any(r["people"] for r in ours)
         assert (tmp_path / "cluster" / f"{rel}.manifest.json").is_file()
+    for key in ("one.mp4", "x/two.mp4"):  # each file says what processed it, on which host
+        engine = remote[key]["engine"]
+        assert engine == {**local[key].engine, "host": engine["host"]} and engine["host"]
+        assert (engine["backend"], engine["precision"]) == ("tf", "f32")
     again = run_on_cluster(cluster, items, tmp_path / "cluster", config)
     assert {k: r["status"] for k, r in again.items()} == {
         "one.mp4": "skipped", "x/two.mp4": "skipped", "x/bad.mp4": "failed"}
