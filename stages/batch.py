@@ -25,7 +25,7 @@ from stages.errors import PosestreamError
 from stages.frames import Result
 from stages.inputs import BatchItem
 from stages.job import EngineRecord, JobConfig, PipelineJob, add_annotation, add_inference, model_file
-from stages.manifest import input_identity, is_complete, output_settings, write_manifest
+from stages.manifest import completed, input_identity, output_settings, write_manifest
 from stages.outputs import FileOutputs, output_paths
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,12 @@ def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force
         reports[item.key] = FileReport(item.key)
         video = _media_path(outdir, item)
         try:
-            done = not force and is_complete(video, input_identity(item.path), settings)
+            done = None if force else completed(video, input_identity(item.path), settings)
         except OSError as exc:
             reports[item.key].status, reports[item.key].error = "failed", f"{item.path}: {exc.strerror}"
             continue
-        if done:
-            reports[item.key].status = "skipped"
+        if done is not None:
+            reports[item.key].status, reports[item.key].engine = "skipped", done.get("engine")
         else:
             todo.append(item)
     return todo, reports
@@ -187,12 +187,12 @@ class BatchJob(PipelineJob):
         if opened is None:
             return
         report = self.reports[key]
+        report.engine = self.engine.as_dict()
         opened.outputs.close()
         write_manifest(opened.outputs.paths[0], opened.identity, output_settings(self.config),
-                       opened.outputs.paths, report.frames)
+                       opened.outputs.paths, report.frames, report.engine)
         report.status = "done"
         report.seconds = time.monotonic() - report.started
-        report.engine = self.engine.as_dict()
         log.info("%s: done, %d frames", key, report.frames)
         if self._on_file is not None:
             self._on_file(report)

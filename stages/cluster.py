@@ -29,11 +29,11 @@ def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
     except Exception as exc:  # reported per file; the batch goes on
         report.status, report.error = "failed", str(exc)
         return report.as_dict()
+    report.engine = summary.engine.as_dict() if summary.engine is not None else None
     write_manifest(summary.outputs[0], input_identity(item.path), output_settings(config),
-                   summary.outputs, summary.frames_written)
+                   summary.outputs, summary.frames_written, report.engine)
     report.status, report.frames = "done", summary.frames_written
     report.seconds, report.truncated = summary.seconds, summary.truncated
-    report.engine = summary.engine.as_dict() if summary.engine is not None else None
     return report.as_dict()
 
 

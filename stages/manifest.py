@@ -52,29 +52,39 @@ def manifest_path(video: Path) -> Path:
 
 
 def write_manifest(video: Path, identity: dict, settings: dict, outputs: tuple[Path, ...],
-                   frames: int) -> None:
-    """Record a completed input (call after its outputs are in place)."""
+                   frames: int, engine: dict | None = None) -> None:
+    """Record a completed input (call after its outputs are in place).
+
+    ``engine`` (what ran the network) is kept for the record; it does not
+    decide whether the input is complete.
+    """
     data = {"input": identity, "settings": settings, "frames": frames,
-            "outputs": [p.name for p in outputs]}
+            "outputs": [p.name for p in outputs], "engine": engine}
     path = manifest_path(video)
     tmp = partial_path(path)
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     commit(tmp, path)
 
 
-def is_complete(video: Path, identity: dict, settings: dict) -> bool:
-    """Whether the outputs beside ``video`` are complete for this input and settings."""
+def completed(video: Path, identity: dict, settings: dict) -> dict | None:
+    """The manifest beside ``video`` if its outputs are complete for this input
+    and settings, else None."""
     try:
         data = json.loads(manifest_path(video).read_text())
     except (OSError, ValueError):
-        return False
+        return None
     if data.get("input") != identity or data.get("settings") != settings:
-        return False
+        return None
     outputs = [video.parent / name for name in data.get("outputs", [])]
     if not outputs or not all(p.exists() for p in outputs):
-        return False
+        return None
     for log_path in (p for p in outputs if p.suffix == ".jsonl"):  # a log has a line per frame
         with open(log_path, "rb") as f:
             if sum(1 for _ in f) != data.get("frames"):
-                return False
-    return True
+                return None
+    return data
+
+
+def is_complete(video: Path, identity: dict, settings: dict) -> bool:
+    """Whether the outputs beside ``video`` are complete for this input and settings."""
+    return completed(video, identity, settings) is not None

@@ -71,8 +71,11 @@ def test_a_second_run_skips_complete_inputs_and_force_redoes_them(tree, tmp_path
     stamp = (out / "a" / "clip.mp4").stat().st_mtime_ns
     again = BatchJob(expand_inputs([str(tree)]), out, FAKE)
     assert again.todo == 0
-    assert {r.status for r in again.run().values()} == {"skipped"}
+    skipped = again.run()
+    assert {r.status for r in skipped.values()} == {"skipped"}
     assert (out / "a" / "clip.mp4").stat().st_mtime_ns == stamp
+    # a skipped file still says what processed it, from its manifest
+    assert skipped["a/clip.mp4"].engine["backend"] == "tests.fakes:ZeroBackend"
     other = JobConfig(backend="tests.fakes:ZeroBackend", resolution=(64, 48), preset="ultrafast")
     assert BatchJob(expand_inputs([str(tree)]), out, other).todo == 3  # other settings: redo
     forced = BatchJob(expand_inputs([str(tree)]), out, FAKE, force=True)
