@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 
@@ -43,10 +44,15 @@ class OpenVINOBackend:
         props = {"PERFORMANCE_HINT": "LATENCY"}
         if config.threads:
             props["INFERENCE_NUM_THREADS"] = config.threads
+            if config.threads < (os.cpu_count() or 1):
+                # each copy pins its threads to the first cores: several copies
+                # would all share core 0 (two 1-thread copies ran at half speed)
+                props["ENABLE_CPU_PINNING"] = False
         if config.precision != "auto":
             props["INFERENCE_PRECISION_HINT"] = PRECISIONS.get(config.precision, config.precision)
         compiled = core.compile_model(model, "CPU", props)
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        self.pinned = bool(compiled.get_property("ENABLE_CPU_PINNING"))
         self._output = compiled.output(output)
         self._request = compiled.create_infer_request()
         log.debug("openvino: %s compiled, precision %s, threads %s", config.graph, self.precision,

@@ -1,6 +1,7 @@
 """Every CPU backend's maps against TensorFlow's on a real image (loads the model: slow)."""
 
 import importlib.util
+import os
 
 import cv2
 import numpy as np
@@ -75,3 +76,12 @@ def test_openvino_auto_reports_its_precision_and_still_finds_the_person(astronau
     assert both.sum() >= ref.present.sum() - 2
     # each shared part within 5% of the picture of where f32 puts it
     assert np.abs(people[0].keypoints[both, :2] - ref.keypoints[both, :2]).max() < 0.05 * 512
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO not installed")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
+def test_openvino_copies_sharing_the_cores_are_not_pinned_to_the_same_ones():
+    """Pinned, every 1-thread copy sat on core 0: two workers ran at half speed."""
+    cfg = dict(backend="openvino", graph=fetch_model(SPEC), model=SPEC, resolution=(432, 368))
+    share = load_backend(BackendConfig(**cfg, threads=1))
+    assert not share.pinned  # OpenVINO's default on Linux is to pin
