@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu",
                    help="cpu, gpu, gpu:0,1, neuron, neuron:0-3 or auto (default: cpu); "
                         "GPUs and NeuronCores get one worker each")
-    p.add_argument("--workers", type=int, default=1,
-                   help="inference workers on the CPU, one model copy each (default: 1)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="inference workers on the CPU, one model copy each (default: one "
+                        "single-threaded copy per core for files, one copy for live streams)")
     p.add_argument("--backend", default="auto",
                    help="tf, openvino, neuron, or auto: the fastest present for the device (default)")
     p.add_argument("--precision", default="f32", choices=("f32", "auto"),

@@ -7,7 +7,7 @@ given), prints:
   timed on the clip's own resized frames;
 - their ratio (end-to-end / network).
 
-Usage: .venv/bin/python bench/bench_pipeline.py [--clip FILE] [--seconds 6] [--workers 1]
+Usage: .venv/bin/python bench/bench_pipeline.py [--clip FILE] [--seconds 6] [--workers N]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", type=Path)
     ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0, help="CPU workers (default 0: as the product chooses)")
     ap.add_argument("--resolution", default="432x368")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--precision", default="f32")
@@ -75,9 +75,9 @@ def main() -> None:
             on_result=lambda _r: stamps.append(time.perf_counter()))
     # steady state: from the first result out to the last (model loading excluded)
     e2e = (len(stamps) - 1) / (stamps[-1] - stamps[0])
-    backend = plan_devices(config.device, backend=config.backend).backend
+    plan = plan_devices(config.device, workers=config.workers, backend=config.backend)
     print(f"clip: {clip.name if args.clip else '1280x720 sample'}, {summary.frames_written} frames, "
-          f"network {args.resolution}, backend {backend} {args.precision}, workers {args.workers}")
+          f"network {args.resolution}, backend {plan.backend} {args.precision}, workers {plan.workers}")
     print(f"whole run FPS (incl. model load):  {summary.fps:6.2f}")
     print(f"end-to-end FPS (steady state):     {e2e:6.2f}")
     print(f"bare network FPS (batch 1):        {net:6.2f}")

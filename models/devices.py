@@ -55,13 +55,20 @@ def parse_indices(text: str, option: str) -> list[int]:
     return out
 
 
-def plan_devices(device: str, *, workers: int = 1, backend: str = "auto") -> DevicePlan:
+def plan_devices(device: str, *, workers: int = 1, backend: str = "auto",
+                 latency: bool = False) -> DevicePlan:
     """Turn ``--device`` (and ``--workers`` for the CPU) into pool slots and a backend.
 
     ``auto`` picks Inferentia when tensorflow-neuron is importable, else a GPU
     when TensorFlow sees one, else the CPU. ``backend="auto"`` picks the
     fastest engine present for the device: OpenVINO on the CPU when installed
     (TensorFlow otherwise), TensorFlow on GPUs, tensorflow-neuron on NeuronCores.
+
+    ``workers=0`` chooses the CPU workers: one single-threaded copy per core
+    for throughput (no copy waits on threads that host stages slowed down),
+    or, with ``latency``, one copy on all cores (each frame is done soonest).
+    Engines that cannot limit a copy's threads (TensorFlow's pool is
+    per process) get one copy either way.
 
     Raises:
         InputError: Unknown device, bad indices, or a device that is not there.
@@ -73,7 +80,10 @@ def plan_devices(device: str, *, workers: int = 1, backend: str = "auto") -> Dev
     if kind == "cpu":
         if indices:
             raise InputError(f"--device {device!r}: the CPU takes no indices; use --workers N")
-        return DevicePlan("cpu", ("cpu",) * workers, _cpu_backend(backend))
+        chosen = _cpu_backend(backend)
+        if workers == 0:
+            workers = 1 if latency or chosen != "openvino" else usable_cores()
+        return DevicePlan("cpu", ("cpu",) * workers, chosen)
     if kind == "gpu":
         gpus = _visible_gpus()
         chosen = parse_indices(indices, f"--device {device}") if indices else list(range(gpus))
@@ -87,6 +97,14 @@ def plan_devices(device: str, *, workers: int = 1, backend: str = "auto") -> Dev
         reserve_cores(cores)  # sets the runtime's core range: before any model loads
         return DevicePlan("neuron", tuple(f"neuron:{c}" for c in cores), _fixed(backend, "neuron", "neuron"))
     raise InputError(f"--device {device!r}: expected cpu, gpu[:0,1], neuron[:0-3] or auto")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, as in a container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _cpu_backend(backend: str) -> str:

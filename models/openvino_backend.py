@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
 from models.backend import BackendConfig
+from models.devices import usable_cores
 from stages.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class OpenVINOBackend:
         props = {"PERFORMANCE_HINT": "LATENCY"}
         if config.threads:
             props["INFERENCE_NUM_THREADS"] = config.threads
-            if config.threads < (os.cpu_count() or 1):
+            if config.threads < usable_cores():
                 # each copy pins its threads to the first cores: several copies
                 # would all share core 0 (two 1-thread copies ran at half speed)
                 props["ENABLE_CPU_PINNING"] = False

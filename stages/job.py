@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from models.backend import Backend, BackendConfig
-from models.devices import DevicePlan, plan_devices
+from models.devices import DevicePlan, plan_devices, usable_cores
 from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
 from pipeline import Pipeline, PipelineStatistics
@@ -36,7 +35,9 @@ class JobConfig:
     Attributes:
         resolution: Network input (width, height), multiples of 8.
         workers: Inference workers on the CPU, one model copy each (GPUs and
-            NeuronCores get one worker per device instead).
+            NeuronCores get one worker per device instead); 0 chooses: one
+            single-threaded copy per core for files, one copy on all cores
+            for live streams (see ``models.devices.plan_devices``).
         queue_size: Capacity of every queue between stages.
         backend: Inference backend name, or "auto" for the fastest present.
         device: "cpu", "gpu[:0,1]", "neuron[:0-3]" or "auto".
@@ -54,7 +55,7 @@ class JobConfig:
     """
 
     resolution: tuple[int, int] = DEFAULT_RESOLUTION
-    workers: int = 1
+    workers: int = 0
     queue_size: int = 8
     backend: str = "auto"
     device: str = "cpu"
@@ -73,8 +74,8 @@ class JobConfig:
         w, h = self.resolution
         if w <= 0 or h <= 0 or w % STRIDE or h % STRIDE:
             raise InputError(f"resolution {w}x{h}: width and height must be positive multiples of {STRIDE}")
-        if self.workers < 1:
-            raise InputError(f"--workers {self.workers}: must be at least 1")
+        if self.workers < 0:
+            raise InputError(f"--workers {self.workers}: must be at least 1 (or 0 to choose)")
         if self.queue_size < 1:
             raise InputError(f"--queue-size {self.queue_size}: must be at least 1")
         if self.batch < 1:
@@ -162,7 +163,7 @@ def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph
     model copy as it loads.
     """
     c = config
-    threads = max(1, (os.cpu_count() or 1) // plan.workers) if plan.kind == "cpu" else 0
+    threads = max(1, usable_cores() // plan.workers) if plan.kind == "cpu" else 0
     backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
                             threads=threads, precision=c.precision, resolution=c.resolution)
     init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch,

@@ -120,7 +120,7 @@ class LiveJob(PipelineJob):
             InputError: Some source gave up (after the others ended), naming each.
         """
         c = self.config
-        plan = plan_devices(c.device, workers=c.workers, backend=c.backend)
+        plan = plan_devices(c.device, workers=c.workers, backend=c.backend, latency=True)
         graph = model_file(c, plan)
         self._started = time.monotonic()
         feeds = [(self._feed(source), source.close) for source in self._sources]

@@ -73,7 +73,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "resolution not a multiple of 8": ([good, "--resolution", "430x368"], "430x368"),
         "resolution zero": ([good, "--resolution", "0x368"], "0x368"),
         "resolution garbage": ([good, "--resolution", "big"], "big"),
-        "workers zero": ([good, "--workers", "0"], "--workers"),
+        "workers negative": ([good, "--workers", "-1"], "--workers"),
         "unknown device": ([good, "--device", "tpu"], "tpu"),
         "even smoothing kernel": ([good, "--smooth-kernel", "24"], "--smooth-kernel"),
         "unknown format": ([good, "--format", "jsonl", "csv"], "'csv'"),
@@ -84,7 +84,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
 
 @pytest.mark.parametrize("case", ["missing", "directory", "zero-byte", "text named .mp4",
                                   "resolution not a multiple of 8", "resolution zero",
-                                  "resolution garbage", "workers zero", "unknown device",
+                                  "resolution garbage", "workers negative", "unknown device",
                                   "even smoothing kernel", "zero resize ratio", "unknown format",
                                   "neuron without tensorflow-neuron"])
 def test_bad_input_is_one_clear_line_and_nothing_is_written(tmp_path, capsys, case):

@@ -31,6 +31,21 @@ def test_cpu_auto_backend_is_openvino_when_installed(monkeypatch):
     assert plan_devices("cpu").backend == "tf"
 
 
+def test_chosen_cpu_workers_are_one_per_core_for_throughput_and_one_for_latency(monkeypatch):
+    monkeypatch.setattr(devices, "usable_cores", lambda: 6)
+    monkeypatch.setattr(devices.importlib.util, "find_spec", lambda name: object())  # OpenVINO present
+    assert plan_devices("cpu", workers=0).slots == ("cpu",) * 6
+    assert plan_devices("cpu", workers=0, latency=True).slots == ("cpu",)
+    assert plan_devices("cpu", workers=2).slots == ("cpu",) * 2  # asked for: kept
+    # TensorFlow's thread pool is per process: copies would only fight over it
+    assert plan_devices("cpu", workers=0, backend="tf").slots == ("cpu",)
+    assert plan_devices("cpu", workers=0, backend="tests.fakes:ZeroBackend").slots == ("cpu",)
+
+
+def test_usable_cores_follows_the_affinity_mask():
+    assert devices.usable_cores() == len(__import__("os").sched_getaffinity(0))
+
+
 def test_gpus_get_one_worker_each(monkeypatch):
     monkeypatch.setattr(devices, "_visible_gpus", lambda: 4)
     assert plan_devices("gpu").slots == ("gpu:0", "gpu:1", "gpu:2", "gpu:3")
