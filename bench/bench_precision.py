@@ -37,7 +37,6 @@ import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
@@ -52,6 +51,9 @@ from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
 from stages.decode import IMAGE_EXTENSIONS  # noqa: E402
 from stages.postprocess import PafDecoder, PostprocessConfig  # noqa: E402
 from tests.stages.people_maps import compose  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_backends import fps as network_fps  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "stages" / "golden"
 SIZES = ((432, 368), (656, 368))
@@ -110,17 +112,6 @@ def agreement(ref: list, got: list) -> tuple[int, int]:
     return hits, total
 
 
-def network_fps(backend, size: tuple[int, int], seconds: float) -> float:
-    x = np.zeros((1, size[1], size[0], 3), np.uint8)
-    for _ in range(2):
-        backend.infer(x)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        backend.infer(x)
-        n += 1
-    return n / (time.perf_counter() - t0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=Path, nargs="*", default=[], help="more pictures (files or folders)")
@@ -148,7 +139,7 @@ def main() -> None:
                 ref = maps
                 rows["tf f32, JPEG 95"] = ({k: backend.infer(resize(jpeg95(im)))[0] for k, im in images.items()}, None)
                 rows["tf f32, 1px shift"] = ({k: backend.infer(resize(shift1(im)))[0] for k, im in images.items()}, None)
-            rows[label] = (maps, network_fps(backend, size, args.seconds))
+            rows[label] = (maps, network_fps(backend, resize(images[next(iter(images))]), args.seconds))
             backend.close()
         people_ref = {k: decoder(ref[k], (im.shape[1], im.shape[0])) for k, im in images.items()}
         n_ref = sum(sum(p.present.sum() >= MIN_PARTS for p in ppl) for ppl in people_ref.values())
