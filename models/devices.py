@@ -12,6 +12,11 @@ from stages.errors import InputError
 
 log = logging.getLogger(__name__)
 
+# Chosen CPU copies stop here; more cores give each copy more threads instead
+# (a file's frames come from one decoding thread, so dozens of copies would
+# mostly sit idle, each holding its own memory).
+MAX_CHOSEN_CPU_WORKERS = 8
+
 
 @dataclass(frozen=True, slots=True)
 class DevicePlan:
@@ -65,8 +70,9 @@ def plan_devices(device: str, *, workers: int = 1, backend: str = "auto",
     (TensorFlow otherwise), TensorFlow on GPUs, tensorflow-neuron on NeuronCores.
 
     ``workers=0`` chooses the CPU workers: one single-threaded copy per core
-    for throughput (no copy waits on threads that host stages slowed down),
-    or, with ``latency``, one copy on all cores (each frame is done soonest).
+    (up to ``MAX_CHOSEN_CPU_WORKERS``) for throughput (no copy waits on
+    threads that host stages slowed down), or, with ``latency``, one copy on
+    all cores (each frame is done soonest).
     Engines that cannot limit a copy's threads (TensorFlow's pool is
     per process) get one copy either way.
 
@@ -82,7 +88,7 @@ def plan_devices(device: str, *, workers: int = 1, backend: str = "auto",
             raise InputError(f"--device {device!r}: the CPU takes no indices; use --workers N")
         chosen = _cpu_backend(backend)
         if workers == 0:
-            workers = 1 if latency or chosen != "openvino" else usable_cores()
+            workers = 1 if latency or chosen != "openvino" else min(usable_cores(), MAX_CHOSEN_CPU_WORKERS)
         return DevicePlan("cpu", ("cpu",) * workers, chosen)
     if kind == "gpu":
         gpus = _visible_gpus()
