@@ -7,7 +7,10 @@ place when its time is up (``segment_seconds``), when the stream drops
 (``end_segment``, so nothing waits half-written while a camera is away), or
 when the frame size changes. Each segment has a keypoint log beside it,
 flushed per frame, with wall-clock capture time as well as stream pts.
-Names: ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv/.jsonl``.
+Names: ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv/.jsonl``,
+``<n>`` counting the run's segments from 1 and skipping names already on
+disk, so every segment is its own file pair, also for a source named
+``127.0.0.1_8554_cam1`` or ``cam1.local``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,18 @@ from stages.video_sink import VideoWriter
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1000)  # Matroska keeps milliseconds
+VIDEO_SUFFIX = ".mkv"
+LOG_SUFFIX = ".jsonl"
+
+
+def segment_paths(folder: Path, base: str) -> tuple[Path, Path]:
+    """The (video, keypoint log) paths of the segment named ``base`` in ``folder``.
+
+    Args:
+        folder: The source's folder.
+        base: The segment's name without suffix; it may contain dots.
+    """
+    return folder / f"{base}{VIDEO_SUFFIX}", folder / f"{base}{LOG_SUFFIX}"
 
 
 class SegmentedOutputs:
@@ -107,14 +122,28 @@ class SegmentedOutputs:
         self._shape = shape
         self._started = frame.wall
         self._pts0 = frame.pts
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(frame.wall))
-        stem = self.folder / f"{self.name}-{stamp}-{self._count}"
         self.folder.mkdir(parents=True, exist_ok=True)
+        video_path, log_path = self._free_pair(frame.wall)
         info = SourceInfo(name=self.name, width=shape[1], height=shape[0], rate=self.rate,
                           time_base=TIME_BASE, frames=None, duration=None, codec="h264")
-        self._video = VideoWriter(stem.with_suffix(".mkv"), info, preset=self.preset)
-        self._log = KeypointLog(stem.with_suffix(".jsonl"), wall_clock=True)
-        log.info("%s: segment %s started", self.name, stem.name)
+        self._video = VideoWriter(video_path, info, preset=self.preset)
+        self._log = KeypointLog(log_path, wall_clock=True)
+        log.info("%s: segment %s started", self.name, video_path.name[:-len(VIDEO_SUFFIX)])
+
+    def _free_pair(self, wall: float) -> tuple[Path, Path]:
+        """The next (video, log) names that no earlier segment has used.
+
+        The suffixes are appended to the whole base name, never put in place
+        of its last dotted part (``127.0.0.1`` and ``cam1.local`` keep their
+        dots). A name already on disk, from another run started in the same
+        second, is skipped.
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
+        while True:
+            pair = segment_paths(self.folder, f"{self.name}-{stamp}-{self._count}")
+            if not any(path.exists() for path in pair):
+                return pair
+            self._count += 1
 
     def __enter__(self) -> SegmentedOutputs:
         return self

@@ -1,15 +1,20 @@
 import json
+import logging
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from stages.frames import Frame, Result
 from stages.keypoint_log import read_keypoint_log
+from stages.live import LiveSource
 from stages.segments import SegmentedOutputs
+from tests.live_fixtures import gstreamer, rtsp_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,3 +92,83 @@ def test_after_sigkill_finished_segments_play_and_logs_parse(tmp_path):
             json.loads(line)
     for partial_log in folder.glob(".*.jsonl.partial-*"):
         read_keypoint_log(partial_log)  # a cut last line is tolerated, the rest parses
+
+
+# -- names with dots: every segment is its own file pair (issue 11, item 1)
+
+def _pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """(mkv, jsonl) of every finished segment, in segment order."""
+    videos = sorted(folder.glob("*.mkv"), key=lambda p: int(p.name[:-4].rsplit("-", 1)[1]))
+    return [(v, v.parent / (v.name[:-4] + ".jsonl")) for v in videos]
+
+
+@pytest.mark.parametrize("name", ["cam1.local", "127.0.0.1", "127.0.0.1_8554_cam1", "a.b.c.d.e"])
+def test_dotted_source_names_give_one_file_pair_per_segment(tmp_path, name, caplog):
+    with caplog.at_level(logging.INFO, logger="stages.segments"):
+        with SegmentedOutputs(tmp_path, name, segment_seconds=60) as out:
+            for i in range(9):
+                if i % 3 == 0:
+                    out.end_segment()  # three segments of three frames
+                out.write(_result(i, 1000.0 + i * 0.1))
+    started = [r.getMessage().split(" segment ")[1].split()[0] for r in caplog.records
+               if " segment " in r.getMessage()]
+    assert len(started) == 3 and len(set(started)) == 3
+    folder = tmp_path / name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{base}{suffix}" for base in started for suffix in (".mkv", ".jsonl"))
+    pairs = _pairs(folder)
+    assert [_frames_in(v) for v, _ in pairs] == [3, 3, 3]
+    assert [[r["frame"] for r in read_keypoint_log(j)] for _, j in pairs] == [
+        [0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert all(v.name.startswith(f"{name}-") for v, _ in pairs)
+
+
+def test_segment_names_already_on_disk_are_skipped(tmp_path):
+    for _ in range(2):  # a second run in the same second: same stamp, same count
+        with SegmentedOutputs(tmp_path, "127.0.0.1", segment_seconds=60) as out:
+            for i in range(3):
+                out.write(_result(i, 1000.0 + i * 0.1))
+    pairs = _pairs(tmp_path / "127.0.0.1")
+    assert len(pairs) == 2 and pairs[0][0] != pairs[1][0]
+    assert [_frames_in(v) for v, _ in pairs] == [3, 3]
+    assert all(len(read_keypoint_log(j)) == 3 for _, j in pairs)
+
+
+def test_reconnecting_rtsp_camera_named_by_ipv4_keeps_every_segment(rtsp_server, tmp_path,
+                                                                    caplog):
+    """A real RTSP server on 127.0.0.1, killed and restarted twice, as LiveJob wires it."""
+    server = rtsp_server()
+    name = f"127.0.0.1_{server.port}_cam1"
+    outdir = tmp_path / "out"
+    outputs = SegmentedOutputs(outdir, name, segment_seconds=600)
+    restarts = {"left": 2}
+
+    def on_event(event):
+        if event.kind in ("disconnected", "stalled"):
+            outputs.end_segment()  # what LiveJob does while the camera is away
+            if restarts["left"]:
+                restarts["left"] -= 1
+                server.start()
+
+    written = 0
+    source = LiveSource(server.url(), stall_timeout=2, backoff_initial=0.05, on_event=on_event)
+    with caplog.at_level(logging.INFO, logger="stages.segments"), source, outputs:
+        assert source.name == name
+        deadline = time.monotonic() + 30
+        for frame in source:
+            outputs.write(Result(frame, ()))
+            written += 1
+            if written in (10, 20):
+                server.kill()  # the camera drops; on_event brings it back
+            if written == 30:
+                break
+            assert time.monotonic() < deadline, f"only {written} frames"
+    assert source.connection == 3
+    started = [r.getMessage() for r in caplog.records if "segment" in r.getMessage()]
+    assert len(started) == 3, started
+    pairs = _pairs(outdir / name)
+    assert len(pairs) == 3 and all(v.exists() and j.exists() for v, j in pairs)
+    assert len({v.name for v, _ in pairs} | {j.name for _, j in pairs}) == 6
+    assert sum(_frames_in(v) for v, _ in pairs) == written
+    frames = [r["frame"] for _, j in pairs for r in read_keypoint_log(j)]
+    assert frames == list(range(written))
