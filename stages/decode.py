@@ -12,13 +12,27 @@ Behaviour worth knowing:
   A decoded frame without a pts (rare, raw streams) gets the previous pts plus
   the frame's duration (or one frame period at ``info.rate`` when the frame
   has none); the first such frame gets the stream start time, else 0.
-* Truncated files: decoding stops at the first demux or decode error, after
-  the frames decoded so far, without raising. A warning is logged and
-  ``truncated`` becomes True; so it does when fewer frames came out than the
-  container declared. An mp4 cut before its index (``moov`` at the end, the
-  default) cannot be opened at all: ``InputError``. A file that opens but
+* Damage: like FFmpeg, a packet the decoder rejects is skipped and decoding
+  goes on with the next one (``packets_skipped``); the decoder conceals what
+  it can (``frames_concealed`` counts pictures decoded with such repairs).
+  Once the file is read to its end, ``frames_lost`` tells how many of its
+  pictures (one per video packet) did not come out. ``Frame.index`` stays
+  gapless and ``Frame.pts`` is each decoded picture's own pts, so a lost
+  picture leaves a gap in time, not in index. The first frame is decoded at
+  open, so a file with no decodable picture at all is an ``InputError``.
+* Truncated files (cut short at the end): decoding stops at a demux error or
+  at the end of the data, after the frames decoded so far, without raising.
+  ``truncated`` becomes True, with a warning, when reading ended on an error,
+  when fewer packets were read than the container declares frames, or when
+  the last packet was cut by the end of the file (it is then counted as
+  truncation, not damage). An mp4 cut before its index (``moov`` at the end,
+  the default) cannot be opened at all: ``InputError``. A file that opens but
   yields no frame at all (cut right after its header) is an ``InputError`` at
-  open too, since the first frame is decoded there.
+  open too.
+* Orientation: a display matrix (phones' rotate=90/180/270, mirroring) is
+  applied to every picture, as FFmpeg's ``-autorotate`` does:
+  ``info.width``/``info.height`` are the displayed size and frames are
+  upright; see ``stages.orientation``.
 * Stopping: ``close()`` may be called from any thread. A source being
   iterated elsewhere stops at the next frame boundary and releases the file
   in the iterating thread; otherwise it is released at once.
@@ -41,6 +55,7 @@ import numpy as np
 
 from stages.errors import InputError, InputNotFoundError
 from stages.frames import Frame
+from stages.orientation import UPRIGHT, Orientation, UnsupportedOrientation, frame_orientation
 from stages.source import StoppableSource
 
 log = logging.getLogger(__name__)
@@ -55,14 +70,16 @@ class SourceInfo:
 
     Attributes:
         name: Source id, copied into every ``Frame.source``.
-        width: Picture width in pixels.
-        height: Picture height in pixels.
+        width: Picture width in pixels, as displayed (after ``rotation``).
+        height: Picture height in pixels, as displayed.
         rate: Frame rate: the container's average rate, else the guessed
             rate, else 25 (a hint only; timestamps are the truth).
         time_base: Exact stream time base.
         frames: Frame count the container declares, or None if unknown.
         duration: Stream duration in seconds, or None if unknown.
         codec: Codec name (e.g. ``"h264"``, ``"png"``).
+        rotation: Counter-clockwise degrees (0, 90, 180, 270) the coded
+            pictures are turned by for display; frames come out turned.
     """
 
     name: str
@@ -73,6 +90,7 @@ class SourceInfo:
     frames: int | None
     duration: float | None
     codec: str
+    rotation: int = 0
 
 
 def probe_input(path: str | os.PathLike) -> None:
@@ -116,12 +134,16 @@ def open_source(path: str | os.PathLike, *, name: str | None = None
 
 
 class _Source(StoppableSource):
-    """A file source: ``StoppableSource`` plus whether the file was cut short.
+    """A file source: ``StoppableSource`` plus whether the file was cut short
+    or damaged (see ``VideoFileSource``; an image is all or nothing).
 
     Subclasses set ``info`` and define ``_frames()`` and ``_release()``.
     """
 
     info: SourceInfo
+    packets_skipped = 0
+    frames_concealed = 0
+    frames_lost = 0
 
     def __init__(self) -> None:
         self.truncated = False
@@ -134,8 +156,14 @@ class VideoFileSource(_Source):
     Attributes:
         info: ``SourceInfo`` of the video stream.
         frames_read: Frames handed out so far.
-        truncated: True when decoding ended on an error, or with fewer
-            frames than the container declared.
+        truncated: True when the file is cut short at its end (see the
+            module's notes).
+        packets_skipped: Video packets the decoder rejected (damaged data).
+        frames_concealed: Frames handed out that the decoder repaired (its
+            ``corrupt`` flag); they are kept, as FFmpeg keeps them.
+        frames_lost: Pictures of the file that did not decode, counted once
+            the file was read to its end (0 before, and for an undamaged
+            file).
     """
 
     def __init__(self, path: str | os.PathLike, *, name: str | None = None) -> None:
@@ -151,6 +179,10 @@ class VideoFileSource(_Source):
         _check_path(path)
         self._path = os.fspath(path)
         self._error: av.FFmpegError | None = None
+        self.packets_skipped = self.frames_concealed = self.frames_lost = 0
+        self._packets = 0
+        self._last_end: int | None = None  # byte after the last packet read
+        self._tail_rejected = False  # the decoder rejected the last packet (or the drain)
         self._released = False
         self._container = _open_container(path)
         try:
@@ -169,21 +201,50 @@ class VideoFileSource(_Source):
             why = f" ({_reason(self._error)})" if self._error else ""
             raise InputError(f"{self._path}: no decodable video frame, "
                              f"the file is truncated or damaged{why}")
-        self.info = _stream_info(name or self._path, stream, self._container, self._first)
+        self._orientation = self._orientation_of(self._first)
+        self.info = _stream_info(name or self._path, stream, self._container, self._first,
+                                 self._orientation)
         self._tb = self.info.time_base
         self._step = max(1, round(1 / (self.info.rate * self._tb)))
         self._start = stream.start_time or 0
         self._last_ticks: int | None = None
 
+    def _orientation_of(self, av_frame: av.VideoFrame) -> Orientation:
+        orientation = _orientation(av_frame, self._path)
+        if not orientation.upright:
+            log.info("%s: display matrix (rotation %d degrees): frames are turned to "
+                     "display orientation", self._path, orientation.rotation)
+        return orientation
+
     def _decode(self, stream) -> Iterator[av.VideoFrame]:
         # PyAV's demux ends with an empty packet, which drains the decoder.
+        # A demux error ends the file (as in FFmpeg); a decode error skips the packet.
         try:
             for packet in self._container.demux(stream):
-                yield from stream.decode(packet)
+                if packet.size:
+                    self._packets += 1
+                    pos = packet.pos
+                    self._last_end = pos + packet.size if pos is not None and pos >= 0 else None
+                    self._tail_rejected = False
+                yield from self._decode_packet(stream, packet)
         except av.error.EOFError:
             pass
         except av.FFmpegError as exc:
             self._error = exc
+
+    def _decode_packet(self, stream, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            frames = stream.decode(packet)
+        except av.error.EOFError:
+            raise
+        except av.FFmpegError as exc:
+            self.packets_skipped += 1
+            self._tail_rejected = True
+            log.debug("%s: skipped an undecodable packet at byte %s: %s", self._path,
+                      packet.pos, _reason(exc))
+            return []
+        self.frames_concealed += sum(1 for f in frames if f.is_corrupt)
+        return frames
 
     def _frames(self) -> Iterator[Frame]:
         try:
@@ -199,9 +260,9 @@ class VideoFileSource(_Source):
     def _to_frame(self, av_frame: av.VideoFrame) -> Frame:
         ticks = self._ticks(av_frame)
         tb = self._tb
+        image = self._orientation.apply(av_frame.to_ndarray(format="bgr24"))
         return Frame(source=self.info.name, index=self.frames_read,
-                     pts=ticks * tb.numerator / tb.denominator,
-                     image=av_frame.to_ndarray(format="bgr24"), wall=time.time(),
+                     pts=ticks * tb.numerator / tb.denominator, image=image, wall=time.time(),
                      pts_ticks=ticks, time_base=(tb.numerator, tb.denominator))
 
     def _ticks(self, av_frame: av.VideoFrame) -> int:
@@ -213,15 +274,43 @@ class VideoFileSource(_Source):
         return ticks
 
     def _check_complete(self) -> None:
+        self._count_damage()
+        self._check_truncated()
+
+    def _count_damage(self) -> None:
+        if self._cut_at_end():  # the last packet is the cut, not damage
+            self.packets_skipped -= 1
+            self._packets -= 1
+            self.truncated = True
+        if self.packets_skipped or self.frames_concealed:
+            self.frames_lost = max(0, self._packets - self.frames_read)
+        if self.frames_lost or self.frames_concealed:
+            log.warning("%s: damaged: %d of %d pictures could not be decoded and were "
+                        "skipped (%d undecodable packets), %d decoded with repairs",
+                        self._path, self.frames_lost, self._packets, self.packets_skipped,
+                        self.frames_concealed)
+
+    def _cut_at_end(self) -> bool:
+        if not self._tail_rejected or self._last_end is None:
+            return False
+        try:
+            return self._last_end >= os.path.getsize(self._path)
+        except OSError:
+            return False
+
+    def _check_truncated(self) -> None:
         declared = self.info.frames
         if self._error is not None:
             self.truncated = True
-            log.warning("%s: decoding stopped after %d frames: %s", self._path,
+            log.warning("%s: reading stopped after %d frames: %s", self._path,
                         self.frames_read, _reason(self._error))
-        elif declared and self.frames_read < declared:
+        elif declared and self._packets < declared:
             self.truncated = True
-            log.warning("%s: the file declares %d frames but only %d decoded; "
-                        "it is probably truncated", self._path, declared, self.frames_read)
+            log.warning("%s: the file declares %d frames but holds only %d; "
+                        "it is truncated", self._path, declared, self._packets)
+        elif self.truncated:
+            log.warning("%s: the last frame is cut short: the file is truncated after %d "
+                        "frames", self._path, self.frames_read)
 
     def _release(self) -> None:
         if not self._released:
@@ -298,7 +387,8 @@ def _video_stream(container, path: str | os.PathLike):
     return container.streams.video[0]
 
 
-def _stream_info(name: str, stream, container, first: av.VideoFrame) -> SourceInfo:
+def _stream_info(name: str, stream, container, first: av.VideoFrame,
+                 orientation: Orientation) -> SourceInfo:
     tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
     rate = stream.average_rate or stream.guessed_rate or _DEFAULT_RATE
     if stream.duration is not None:
@@ -307,9 +397,18 @@ def _stream_info(name: str, stream, container, first: av.VideoFrame) -> SourceIn
         duration = container.duration / av.time_base
     else:
         duration = None
-    return SourceInfo(name=name, width=first.width, height=first.height, rate=Fraction(rate),
+    width, height = orientation.size(first.width, first.height)
+    return SourceInfo(name=name, width=width, height=height, rate=Fraction(rate),
                       time_base=tb, frames=stream.frames or None, duration=duration,
-                      codec=stream.codec_context.name)
+                      codec=stream.codec_context.name, rotation=orientation.rotation)
+
+
+def _orientation(av_frame: av.VideoFrame, path: str | os.PathLike) -> Orientation:
+    try:
+        return frame_orientation(av_frame)
+    except UnsupportedOrientation as exc:
+        log.warning("%s: %s; processing the pictures as coded", os.fspath(path), exc)
+        return UPRIGHT
 
 
 def _is_still_image(path: str | os.PathLike) -> bool:
@@ -334,7 +433,7 @@ def _read_image_av(p: Path) -> np.ndarray | None:
     try:
         with av.open(os.fspath(p)) as container:
             for frame in container.decode(video=0):
-                return frame.to_ndarray(format="bgr24")
+                return _orientation(frame, p).apply(frame.to_ndarray(format="bgr24"))
     except (av.FFmpegError, IndexError):
         return None
     return None
