@@ -16,10 +16,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
 
-# scheme://userinfo@ : the user info runs to the last "@" before the host ends
-# (a "/", "?", "#" or white space), so an unencoded "@" in a password is
-# masked too, and an "@" in the path is left alone.
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/?#\s]*@")
+# scheme://userinfo@ : the user info runs to the last "@" of the URL (the URL
+# ends at white space or a quote), so a password holding an unencoded "@",
+# "/", "?", "#" or ":" is masked whole. FFmpeg's own split (av_url_split)
+# ends the authority at the first "/", "?" or "#" and so would read a host
+# out of such a password: the widest reading is the only safe one to show,
+# and ``split_userinfo`` lets callers reject the ambiguous URLs. An "@" in a
+# path is masked as if it were user info (over-masking hides nothing secret).
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s'\"]*@")
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://")
 _SECRET_KEYS = r"(?:password|passwd|pwd|pass|secret|token|api_?key|auth\w*|signature|sig)"
 _SECRET_PARAM = re.compile(r"(?P<key>[?&;]" + _SECRET_KEYS + r"=)[^&;#\s'\"]*", re.IGNORECASE)
 _SECRET_NAME = re.compile(_SECRET_KEYS + r"\Z", re.IGNORECASE)
@@ -31,7 +36,9 @@ def mask_credentials(text: str) -> str:
     """Replace the credentials of every URL inside ``text`` with ``***``.
 
     ``rtsp://user:pass@host/x`` and ``rtsp://user@host/x`` become
-    ``rtsp://***@host/x``; the values of secret-looking query parameters
+    ``rtsp://***@host/x``; the user info runs to the last "@" before white
+    space or a quote (``rtsp://dave:p@ss/w0rd@host/x`` gives
+    ``rtsp://***@host/x``); the values of secret-looking query parameters
     (``password=``, ``token=``, ``auth...=`` and the like) become ``***``.
     Works on URLs embedded in longer text, such as FFmpeg error messages
     that quote the URL. Text without URLs comes back unchanged.
@@ -63,10 +70,11 @@ def display_name(url: str) -> str:
         A non-empty name such as ``127.0.0.1_8554_cam1`` or ``dev_video0``.
     """
     parts = [_strip_credentials(url)]
-    if "://" in url:
-        split = urlsplit(mask_credentials(url))
+    if _SCHEME.match(url):
+        scheme, _, rest = split_userinfo(url)
+        split = _urlsplit(f"{scheme}{rest}")
         query = [f"{k}-{v}" for k, v in parse_qsl(split.query) if not _SECRET_NAME.match(k)]
-        host = (split.hostname or "").replace(":", "-")  # IPv6
+        host = (_hostname(split) or "").replace(":", "-")  # IPv6
         parts = [host, str(_port(split) or ""), unquote(split.path), *query]
     name = "_".join(p for p in (_UNSAFE.sub("_", part).strip("_.") for part in parts) if p)
     name = re.sub(r"_+", "_", name) or "source"
@@ -74,6 +82,32 @@ def display_name(url: str) -> str:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = f"{name[:_MAX_NAME - 9]}_{digest}"
     return name
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """Split ``scheme://userinfo@rest`` at the LAST "@" of the URL.
+
+    This is the widest reading of the user info: a password holding an
+    unencoded "@", "/", "?", "#" or ":" stays whole in ``userinfo`` and never
+    reaches ``rest``. (FFmpeg ends the authority at the first "/", "?" or
+    "#": when ``userinfo`` holds one of those, FFmpeg would connect to a host
+    read out of the password, so such a URL is ambiguous and should be
+    rejected; see ``stages.live.validate_live_spec``.)
+
+    Args:
+        url: A URL such as ``rtsp://user:pass@host:554/path``.
+
+    Returns:
+        ``(scheme_with_slashes, userinfo or None, rest)``, e.g.
+        ``("rtsp://", "user:pass", "host:554/path")``; for a string without
+        ``scheme://`` the scheme is ``""`` and everything is ``rest``.
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        return "", None, url
+    scheme, after = match.group(), url[match.end():]
+    userinfo, at, rest = after.rpartition("@")
+    return (scheme, userinfo, rest) if at else (scheme, None, after)
 
 
 class CredentialFilter(logging.Filter):
@@ -94,6 +128,20 @@ class CredentialFilter(logging.Filter):
 
 def _strip_credentials(spec: str) -> str:
     return mask_credentials(spec).replace(f"{MASK}@", "")
+
+
+def _urlsplit(url: str):
+    try:
+        return urlsplit(url)
+    except ValueError:  # a broken IPv6 bracket: keep the text, lose the structure
+        return urlsplit(url.replace("[", "_").replace("]", "_"))
+
+
+def _hostname(split) -> str | None:
+    try:
+        return split.hostname
+    except ValueError:
+        return None
 
 
 def _port(split) -> int | None:

@@ -97,16 +97,21 @@ class SegmentedOutputs:
             self._finish()
 
     def _finish(self) -> None:
+        """Commit the log, then the video: a finished video always has its log beside it.
+
+        (Two renames cannot be one step; a kill between them leaves a log
+        whose video is still under its partial name, which plays.)
+        """
         video, klog, self._video, self._log = self._video, self._log, None, None
         try:
+            if klog is not None:
+                klog.close()
+                self.finished.append(klog.path)
+        finally:
             if video is not None:
                 video.close()
                 self.finished.append(video.path)
                 _trim_heap()
-        finally:
-            if klog is not None:
-                klog.close()
-                self.finished.append(klog.path)
 
     def _due(self, shape: tuple[int, ...], wall: float) -> bool:
         if self._video is None:

@@ -21,9 +21,13 @@ from stages.credentials import CredentialFilter, display_name, mask_credentials
     ("rtsp://bob:s3cr%3At%40x%2F%23@127.0.0.1:8554/cam1", "rtsp://***@127.0.0.1:8554/cam1"),
     # an unencoded "@" in the password is masked whole
     ("rtsp://bob:p@ss@127.0.0.1/cam1", "rtsp://***@127.0.0.1/cam1"),
-    # an "@" in the path is not user info
-    ("rtsp://127.0.0.1:8554/people@work/cam", "rtsp://127.0.0.1:8554/people@work/cam"),
-    ("rtsp://u:p@127.0.0.1:8554/people@work", "rtsp://***@127.0.0.1:8554/people@work"),
+    # unencoded "/", "?", "#" and ":" in the password: the user info runs to the last "@"
+    ("rtsp://dave:p@ss/w0rd@host/x", "rtsp://***@host/x"),
+    ("rtsp://dave:a/b?c#d:e@127.0.0.1:8554/cam1", "rtsp://***@127.0.0.1:8554/cam1"),
+    ("rtsp://dave:p@ss/w0rd@[::1]:8554/x", "rtsp://***@[::1]:8554/x"),
+    # so an "@" in a path is masked as user info would be: too much, never too little
+    ("rtsp://127.0.0.1:8554/people@work/cam", "rtsp://***@work/cam"),
+    ("rtsp://127.0.0.1:8554/people%40work/cam", "rtsp://127.0.0.1:8554/people%40work/cam"),
     ("rtsp://[::1]:8554/cam", "rtsp://[::1]:8554/cam"),
     ("rtsp://u:p@[::1]:8554/cam", "rtsp://***@[::1]:8554/cam"),
     ("rtsp://10.0.0.5:554/stream1", "rtsp://10.0.0.5:554/stream1"),
@@ -70,7 +74,9 @@ def test_mask_credentials_is_idempotent():
     ("https://u:p@cam/hls/index.m3u8", "cam_hls_index.m3u8"),
     ("rtsp://10.0.0.5/Streaming/Channels/101", "10.0.0.5_Streaming_Channels_101"),
     ("rtsp://u:p%40ss@10.0.0.5/a%20b", "10.0.0.5_a_b"),
-    ("rtsp://u:p@ss@10.0.0.5/people@work", "10.0.0.5_people_work"),
+    ("rtsp://u:p@ss@10.0.0.5/people%40work", "10.0.0.5_people_work"),
+    ("rtsp://dave:p@ss/w0rd@host/x", "host_x"),
+    ("rtsp://dave:p@ss/w0rd@[::1]:8554/x", "--1_8554_x"),
     ("rtsp://10.0.0.5/s?channel=1&password=hunter2&subtype=0",
      "10.0.0.5_s_channel-1_subtype-0"),
     ("/dev/video0", "dev_video0"),

@@ -7,6 +7,7 @@ process; see ``tests/live_fixtures.py``.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -14,7 +15,10 @@ import numpy as np
 import pytest
 
 from stages.errors import InputError
-from stages.live import LiveSource, SourceEvent, StreamClock, backoff_delay, is_live
+from stages.frames import Result
+from stages.live import (LiveSource, SourceEvent, StreamClock, backoff_delay, is_live,
+                         validate_live_spec)
+from stages.segments import SegmentedOutputs
 from tests.live_fixtures import free_port, make_live_clip
 
 SECRET = "s3cr:t@x/#%"  # percent-encoded in URLs
@@ -300,3 +304,103 @@ def test_frozen_server_is_noticed_and_reconnects(rtsp_server):
     assert "no data for 1 s" in recorder.events[1].message
     assert source.reconnects == 1
     assert_continuous(frames)
+
+
+# -- tricky credentials: never in names, logs or paths (issue 11, item 14) -----------------
+
+LEAKS = ("dave", "p@ss", "p%40ss", "w0rd", "ss_w0rd")
+
+
+def assert_no_leak(*texts: str) -> None:
+    for text in texts:
+        for secret in LEAKS:
+            assert secret not in text, (secret, text)
+
+
+@pytest.mark.parametrize("userinfo_host", [
+    "dave:p@ss/w0rd@127.0.0.1:{port}",  # the issue's example: FFmpeg would read host "ss"
+    "dave:a/b?c#w0rd@127.0.0.1:{port}",
+    "dave:p@ss/w0rd@[::1]:{port}",
+    "dave/w0rd@127.0.0.1:{port}",
+])
+def test_unencoded_slash_in_password_is_rejected_before_connecting_masked(userinfo_host, caplog):
+    url = f"rtsp://{userinfo_host.format(port=free_port())}/cam1"
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(InputError, match="ambiguous URL.*percent-encode") as err:
+            LiveSource(url)
+    message = str(err.value)
+    assert message.startswith("rtsp://***@") and "\n" not in message
+    assert_no_leak(message, caplog.text)
+
+
+@pytest.mark.parametrize(("spec", "problem"), [
+    ("rtsp://[::1", "unclosed '['"),
+    ("rtsp://[::1/cam", "unclosed '['"),
+    ("rtsp://[::zz]:8554/cam", "not an IPv6 address"),
+    ("rtsp://::1:8554/cam", "needs brackets"),
+    ("rtsp://127.0.0.1:99999/cam", "port '99999'"),
+    ("rtsp://127.0.0.1:0/cam", "port '0'"),
+    ("rtsp://127.0.0.1:80a/cam", "port '80a'"),
+    ("rtsp://127.0.0.1:/cam", "empty port"),
+    ("rtsp://:8554/cam", "no host"),
+    ("rtsp://dave:w0rd@[::1]x/cam", "unexpected 'x'"),
+    ("http://cam one/x", "white space"),
+])
+def test_malformed_urls_fail_at_once_naming_the_input(spec, problem):
+    with pytest.raises(InputError) as err:
+        validate_live_spec(spec)
+    assert problem in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith(spec.split("@")[0] if "@" not in spec else "rtsp://***@")
+    with pytest.raises(InputError, match=re.escape(problem)):
+        LiveSource(spec)  # the source checks its spec when made, before any connection
+    assert_no_leak(str(err.value))
+
+
+@pytest.mark.parametrize("spec", [
+    "rtsp://127.0.0.1:8554/cam1", "rtsp://[::1]:8554/cam1", "rtsp://[fe80::1%25eth0]:554/x",
+    "rtsp://dave:p@ss:w0rd@cam1.local/x", "rtsp://dave:p%2Fss@cam/x", "http://cam/x.mjpg",
+    "lavfi:testsrc2", "/dev/video0", "0",
+])
+def test_well_formed_specs_pass_validation(spec):
+    validate_live_spec(spec)
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", ".", "..", "x" * 101, "cam one", "rtsp://u:p@h/x"])
+def test_source_names_must_be_plain_file_names(name):
+    with pytest.raises(InputError, match="names the output folder"):
+        LiveSource("lavfi:testsrc2", name=name)
+
+
+@pytest.mark.parametrize(("password", "encode"), [
+    ("p@ss:w0rd", False),  # "@" and ":" unencoded: FFmpeg takes the last "@" before the path
+    ("p@ss/w0rd?#%", True),  # the issue's password, percent-encoded
+])
+def test_tricky_password_never_reaches_names_logs_or_paths(rtsp_server, tmp_path, caplog,
+                                                           password, encode):
+    server = rtsp_server(user="dave", password=password)
+    url = (server.url(user="dave", password=password) if encode
+           else f"rtsp://dave:{password}@127.0.0.1:{server.port}/cam1")
+    outdir = tmp_path / "out"
+    with caplog.at_level(logging.DEBUG):
+        with LiveSource(url, max_retries=0) as source, \
+                SegmentedOutputs(outdir, source.name) as outputs:
+            for frame in take(source, 5):
+                outputs.write(Result(frame, ()))
+            assert source.name == f"127.0.0.1_{server.port}_cam1"
+            texts = [source.name, source.masked_url, repr(source),
+                     *(e.message for e in source.events)]
+    paths = [str(p.relative_to(tmp_path)) for p in outdir.rglob("*")]
+    assert len(paths) == 3  # the folder and one segment's pair
+    assert_no_leak(*texts, *paths, caplog.text)
+    assert "rtsp://***@127.0.0.1" in caplog.text
+
+
+def test_tricky_password_to_an_ipv6_host_fails_masked(caplog):
+    url = f"rtsp://dave:p@ss:w0rd@[::1]:{free_port()}/cam1"
+    with caplog.at_level(logging.DEBUG):
+        with LiveSource(url, max_retries=0) as source:
+            assert source.name == f"--1_{url.rsplit(':', 1)[1].split('/')[0]}_cam1"
+            with pytest.raises(InputError, match="gave up") as err:
+                next(source)
+    assert "rtsp://***@[::1]:" in str(err.value)
+    assert_no_leak(str(err.value), caplog.text, source.name)
