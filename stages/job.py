@@ -146,6 +146,7 @@ class JobSummary:
     seconds: float
     statistics: PipelineStatistics | None = None
     engine: EngineRecord | None = None
+    frames_lost: int = 0  # pictures of a damaged input that did not decode (skipped)
 
     @property
     def fps(self) -> float:
@@ -290,7 +291,8 @@ class FileJob(PipelineJob):
                 self._log_stages(pipeline)
             return JobSummary(self.input, outputs.paths, source.frames_read, written,
                               source.truncated, self.cancelled,
-                              time.perf_counter() - start, pipeline.statistics(), engine)
+                              time.perf_counter() - start, pipeline.statistics(), engine,
+                              frames_lost=source.frames_lost)
 
     def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs,
                engine: EngineRecord) -> Pipeline:
