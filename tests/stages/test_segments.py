@@ -14,7 +14,6 @@ from stages.frames import Frame, Result
 from stages.keypoint_log import read_keypoint_log
 from stages.live import LiveSource
 from stages.segments import SegmentedOutputs
-from tests.live_fixtures import gstreamer, rtsp_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
