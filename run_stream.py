@@ -400,6 +400,8 @@ def _report(summary, summary_json: Path | None) -> None:
 
     state = "interrupted" if summary.interrupted else "done"
     note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""
+    if summary.frames_lost:
+        note += f" (input damaged: {summary.frames_lost} undecodable frames skipped)"
     frames = "frame" if summary.frames_read == 1 else "frames"
     print(f"{state}: {summary.input}: {summary.frames_read} {frames} read, "
           f"{summary.frames_written} written in {summary.seconds:.1f} s "
@@ -415,7 +417,8 @@ def _report(summary, summary_json: Path | None) -> None:
         write_summary_json(summary_json, {
             "input": summary.input, "outputs": summary.outputs, "state": state,
             "frames_read": summary.frames_read, "frames_written": summary.frames_written,
-            "truncated": summary.truncated, "seconds": summary.seconds, "fps": summary.fps,
+            "truncated": summary.truncated, "frames_lost": summary.frames_lost,
+            "seconds": summary.seconds, "fps": summary.fps,
             "engine": summary.engine.as_dict() if summary.engine is not None else None,
             "stages": stages})
 

@@ -106,3 +106,24 @@ def test_file_job_processes_every_decodable_frame_of_a_damaged_file(clip60, tmp_
     with av.open(str(bad)) as container:
         tb = container.streams.video[0].time_base
     assert written == pytest.approx([float(p * tb) for p in expected], abs=1e-6)
+
+
+def test_cli_reports_a_damaged_input(clip60, tmp_path, capsys):
+    import json
+
+    import run_stream
+
+    bad = damage(clip60, seed=0)
+    expected = pyav_skipping_errors(bad)
+    summary = tmp_path / "summary.json"
+    code = run_stream.main([str(bad), "-o", str(tmp_path / "out"), "--backend",
+                            "tests.fakes:ZeroBackend", "--summary-json", str(summary)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lost = 60 - len(expected)
+    assert f"{len(expected)} frames read" in out
+    assert f"input damaged: {lost} undecodable frames skipped" in out
+    assert "truncated" not in out
+    data = json.loads(summary.read_text())
+    assert (data["frames_read"], data["frames_lost"], data["truncated"]) == (len(expected), lost,
+                                                                              False)
