@@ -24,6 +24,9 @@ Behaviour worth knowing (PyAV 18 / FFmpeg 8, seen here):
   about 1.1 s to 0.1 s (the SDP already describes the stream).
 * Joining: FFmpeg's H.264 decoder gives no picture before the first key
   frame, so the first frame of a connection can take up to one GOP.
+* Pacing: a ``lavfi:`` source makes frames as fast as they are read, so it
+  is held to its own frame rate (``RealTimePacer``, like ``ffmpeg -re``) to
+  stand in for a camera: downstream drops then mean a slow pipeline.
 
 Frames: ``index`` is gapless over the whole life of the source, across
 reconnects. ``pts`` is a clock in seconds that only goes forward
@@ -279,6 +282,42 @@ class StreamClock:
         return pts
 
 
+class RealTimePacer:
+    """Holds a generated stream's frames back until their time, as a camera delivers them.
+
+    FFmpeg's lavfi sources make frames as fast as they are asked for; a
+    stand-in for a camera must give them at its frame rate (what ``ffmpeg
+    -re`` does), so that frames are dropped downstream only when processing
+    is slower than the source. Invariant: a frame whose stream time is ``t``
+    seconds after the first one is not released before ``t`` seconds of
+    the ``now`` clock have passed since the first was. A reader that falls
+    more than ``max_lag`` behind is not given a burst of late frames to
+    catch up: the schedule restarts from the late frame.
+
+    Args:
+        now: Monotonic time source, in seconds (injectable for tests).
+        max_lag: Seconds behind schedule after which the schedule restarts.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.monotonic, max_lag: float = 1.0) -> None:
+        self._now = now
+        self.max_lag = max_lag
+        self._origin: float | None = None  # now() minus stream seconds
+
+    def delay(self, stream_seconds: float | None) -> float:
+        """Seconds to wait before releasing the frame at ``stream_seconds`` (0: now)."""
+        if stream_seconds is None:
+            return 0.0
+        now = self._now()
+        if self._origin is None:
+            self._origin = now - stream_seconds
+        wait = self._origin + stream_seconds - now
+        if wait < -self.max_lag:
+            self._origin = now - stream_seconds
+            return 0.0
+        return max(0.0, wait)
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """How one connection ended."""
@@ -413,9 +452,12 @@ class LiveSource(StoppableSource):
         stream.thread_count = _DECODE_THREADS
         count = 0
         last_picture = time.monotonic()
+        pacer = RealTimePacer() if self._spec.startswith(_LAVFI) else None
         try:
             for packet in container.demux(stream):
                 for av_frame in _decode(stream, packet):
+                    if pacer is not None and self._stop.wait(pacer.delay(_seconds(av_frame))):
+                        return _ended(count, "disconnected", "closed")
                     if count == 0:
                         self._connected(stream, av_frame, failures)
                     frame = self._to_frame(av_frame, first=count == 0)
@@ -454,12 +496,10 @@ class LiveSource(StoppableSource):
             self.info = _resized(self.info, image.shape[1], image.shape[0])
             log.info("%s: picture size changed to %dx%d", self.name,
                      self.info.width, self.info.height)
-        tb = av_frame.time_base
-        stream_seconds = None if av_frame.pts is None or tb is None else float(av_frame.pts * tb)
         if first:
             self._clock.start_connection(1.0 / float(self.info.rate))
         frame = Frame(source=self.name, index=self.frames_read,
-                      pts=self._clock.stamp(stream_seconds), image=image, wall=time.time())
+                      pts=self._clock.stamp(_seconds(av_frame)), image=image, wall=time.time())
         self.frames_read += 1
         return frame
 
@@ -521,6 +561,12 @@ def _decode(stream, packet) -> Iterator[av.VideoFrame]:
         yield from stream.decode(packet)
     except av.error.InvalidDataError as exc:
         log.debug("skipped an undecodable packet: %s", mask_credentials(_reason(exc)))
+
+
+def _seconds(av_frame: av.VideoFrame) -> float | None:
+    """The frame's stream time in seconds, or None when it has no timestamp."""
+    tb = av_frame.time_base
+    return None if av_frame.pts is None or tb is None else float(av_frame.pts * tb)
 
 
 def _stream_info(name: str, stream, av_frame: av.VideoFrame) -> SourceInfo:

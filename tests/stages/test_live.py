@@ -16,8 +16,8 @@ import pytest
 
 from stages.errors import InputError
 from stages.frames import Result
-from stages.live import (LiveSource, SourceEvent, StreamClock, backoff_delay, is_live,
-                         validate_live_spec)
+from stages.live import (LiveSource, RealTimePacer, SourceEvent, StreamClock, backoff_delay,
+                         is_live, validate_live_spec)
 from stages.segments import SegmentedOutputs
 from tests.live_fixtures import free_port, make_live_clip
 
@@ -323,7 +323,8 @@ def assert_no_leak(*texts: str) -> None:
     "dave:p@ss/w0rd@[::1]:{port}",
     "dave/w0rd@127.0.0.1:{port}",
 ])
-def test_unencoded_slash_in_password_is_rejected_before_connecting_masked(userinfo_host, caplog):
+def test_unencoded_slash_in_password_is_rejected_before_connecting_masked(userinfo_host,
+                                                                           caplog):
     url = f"rtsp://{userinfo_host.format(port=free_port())}/cam1"
     with caplog.at_level(logging.DEBUG):
         with pytest.raises(InputError, match="ambiguous URL.*percent-encode") as err:
@@ -404,3 +405,56 @@ def test_tricky_password_to_an_ipv6_host_fails_masked(caplog):
                 next(source)
     assert "rtsp://***@[::1]:" in str(err.value)
     assert_no_leak(str(err.value), caplog.text, source.name)
+
+
+# -- a lavfi source runs in real time, like the camera it stands in for (issue 11, item 16) --
+
+def test_pacer_releases_frames_on_their_schedule():
+    now = [50.0]
+    pacer = RealTimePacer(now=lambda: now[0], max_lag=1.0)
+    assert pacer.delay(10.0) == 0.0  # the first frame goes at once
+    assert pacer.delay(10.04) == pytest.approx(0.04)
+    now[0] = 50.04
+    assert pacer.delay(10.04) == 0.0
+    assert pacer.delay(10.5) == pytest.approx(0.46)
+    now[0] = 50.6  # a little late: no wait, schedule kept
+    assert pacer.delay(10.5) == 0.0 and pacer.delay(10.64) == pytest.approx(0.04)
+    now[0] = 55.0  # far behind: the schedule restarts instead of a burst
+    assert pacer.delay(10.68) == 0.0 and pacer.delay(10.72) == pytest.approx(0.04)
+    assert pacer.delay(None) == 0.0
+
+
+def test_lavfi_source_delivers_frames_no_faster_than_its_rate():
+    rate, count = 25, 26  # about one second of a 25 fps test pattern
+    with LiveSource(f"lavfi:testsrc2=size=64x48:rate={rate}") as source:
+        frames = take(source, count)
+    elapsed = frames[-1].wall - frames[0].wall
+    assert elapsed >= (count - 1) / rate - 0.01  # unpaced, 26 frames of 64x48 take ~10 ms
+    for i, frame in enumerate(frames):  # and none came before its time
+        assert frame.wall - frames[0].wall >= i / rate - 0.01, (i, frame.wall - frames[0].wall)
+    assert [f.pts for f in frames] == pytest.approx([i / rate for i in range(count)])
+
+
+def test_lavfi_source_read_for_a_second_gives_about_rate_frames():
+    rate = 25
+    with LiveSource(f"lavfi:testsrc2=size=64x48:rate={rate}") as source:
+        started = time.monotonic()
+        read = 0
+        for _ in source:
+            read += 1
+            if time.monotonic() - started >= 1.0:
+                break
+        elapsed = time.monotonic() - started
+    assert read <= rate * elapsed + 2, (read, elapsed)
+
+
+def test_closing_a_paced_slow_lavfi_source_is_prompt():
+    source = LiveSource("lavfi:testsrc2=size=64x48:rate=0.2")  # one frame per 5 s
+    got = threading.Event()
+    worker = threading.Thread(target=lambda: [got.set() for _ in source])
+    worker.start()
+    assert got.wait(10), "no first frame"
+    started = time.monotonic()
+    source.close()  # the reader is waiting for the second frame's time
+    worker.join(5)
+    assert not worker.is_alive() and time.monotonic() - started < 1.0
