@@ -1,20 +1,51 @@
-"""Files that appear under their final name only when complete."""
+"""Files that appear under their final name only when complete, and sets of them.
+
+A file (or folder) is written under a hidden partial name next to its final
+name, ``.<name>.partial-<pid>-<token>@<host>``: the token is new for every
+writer, so two writers of one process never share a partial file, and pid
+and host say whose it is (``clean_dead_partials`` sets aside those of dead
+processes on this host). A finished partial is a ``Staged`` file; a set of
+them is put in place together by ``commit_set``, or kept aside under the
+visible partial names (``aside_path``: ``clip.partial.mp4``) by ``set_aside``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import secrets
+import shutil
+import socket
 import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from stages.errors import OutputError
 
 log = logging.getLogger(__name__)
 
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
+# .<name>.partial-<pid>[-<token>][@<host>], and the backups of commit_set (.old-)
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)"
+                      r"(?:-(?P<token>[0-9a-f]+))?(?:@(?P<host>[A-Za-z0-9_-]+))?$")
+# partial outputs worth keeping after a kill (readable up to where they stopped)
+_KEPT_WHEN_KILLED = (".mp4", ".m4v", ".mov", ".mkv", ".jsonl", ".openpose", ".coco.json")
 
-def partial_path(path: Path) -> Path:
-    """The hidden temporary name ``path`` is written under until it is complete."""
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+
+def partial_path(path: Path, kind: str = "partial") -> Path:
+    """A hidden temporary name for ``path``, unique to this writer (pid, random token, host)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}@{_HOST}")
+
+
+def aside_path(path: Path) -> Path:
+    """The visible name an incomplete ``path`` is kept under: ``.partial`` before the
+    last suffix (``clip.mp4`` -> ``clip.partial.mp4``, ``clip.coco.json`` ->
+    ``clip.coco.partial.json``)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
 def commit(tmp: Path, path: Path) -> None:
@@ -31,13 +62,131 @@ def commit(tmp: Path, path: Path) -> None:
 
 
 def remove_quietly(path: Path) -> None:
-    """Delete ``path`` if it exists; log, never raise, on other errors."""
+    """Delete the file or folder ``path`` if it exists; log, never raise, on other errors."""
     try:
-        path.unlink()
+        if Path(path).is_dir() and not Path(path).is_symlink():
+            shutil.rmtree(path)
+        else:
+            Path(path).unlink()
     except FileNotFoundError:
         pass
     except OSError as exc:
         log.warning("%s: cannot remove temporary file: %s", path, exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A finished output still under its partial name ``tmp``; ``path`` is its final name."""
+
+    tmp: Path
+    path: Path
+
+
+def commit_set(staged: Sequence[Staged], *, remove_first: Iterable[Path] = (),
+               remove_after: Iterable[Path] = ()) -> None:
+    """Put every staged output in place as one set.
+
+    ``remove_first`` (e.g. a manifest that vouches for the old set) goes
+    before any output is touched. The outputs present at the final names are
+    moved to backups, the staged ones renamed in, then the backups and
+    ``remove_after`` (e.g. older partial results) removed. If a rename fails,
+    the renamed ones are taken out again and the backups restored, so the
+    previous set stays whole.
+
+    Raises:
+        OutputError: A rename failed; the staged files are removed.
+    """
+    for path in remove_first:
+        remove_quietly(path)
+    backups: list[tuple[Path, Path]] = []
+    placed: list[Staged] = []
+    try:
+        for item in staged:
+            if os.path.lexists(item.path):
+                backup = partial_path(item.path, "old")
+                os.replace(item.path, backup)
+                backups.append((backup, item.path))
+            os.replace(item.tmp, item.path)
+            placed.append(item)
+    except OSError as exc:
+        _roll_back(placed, backups)
+        for item in staged:
+            remove_quietly(item.tmp)
+        raise OutputError(f"{exc.filename or staged[0].path}: cannot put the finished outputs "
+                          f"in place ({exc.strerror}); the previous ones are kept") from exc
+    for backup, _ in backups:
+        remove_quietly(backup)
+    for path in remove_after:
+        remove_quietly(path)
+
+
+def _roll_back(placed: list[Staged], backups: list[tuple[Path, Path]]) -> None:
+    for item in placed:
+        remove_quietly(item.path)
+    for backup, path in backups:
+        try:
+            os.replace(backup, path)
+        except OSError as exc:
+            log.error("%s: cannot restore the previous output from %s: %s", path, backup, exc)
+
+
+def set_aside(staged: Sequence[Staged]) -> tuple[Path, ...]:
+    """Rename each staged output to its ``aside_path`` (replacing an older one); return
+    where they went. Never touches the final names."""
+    placed = []
+    for item in staged:
+        target = aside_path(item.path)
+        remove_quietly(target)
+        try:
+            os.replace(item.tmp, target)
+        except OSError as exc:
+            log.error("%s: cannot keep the partial output (%s); left at %s",
+                      target, exc.strerror, item.tmp)
+            continue
+        placed.append(target)
+    return tuple(placed)
+
+
+def clean_dead_partials(folder: Path) -> list[Path]:
+    """Deal with what killed processes left in ``folder``: their partial videos and
+    keypoint files are set aside under ``aside_path`` (a fragmented mp4 or a
+    JSON Lines log is readable up to where it stopped); their other partial
+    files (manifests, images, summaries) and commit backups are removed. Only
+    names of processes of this host that no longer run are touched.
+
+    Returns:
+        The partial outputs set aside.
+    """
+    kept = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return kept
+    for name in names:
+        match = _PARTIAL.match(name)
+        if match is None or (match["host"] or _HOST) != _HOST or _alive(int(match["pid"])):
+            continue
+        path = Path(folder) / name
+        if match["kind"] == "old" or not match["name"].endswith(_KEPT_WHEN_KILLED):
+            remove_quietly(path)
+            continue
+        kept += set_aside([Staged(path, Path(folder) / match["name"])])
+    if kept:
+        log.warning("%s: set aside the partial outputs of a killed run: %s", folder,
+                    ", ".join(p.name for p in kept))
+    return kept
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
 
 
 class AtomicTextFile:
@@ -62,6 +211,7 @@ class AtomicTextFile:
             self._file = open(self.tmp, "w", encoding="utf-8", newline="\n")
             self._file.write(header)
         except OSError as exc:
+            remove_quietly(self.tmp)
             raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
 
     def write(self, text: str) -> None:
@@ -79,6 +229,31 @@ class AtomicTextFile:
             except OSError as exc:
                 raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
 
+    def finish(self, *, footer: str = "", keep: bool = True) -> Staged | None:
+        """Write ``footer`` and close the file under its partial name; return it as
+        ``Staged``, or, without ``keep``, remove it and return None. Idempotent
+        (None after the first call).
+
+        Raises:
+            OutputError: Finishing failed (the partial file stays, named in the message).
+        """
+        with self._lock:
+            if self._file.closed:
+                return None
+            try:
+                self._file.write(footer)
+                self._file.flush()
+            except OSError as exc:
+                _close_quietly(self._file)
+                raise OutputError(f"{self.path}: cannot finish ({exc.strerror}); "
+                                  f"partial file left at {self.tmp}") from exc
+            finally:
+                _close_quietly(self._file)
+            if not keep:
+                remove_quietly(self.tmp)
+                return None
+            return Staged(self.tmp, self.path)
+
     def close(self, *, footer: str = "", keep: bool = True) -> None:
         """Write ``footer`` and rename the file to ``path``; or, without
         ``keep``, remove it and leave any file at ``path`` as it was. Idempotent.
@@ -86,16 +261,13 @@ class AtomicTextFile:
         Raises:
             OutputError: Finishing or renaming failed.
         """
-        with self._lock:
-            if self._file.closed:
-                return
-            try:
-                self._file.write(footer)
-                self._file.close()
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot finish ({exc.strerror}); "
-                                  f"partial file left at {self.tmp}") from exc
-            if keep:
-                commit(self.tmp, self.path)
-            else:
-                remove_quietly(self.tmp)
+        staged = self.finish(footer=footer, keep=keep)
+        if staged is not None:
+            commit(staged.tmp, staged.path)
+
+
+def _close_quietly(file) -> None:
+    try:
+        file.close()
+    except OSError:
+        pass

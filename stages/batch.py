@@ -3,9 +3,11 @@
 ``lanes`` files are decoded at once; each lane takes the next pending file
 when its current one is decoded, so short files and decode gaps never leave
 the workers idle. Every frame carries its file's key; the writer keeps one
-``FileOutputs`` per file in flight and finishes a file (outputs renamed, then
-its manifest) once all of its frames are written. A file that cannot be
-opened is reported and skipped; the others go on.
+``FileOutputs`` per file in flight and finishes a file (its outputs put in
+place as a set, then its manifest) once all of its frames are written. A file
+that cannot be opened, or whose outputs cannot be written, is reported and
+skipped; the others go on. After a stop, the files in flight are closed as
+interrupted runs (``stages.outputs``: their previous complete outputs stay).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from typing import Callable
 
 from models.devices import plan_devices
 from pipeline import Pipeline
-from stages.decode import IMAGE_EXTENSIONS, ImageFileSource, open_source
-from stages.errors import PosestreamError
+from stages.decode import ImageFileSource, open_source
+from stages.errors import OutputError, PosestreamError
 from stages.frames import Result
 from stages.inputs import BatchItem
 from stages.job import EngineRecord, JobConfig, PipelineJob, add_annotation, add_inference, model_file
 from stages.manifest import completed, input_identity, output_settings, write_manifest
-from stages.outputs import FileOutputs, output_paths
+from stages.outputs import FAILED, INTERRUPTED, FileOutputs, manifest_path
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class FileReport:
     truncated: bool = False
     error: str = ""
     engine: dict | None = None  # EngineRecord.as_dict() of what processed it
+    outputs: list[str] = field(default_factory=list)  # where they went (final or .partial names)
     started: float = field(default=0.0, repr=False)
 
     @property
@@ -59,7 +62,7 @@ class FileReport:
         """JSON-ready record."""
         record = {"input": self.input, "status": self.status, "frames": self.frames,
                   "mean_people": round(self.mean_people, 3), "fps": round(self.fps, 2),
-                  "truncated": self.truncated, "error": self.error}
+                  "truncated": self.truncated, "error": self.error, "outputs": self.outputs}
         if self.engine is not None:
             record["engine"] = self.engine
         return record
@@ -72,9 +75,9 @@ def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force
     todo, reports = [], {}
     for item in items:
         reports[item.key] = FileReport(item.key)
-        video = _media_path(outdir, item)
+        manifest = manifest_path(outdir / item.rel.parent, item.path)
         try:
-            done = None if force else completed(video, input_identity(item.path), settings)
+            done = None if force else completed(manifest, input_identity(item.path), settings)
         except OSError as exc:
             reports[item.key].status, reports[item.key].error = "failed", f"{item.path}: {exc.strerror}"
             continue
@@ -126,8 +129,11 @@ class BatchJob(PipelineJob):
             add_annotation(add_inference(pipeline, c, plan, graph, engine=self.engine), c, self._write)
             try:
                 self._drive(pipeline, on_result)
+            except Exception:
+                self._abandon_open(FAILED)
+                raise
             finally:
-                self._abandon_open()
+                self._abandon_open(INTERRUPTED)
         return self.reports
 
     # -- decode lanes ---------------------------------------------------
@@ -162,8 +168,15 @@ class BatchJob(PipelineJob):
     # -- writing --------------------------------------------------------
     def _write(self, result: Result) -> Result:
         key = result.frame.source
-        opened = self._open[key]
-        opened.outputs.write(result)
+        with self._lock:
+            opened = self._open.get(key)
+        if opened is None:  # its file failed: the rest of its frames are dropped
+            return result
+        try:
+            opened.outputs.write(result)
+        except OutputError as exc:
+            self._give_up(key, str(exc))
+            return result
         report = self.reports[key]
         with self._lock:
             report.frames += 1
@@ -175,7 +188,9 @@ class BatchJob(PipelineJob):
 
     def _decoded(self, key: str, frames: int) -> None:
         with self._lock:
-            opened = self._open[key]
+            opened = self._open.get(key)
+            if opened is None:
+                return
             opened.decoded = frames
             done = self.reports[key].frames == frames
         if done:
@@ -188,14 +203,33 @@ class BatchJob(PipelineJob):
             return
         report = self.reports[key]
         report.engine = self.engine.as_dict()
-        opened.outputs.close()
-        write_manifest(opened.outputs.paths[0], opened.identity, output_settings(self.config),
-                       opened.outputs.paths, report.frames, report.engine)
+        opened.outputs.complete()
+        try:
+            report.outputs = [str(p) for p in opened.outputs.close()]
+            write_manifest(opened.outputs.manifest, opened.identity, output_settings(self.config),
+                           opened.outputs.written, report.frames, report.engine)
+        except OutputError as exc:
+            report.outputs = [str(p) for p in opened.outputs.written]
+            self._failed(report, str(exc))
+            return
         report.status = "done"
         report.seconds = time.monotonic() - report.started
         log.info("%s: done, %d frames", key, report.frames)
         if self._on_file is not None:
             self._on_file(report)
+
+    def _give_up(self, key: str, error: str) -> None:
+        """A file whose outputs cannot be written: kept aside, reported failed."""
+        with self._lock:
+            opened = self._open.pop(key, None)
+        if opened is None:
+            return
+        try:
+            opened.outputs.close(FAILED)
+        except OutputError as exc:
+            log.debug("%s: %s", key, exc)
+        self.reports[key].outputs = [str(p) for p in opened.outputs.written]
+        self._failed(self.reports[key], error)
 
     def _failed(self, report: FileReport, error: str) -> None:
         report.status, report.error = "failed", error
@@ -203,17 +237,21 @@ class BatchJob(PipelineJob):
         if self._on_file is not None:
             self._on_file(report)
 
-    def _abandon_open(self) -> None:
-        """After a stop or failure: files still open are closed with the frames done.
-
-        Their outputs are valid but short, and they get no manifest, so the
-        next run finds them incomplete and does them again.
-        """
+    def _abandon_open(self, state: str) -> None:
+        """After a stop or failure: files still open are closed as interrupted
+        (or failed) runs, without a manifest, so the next run does them again;
+        their previous complete outputs stay (``stages.outputs``)."""
         with self._lock:
             left, self._open = list(self._open.values()), {}
         for opened in left:
-            opened.outputs.close()
-            self.reports[opened.item.key].status = "interrupted"
+            report = self.reports[opened.item.key]
+            report.status = "interrupted"
+            try:
+                opened.outputs.close(state)
+            except OutputError as exc:
+                report.error = str(exc)
+                log.error("%s", exc)
+            report.outputs = [str(p) for p in opened.outputs.written]
 
 
 class _Open:
@@ -227,8 +265,3 @@ class _Open:
                                    preset=config.preset, still=isinstance(source, ImageFileSource),
                                    formats=config.formats, audio=config.audio)
         self.outputs.__enter__()
-
-
-def _media_path(outdir: Path, item: BatchItem) -> Path:
-    still = item.path.suffix.lower() in IMAGE_EXTENSIONS
-    return output_paths(outdir / item.rel.parent, item.path, still=still)[0]

@@ -30,8 +30,17 @@ def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
         report.status, report.error = "failed", str(exc)
         return report.as_dict()
     report.engine = summary.engine.as_dict() if summary.engine is not None else None
-    write_manifest(summary.outputs[0], input_identity(item.path), output_settings(config),
-                   summary.outputs, summary.frames_written, report.engine)
+    report.outputs = [str(p) for p in summary.outputs]
+    report.frames, report.seconds = summary.frames_written, summary.seconds
+    if summary.interrupted:  # its outputs were committed as an interrupted set: no manifest
+        report.status = "interrupted"
+        return report.as_dict()
+    try:  # the job removed any old manifest before putting the new outputs in place
+        write_manifest(summary.manifest, input_identity(item.path), output_settings(config),
+                       summary.outputs, summary.frames_written, report.engine)
+    except Exception as exc:  # reported per file; the batch goes on
+        report.status, report.error = "failed", str(exc)
+        return report.as_dict()
     report.status, report.frames = "done", summary.frames_written
     report.seconds, report.truncated = summary.seconds, summary.truncated
     return report.as_dict()

@@ -24,7 +24,7 @@ missing parts (``0, 0, 0``) and rounding are identical across formats.
     read OpenPose COCO (``--model_pose COCO``) output read these files as they
     are. It is *not* BODY_25, OpenPose's default, which inserts MidHip at 8
     and adds six foot points. The folder is built under a hidden temporary
-    name and swapped in on close, so it never mixes frames of two runs.
+    name and put in place on close, so it never mixes frames of two runs.
 
 ``coco``
     One COCO keypoint-detection results array, ``<stem>.coco.json``::
@@ -55,7 +55,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from stages.atomic import AtomicTextFile, commit, partial_path, remove_quietly
+from stages.atomic import AtomicTextFile, Staged, commit, commit_set, partial_path, remove_quietly
 from stages.errors import InputError, OutputError
 from stages.frames import Result
 from stages.keypoint_log import KeypointLog, keypoint_record
@@ -78,7 +78,12 @@ class KeypointWriter(Protocol):
 
     path: Path
 
+    @property
+    def tmp(self) -> Path: ...
+
     def write(self, result: Result) -> None: ...
+
+    def finish(self) -> Staged | None: ...
 
     def close(self) -> None: ...
 
@@ -155,7 +160,6 @@ class OpenPoseWriter:
         self.path = Path(path)
         self.stem = stem
         self._tmp = partial_path(self.path)
-        shutil.rmtree(self._tmp, ignore_errors=True)  # left by a killed run of this pid
         try:
             self._tmp.mkdir()
         except OSError as exc:
@@ -195,6 +199,23 @@ class OpenPoseWriter:
             commit(tmp, final)
             self.frames_written += 1
 
+    @property
+    def tmp(self) -> Path:
+        """The partial folder being written."""
+        return self._tmp
+
+    def finish(self) -> Staged | None:
+        """Stop writing; return the partial folder (None, and the folder removed,
+        when no frame was written); idempotent."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._closed = True
+            if not self.frames_written:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                return None
+            return Staged(self._tmp, self.path)
+
     def close(self) -> None:
         """Put the folder in place of ``path``; idempotent.
 
@@ -202,31 +223,12 @@ class OpenPoseWriter:
         ``path``. An existing folder at ``path`` is replaced.
 
         Raises:
-            OutputError: The folder cannot be put in place (the frames written
-                stay in the temporary folder, named in the message).
+            OutputError: The folder cannot be put in place (the previous
+                folder stays).
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if not self.frames_written:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                return
-            _swap_folder(self._tmp, self.path)
-
-
-def _swap_folder(tmp: Path, path: Path) -> None:
-    # A directory cannot be renamed over a non-empty one: move the old one
-    # aside first, then drop it.
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    try:
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot put the finished folder in place "
-                          f"({exc.strerror}); frames left in {tmp}") from exc
-    shutil.rmtree(old, ignore_errors=True)
+        staged = self.finish()
+        if staged is not None:
+            commit_set([staged])
 
 
 def openpose_document(record: dict) -> dict:
@@ -289,6 +291,20 @@ class CocoWriter:
             self.records_written += 1
         self._out.write(text)
         self.frames_written += 1
+
+    @property
+    def tmp(self) -> Path:
+        """The partial file being written."""
+        return self._out.tmp
+
+    def finish(self) -> Staged | None:
+        """Close the array under the partial name and return it (None, and the file
+        removed, when no frame was written); idempotent.
+
+        Raises:
+            OutputError: Closing failed (the partial file stays).
+        """
+        return self._out.finish(footer="\n]\n", keep=self.frames_written > 0)
 
     def close(self) -> None:
         """Close the array and rename the file to ``path``; idempotent.

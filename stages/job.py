@@ -135,7 +135,13 @@ class EngineRecord:
 
 @dataclass(frozen=True, slots=True)
 class JobSummary:
-    """What a finished (or interrupted) run did."""
+    """What a finished (or interrupted) run did.
+
+    ``outputs`` are the files that exist: the final names, or the ``.partial``
+    names the results of an interrupted run were kept aside under
+    (``kept_aside``; see ``stages.outputs``), or none when nothing was written.
+    ``manifest`` is where a batch records the input as complete.
+    """
 
     input: Path
     outputs: tuple[Path, ...]
@@ -147,6 +153,8 @@ class JobSummary:
     statistics: PipelineStatistics | None = None
     engine: EngineRecord | None = None
     frames_lost: int = 0  # pictures of a damaged input that did not decode (skipped)
+    kept_aside: bool = False
+    manifest: Path | None = None
 
     @property
     def fps(self) -> float:
@@ -265,7 +273,8 @@ class FileJob(PipelineJob):
 
     def run(self, on_result: Callable[[Result], None] | None = None,
             on_start: Callable[[SourceInfo], None] | None = None) -> JobSummary:
-        """Run to the end (or until ``cancel``); outputs are complete files either way.
+        """Run to the end (or until ``cancel``); the outputs are committed as a set
+        (``stages.outputs``): a stopped run never replaces a complete set.
 
         Args:
             on_result: Called with each written result, in order.
@@ -288,11 +297,14 @@ class FileJob(PipelineJob):
                 engine = EngineRecord(self.config, plan)
                 pipeline = self._build(source, graph, plan, outputs, engine)
                 written = self._drive(pipeline, on_result)
+                if not self.cancelled:
+                    outputs.complete()
                 self._log_stages(pipeline)
-            return JobSummary(self.input, outputs.paths, source.frames_read, written,
-                              source.truncated, self.cancelled,
+            return JobSummary(self.input, outputs.written, source.frames_read, written,
+                              source.truncated, outputs.state != "complete",
                               time.perf_counter() - start, pipeline.statistics(), engine,
-                              frames_lost=source.frames_lost)
+                              frames_lost=source.frames_lost, kept_aside=outputs.kept_aside,
+                              manifest=outputs.manifest)
 
     def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs,
                engine: EngineRecord) -> Pipeline:

@@ -10,7 +10,7 @@ original-frame pixels rounded to 2 decimals, confidences and scores to 4,
 pts (seconds) to 6; a missing part is exactly ``[0, 0, 0]``. When tracking
 is on, every person also has ``"id"``, its track id (``stages.tracking``).
 
-The log is written to ``.<name>.partial-<pid>`` next to the final path and
+The log is written to ``.<name>.partial-<pid>-<token>@<host>`` next to the final path and
 flushed after every line, so a killed run leaves a valid log of the frames
 done under that name (at most the last line cut short; ``read_keypoint_log``
 skips it). ``close()`` renames it to the final path, also when the ``with``
@@ -25,7 +25,7 @@ import math
 import os
 from pathlib import Path
 
-from stages.atomic import AtomicTextFile
+from stages.atomic import AtomicTextFile, Staged
 from stages.errors import InputError, InputNotFoundError
 from stages.frames import Person, Result
 
@@ -78,6 +78,20 @@ class KeypointLog:
             record["wall"] = round(result.frame.wall, 3)
         self._out.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
         self.records_written += 1
+
+    @property
+    def tmp(self) -> Path:
+        """The partial file being written."""
+        return self._out.tmp
+
+    def finish(self) -> Staged | None:
+        """Close the file under its partial name and return it (None, and the file
+        removed, when no record was written); idempotent.
+
+        Raises:
+            OutputError: Closing failed (the partial file stays).
+        """
+        return self._out.finish(keep=self.records_written > 0)
 
     def close(self) -> None:
         """Close the file and rename it to ``path``; idempotent.

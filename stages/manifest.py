@@ -1,10 +1,12 @@
 """The small manifest beside a batch input's outputs, which makes batches resumable.
 
 It records the input's identity (size, mtime and a hash of its first and last
-MiB), the settings that shape the outputs, and the frames written. It is
-written only after the outputs were renamed into place, so an input whose
-manifest matches was completed with the same settings; a run killed mid-file
-leaves only temporary files and the input is done again.
+MiB), the settings that shape the outputs, the outputs and the frames written.
+It is removed before a new set of outputs is put in place and written only
+after the whole set is (``stages.outputs``), so an input whose manifest
+matches, and whose outputs hold every frame it says, was completed with the
+same settings; a run killed mid-file leaves only temporary files and the input
+is done again.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 
-from stages.atomic import commit, partial_path
+from stages.atomic import commit, partial_path, remove_quietly
+from stages.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -46,45 +50,76 @@ def output_settings(config) -> dict:
     return out
 
 
-def manifest_path(video: Path) -> Path:
-    """The manifest beside an input's annotated video."""
-    return video.with_name(f"{video.stem}.manifest.json")
-
-
-def write_manifest(video: Path, identity: dict, settings: dict, outputs: tuple[Path, ...],
+def write_manifest(path: Path, identity: dict, settings: dict, outputs: tuple[Path, ...],
                    frames: int, engine: dict | None = None) -> None:
-    """Record a completed input (call after its outputs are in place).
+    """Record a completed input at ``path`` (call after its outputs are in place;
+    ``stages.outputs.manifest_path`` names it).
 
     ``engine`` (what ran the network) is kept for the record; it does not
     decide whether the input is complete.
     """
     data = {"input": identity, "settings": settings, "frames": frames,
             "outputs": [p.name for p in outputs], "engine": engine}
-    path = manifest_path(video)
     tmp = partial_path(path)
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise OutputError(f"{path}: cannot write the manifest ({exc.strerror})") from exc
     commit(tmp, path)
 
 
-def completed(video: Path, identity: dict, settings: dict) -> dict | None:
-    """The manifest beside ``video`` if its outputs are complete for this input
-    and settings, else None."""
+def completed(path: Path, identity: dict, settings: dict) -> dict | None:
+    """The manifest at ``path`` if the outputs it lists are complete for this input
+    and settings, else None.
+
+    Every output is checked, not only trusted: the JSON Lines log has a line
+    per frame, the OpenPose folder a file per frame, the COCO file is a whole
+    JSON array, the video holds every frame.
+    """
     try:
-        data = json.loads(manifest_path(video).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
     if data.get("input") != identity or data.get("settings") != settings:
         return None
-    outputs = [video.parent / name for name in data.get("outputs", [])]
-    if not outputs or not all(p.exists() for p in outputs):
+    outputs = [Path(path).parent / name for name in data.get("outputs", [])]
+    frames = data.get("frames")
+    if not outputs or not isinstance(frames, int):
         return None
-    for log_path in (p for p in outputs if p.suffix == ".jsonl"):  # a log has a line per frame
-        with open(log_path, "rb") as f:
-            if sum(1 for _ in f) != data.get("frames"):
-                return None
+    if not all(_output_complete(p, frames) for p in outputs):
+        return None
     return data
 
 
-def is_complete(video: Path, identity: dict, settings: dict) -> bool:
-    """Whether the outputs beside ``video`` are complete for this input and settings."""
-    return completed(video, identity, settings) is not None
+def _output_complete(path: Path, frames: int) -> bool:
+    try:
+        if path.name.endswith(".jsonl"):
+            with open(path, "rb") as f:
+                return sum(1 for line in f if line.endswith(b"\n")) == frames
+        if path.name.endswith(".openpose"):
+            return sum(1 for n in os.listdir(path) if n.endswith("_keypoints.json")) == frames
+        if path.name.endswith(".coco.json"):
+            return isinstance(json.loads(path.read_text(encoding="utf-8")), list)
+        if path.suffix.lower() in (".mp4", ".mov", ".m4v", ".mkv"):
+            return _video_frames(path) in (frames, 0)  # 0: the container does not say
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _video_frames(path: Path) -> int:
+    """Frames the container declares (0 when it does not say); -1 when unreadable."""
+    import av
+
+    try:
+        with av.open(os.fspath(path)) as container:
+            return container.streams.video[0].frames
+    except (av.FFmpegError, IndexError):
+        return -1
+
+
+def is_complete(path: Path, identity: dict, settings: dict) -> bool:
+    """Whether the outputs listed by the manifest at ``path`` are complete for this
+    input and settings."""
+    return completed(path, identity, settings) is not None

@@ -1,18 +1,77 @@
-"""The per-input outputs of a file run: annotated video (or image) and keypoints."""
+"""The per-input outputs of a file run: annotated video (or image) and keypoints, as a set.
+
+Every file of one input is written under a hidden partial name
+(``stages.atomic.partial_path``) and the set is put in place together
+(``stages.atomic.commit_set``) when the run ends:
+
+- complete (every frame written): the set replaces the previous one, whose
+  manifest goes first; older ``.partial`` results of that input are removed;
+- interrupted (a stop signal, a cancel): the set goes to the final names only
+  when none of them exists yet; otherwise the previous set stays untouched
+  and the results are kept aside under ``<name>.partial<ext>``
+  (``clip.partial.mp4``, ``clip.partial.jsonl``, ...);
+- failed (an error, e.g. a full disk): never under the final names; what was
+  written is kept aside as above.
+
+Names: outputs are named after the input's stem (``x.mp4`` -> ``x.mp4`` video,
+``x.jsonl``), unless another video or image in the input's folder has the same
+stem: then after its whole name (``x.mp4`` -> ``x.mp4.mp4``, ``x.mp4.jsonl``;
+``x.webm`` -> ``x.webm.mp4``, ``x.webm.jsonl``; ``x.jpg`` -> ``x.jpg``,
+``x.jpg.jsonl``), so same-stem inputs never write the same file.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from stages.atomic import (Staged, aside_path, clean_dead_partials, commit_set, remove_quietly,
+                           set_aside)
 from stages.decode import SourceInfo
 from stages.errors import InputError, OutputError
 from stages.formats import KeypointWriter, format_path, make_writers
 from stages.frames import Result
-from stages.video_sink import VideoWriter, write_image
+from stages.inputs import MEDIA_EXTENSIONS
+from stages.video_sink import VideoWriter, stage_image
 
 log = logging.getLogger(__name__)
+
+COMPLETE, INTERRUPTED, FAILED = "complete", "interrupted", "failed"
+
+
+def output_stem(input: Path) -> str:
+    """The base name of ``input``'s outputs: its stem, or its whole name when another
+    video or image in its folder has the same stem (compared case-insensitively)."""
+    input = Path(input)
+    folder = input.parent
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except OSError:
+        return input.stem
+    others = _stems(str(folder), stamp).get(input.stem.casefold(), 0)
+    mine = input.suffix.lower() in MEDIA_EXTENSIONS
+    return input.name if others > (1 if mine else 0) else input.stem
+
+
+@functools.lru_cache(maxsize=64)
+def _stems(folder: str, _mtime_ns: int) -> dict[str, int]:
+    # How many media files of ``folder`` have each stem; cached while the
+    # folder is unchanged (its mtime), so a batch lists each folder once.
+    counts: dict[str, int] = {}
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return counts
+    for name in names:
+        path = Path(name)
+        if path.suffix.lower() in MEDIA_EXTENSIONS and not name.startswith("."):
+            key = path.stem.casefold()
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def output_paths(outdir: Path, input: Path, *, still: bool,
@@ -22,19 +81,41 @@ def output_paths(outdir: Path, input: Path, *, still: bool,
     Raises:
         InputError: An unknown format, or an output would overwrite the input itself.
     """
-    media = outdir / (input.name if still else f"{input.stem}.mp4")
-    paths = (media, *(format_path(f, outdir, input.stem) for f in dict.fromkeys(formats)))
+    stem = output_stem(input)
+    media = outdir / (input.name if still else f"{stem}.mp4")
+    paths = (media, *(format_path(f, outdir, stem) for f in dict.fromkeys(formats)))
     for p in paths:
-        if p.exists() and p.resolve() == input.resolve():
+        if p.exists() and p.resolve() == Path(input).resolve():
             raise InputError(f"{input}: output {p} would overwrite the input; choose another -o OUTDIR")
     return paths
+
+
+def manifest_path(outdir: Path, input: Path) -> Path:
+    """The manifest of ``input``'s outputs in ``outdir`` (see ``stages.manifest``)."""
+    return Path(outdir) / f"{output_stem(input)}.manifest.json"
+
+
+_cleaned: set[Path] = set()
+_cleaned_lock = threading.Lock()
+
+
+def _clean_once(folder: Path) -> None:
+    # Partials of killed runs are dealt with once per folder and process.
+    key = folder.resolve()
+    with _cleaned_lock:
+        if key in _cleaned:
+            return
+        _cleaned.add(key)
+    clean_dead_partials(folder)
 
 
 class FileOutputs:
     """Writes every Result of one input; a pipeline step (``write``).
 
-    Files appear under their final names only when closed, complete with the
-    frames written so far (also after an interruption or a failure).
+    The files are committed as a set when the ``with`` block ends (see the
+    module docstring): call ``complete()`` once every frame was written;
+    without it the run counts as interrupted, and an exception in the block
+    makes it failed. ``written`` then says where the files went.
 
     Args:
         outdir: Output directory, created when missing.
@@ -45,12 +126,23 @@ class FileOutputs:
         still: The input is a single image: write an annotated image, not a video.
         formats: Keypoint formats (``stages.formats.FORMATS``), in order.
         audio: Copy the input's audio streams into the annotated video.
+
+    Attributes:
+        paths: The final names of the set.
+        manifest: The manifest's path, removed before the set is put in place.
+        written: Where the files went once closed: ``paths`` (those written), or
+            their ``.partial`` names when kept aside; () before close or when
+            nothing was written.
+        state: "complete", "interrupted" or "failed", once closed.
     """
 
     def __init__(self, outdir: Path, input: Path, info: SourceInfo, *,
                  preset: str = "veryfast", still: bool = False,
                  formats: Sequence[str] = ("jsonl",), audio: bool = True) -> None:
         self.paths = output_paths(outdir, input, still=still, formats=formats)
+        self.manifest = manifest_path(outdir, input)
+        self.written: tuple[Path, ...] = ()
+        self.state = ""
         self._outdir = Path(outdir)
         self._input = Path(input)
         self._info = info
@@ -61,6 +153,14 @@ class FileOutputs:
         self._video: VideoWriter | None = None
         self._writers: list[KeypointWriter] = []
         self._last_image = None
+        self._complete = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def kept_aside(self) -> bool:
+        """Whether the files went to their ``.partial`` names."""
+        return bool(self.written) and self.written[0] not in self.paths
 
     def __enter__(self) -> FileOutputs:
         try:
@@ -68,13 +168,14 @@ class FileOutputs:
         except OSError as exc:
             raise OutputError(f"{self._outdir}: cannot create output directory "
                               f"({exc.strerror})") from exc
-        self._writers = make_writers(self._formats, self._outdir, self._input.stem)
+        _clean_once(self._outdir)
+        self._writers = make_writers(self._formats, self._outdir, output_stem(self._input))
         if not self._still:
             try:
                 self._video = VideoWriter(self.paths[0], self._info, preset=self._preset,
                                           audio_from=self._input if self._audio else None)
             except BaseException:
-                self._close_writers()
+                self._discard()
                 raise
         return self
 
@@ -89,27 +190,92 @@ class FileOutputs:
             writer.write(result)
         return result
 
-    def close(self) -> None:
-        """Finish and rename every file; idempotent."""
-        try:
-            if self._video is not None:
-                self._video.close()
-            elif self._last_image is not None:
-                write_image(self.paths[0], self._last_image)
-                self._last_image = None
-        finally:
-            self._close_writers()
+    def complete(self) -> None:
+        """Mark the run complete: every frame of the input was written."""
+        self._complete = True
 
-    def _close_writers(self) -> None:
-        # Every writer is closed, even when one fails; the first failure is raised.
-        error: BaseException | None = None
+    def close(self, state: str | None = None) -> tuple[Path, ...]:
+        """Finish every file and put the set in place, or aside; idempotent.
+
+        Args:
+            state: "complete", "interrupted" or "failed"; default: "complete"
+                after ``complete()``, else "interrupted".
+
+        Returns:
+            Where the files went (``written``).
+
+        Raises:
+            OutputError: A file could not be finished or the set not put in
+                place; whatever was written is kept aside.
+        """
+        with self._lock:
+            if self._closed:
+                return self.written
+            self._closed = True
+            state = state or (COMPLETE if self._complete else INTERRUPTED)
+            staged, error = self._finish_all()
+            self.state = FAILED if error is not None else state
+            try:
+                self.written = self._publish(staged)
+            except OutputError as exc:
+                self.written = set_aside(staged)
+                error = error or exc
+            if error is not None:
+                raise error
+            return self.written
+
+    def _finish_all(self) -> tuple[list[Staged], OutputError | None]:
+        # Every file is finished, even when one fails; one that failed is
+        # still staged (its partial file, if any) so that it can be kept aside.
+        staged: list[Staged] = []
+        error: OutputError | None = None
+        if self._last_image is not None:
+            try:
+                staged.append(stage_image(self.paths[0], self._last_image))
+            except OutputError as exc:
+                error = exc
+            self._last_image = None
+        for writer in ([self._video] if self._video is not None else []) + self._writers:
+            try:
+                item = writer.finish()
+            except OutputError as exc:
+                error = error or exc
+                item = Staged(writer.tmp, writer.path) if os.path.lexists(writer.tmp) else None
+            if item is not None:
+                staged.append(item)
+        return staged, error
+
+    def _publish(self, staged: list[Staged]) -> tuple[Path, ...]:
+        if not staged:
+            return ()
+        previous = any(os.path.lexists(p) for p in self.paths)
+        if self.state == COMPLETE or (self.state == INTERRUPTED and not previous):
+            commit_set(staged, remove_first=[self.manifest],
+                       remove_after=[aside_path(p) for p in self.paths])
+            return tuple(s.path for s in staged)
+        kept = set_aside(staged)
+        log.warning("%s: %s run; the outputs %s are kept aside: %s", self._input, self.state,
+                    "already there stay" if previous else "are not written",
+                    ", ".join(p.name for p in kept))
+        return kept
+
+    def _discard(self) -> None:
+        # Opening failed: the files begun are removed, nothing else is touched.
         for writer in self._writers:
             try:
-                writer.close()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                error = error or exc
-        if error is not None:
-            raise error
+                writer.finish()
+            except OutputError:
+                pass
+            remove_quietly(writer.tmp)
+        self._writers = []
+        self._closed = True
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        state = FAILED if issubclass(exc_type, Exception) else INTERRUPTED
+        try:
+            self.close(state)
+        except OutputError as error:  # the exception in flight is the one to report
+            log.error("%s", error)

@@ -25,13 +25,23 @@ padded by one pixel at the right and/or bottom (edge pixels repeated); the
 output is then one pixel larger than the input and keypoint coordinates are
 unaffected. ``VideoWriter.size`` tells the written size.
 
-Safe files: the video is written to ``.<name>.partial-<pid>`` next to the final
-path and renamed over it by ``close()``, also when the ``with`` block raised
-(e.g. KeyboardInterrupt): the encoder is flushed and the container finalised,
-so an interrupted run leaves a playable video of the frames done. A file that
+Safe files: the video is written to ``.<name>.partial-<pid>-<token>@<host>``
+next to the final path. ``close()`` finalises it and renames it over the final
+path, also when the ``with`` block raised (e.g. KeyboardInterrupt): the encoder
+is flushed and the container finalised, so an interrupted run leaves a playable
+video of the frames done. ``finish()`` does the same but leaves the renaming
+to the caller (``stages.outputs`` commits a run's files as a set). A file that
 already exists at the final path is replaced in one rename, never left
 half-written. If no frame was written, the temporary file is removed and the
 final path is not touched.
+
+After a kill: an mp4/mov partial without audio is written fragmented
+(``frag_keyframe+empty_moov``), so what a SIGKILL leaves is playable up to the
+last keyframe; the finished file is then remuxed (no re-encoding) into an
+ordinary mp4 with the exact timestamps above, each track put back at the
+first dts it was written with. With audio copied the partial is an ordinary
+mp4 (its remux would move the audio's priming), which a SIGKILL leaves
+unreadable.
 
 Audio: given ``audio_from`` (the input file), the input's audio streams are
 copied into the output unchanged, packet for packet (no re-encoding, same
@@ -66,7 +76,7 @@ import av
 import cv2
 import numpy as np
 
-from stages.atomic import commit, partial_path, remove_quietly
+from stages.atomic import Staged, commit, partial_path, remove_quietly
 from stages.errors import OutputError
 
 if TYPE_CHECKING:
@@ -118,9 +128,19 @@ class VideoWriter:
         self._tb = Fraction(info.time_base)
         self._step = max(1, round(1 / (Fraction(info.rate) * self._tb)))
         self._tmp = partial_path(self.path)
-        self._container = _open_output(self._tmp, self.path, fmt,
-                                       muxer_options(fmt, self._tb, faststart=faststart))
+        self._fmt = fmt
+        self._final_options = muxer_options(fmt, self._tb, faststart=faststart)
+        # a fragmented partial is readable after a kill; with audio copied its
+        # remux would not keep the audio's priming exact, so those are not
+        self._fragmented = fmt in ("mp4", "mov") and not _has_audio(audio_from)
+        options = dict(muxer_options(fmt, self._tb))
+        if self._fragmented:
+            options["movflags"] = "+frag_keyframe+empty_moov+default_base_moof"
+        self._container = _open_output(self._tmp, self.path, fmt, options)
         self._stream = self._add_stream(info.rate, preset, crf, threads)
+        # first dts (seconds) muxed per output stream: the fragmented partial
+        # starts every track at 0, the final file is put back at these times
+        self.first_dts: dict[int, Fraction] = {}
         self._audio = _open_audio(audio_from, self._container, fmt, self.path)
         self._duration = info.duration
         self.frames_written = 0
@@ -223,6 +243,7 @@ class VideoWriter:
     def _mux_video(self, packet: av.Packet) -> None:
         if self._audio is not None and packet.dts is not None:
             self._audio.copy_until(packet.dts * packet.time_base)
+        self.first_dts.setdefault(packet.stream.index, packet.dts * packet.time_base)
         self._container.mux(packet)
 
     def _mux_last(self) -> None:
@@ -252,6 +273,11 @@ class VideoWriter:
             self._audio.copy_until((self._last_ticks + self._step) * self._tb)
         self._audio.close()
 
+    @property
+    def tmp(self) -> Path:
+        """The partial file being written (or finished, before it is committed)."""
+        return self._tmp
+
     def close(self) -> None:
         """Flush the encoder, finalise the file and rename it to ``path``.
 
@@ -262,13 +288,32 @@ class VideoWriter:
             OutputError: Finalising or renaming failed (the temporary file is
                 removed; ``path`` is left as it was).
         """
+        try:
+            staged = self.finish()
+        except OutputError:
+            remove_quietly(self._tmp)
+            raise
+        if staged is not None:
+            commit(staged.tmp, staged.path)
+
+    def finish(self) -> Staged | None:
+        """Flush the encoder and finalise the file under its partial name; return it
+        as ``Staged`` (None with no frame written: the partial file is removed).
+        Idempotent: None after the first call.
+
+        A fragmented mp4/mov partial is rewritten as an ordinary one here.
+
+        Raises:
+            OutputError: Finalising failed; the partial file is left (named in
+                the message), readable up to its last fragment.
+        """
         with self._lock:
             if self._closed:
-                return
+                return None
             self._closed = True
-            self._finish()
+            return self._finish()
 
-    def _finish(self) -> None:
+    def _finish(self) -> Staged | None:
         try:
             if self.frames_written:
                 self._mux(self._stream.encode(None))
@@ -276,16 +321,29 @@ class VideoWriter:
             self._finish_audio()
             self._container.close()
         except (av.FFmpegError, OSError) as exc:
-            remove_quietly(self._tmp)
-            raise OutputError(f"{self.path}: cannot finish the video ({exc})") from exc
+            raise OutputError(f"{self.path}: cannot finish the video ({exc}); "
+                              f"partial video left at {self._tmp}") from exc
         finally:
             if self._audio is not None:
                 self._audio.close()
         if not self.frames_written:
             remove_quietly(self._tmp)
             log.warning("%s: no frames were written; file not created", self.path)
-            return
-        commit(self._tmp, self.path)
+            return None
+        if self._fragmented:
+            self._defragment()
+        return Staged(self._tmp, self.path)
+
+    def _defragment(self) -> None:
+        flat = partial_path(self.path)
+        try:
+            _remux(self._tmp, flat, self._fmt, self._final_options, self.first_dts)
+        except (av.FFmpegError, OSError) as exc:
+            remove_quietly(flat)
+            raise OutputError(f"{self.path}: cannot finish the video ({exc}); "
+                              f"partial video left at {self._tmp}") from exc
+        remove_quietly(self._tmp)
+        self._tmp = flat
 
 
 class _AudioCopy:
@@ -377,6 +435,17 @@ def _open_audio(input: str | os.PathLike | None, container, fmt: str,
     return audio if audio.streams else None
 
 
+def _has_audio(input: str | os.PathLike | None) -> bool:
+    """Whether ``input`` (None: no input) has an audio stream; unreadable counts as none."""
+    if input is None:
+        return False
+    try:
+        with av.open(os.fspath(input)) as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
 def _muxer_takes(fmt: str, stream) -> bool:
     """Whether format ``fmt`` accepts ``stream``'s codec: a trial header in memory."""
     try:
@@ -428,6 +497,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     Raises:
         OutputError: Unknown format, encoding or writing failed.
     """
+    staged = stage_image(path, image)
+    commit(staged.tmp, staged.path)
+
+
+def stage_image(path: str | os.PathLike, image: np.ndarray) -> Staged:
+    """Write a still picture under a partial name next to ``path``; return it.
+
+    Raises:
+        OutputError: Unknown format, encoding or writing failed (nothing is left).
+    """
     path = Path(path)
     try:
         ok, data = cv2.imencode(path.suffix or ".png", image)
@@ -441,7 +520,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     except OSError as exc:
         remove_quietly(tmp)
         raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
-    commit(tmp, path)
+    return Staged(tmp, path)
 
 
 def _format_for(path: Path) -> str:
@@ -461,3 +540,25 @@ def _open_output(tmp: Path, path: Path, fmt: str, options: dict[str, str]):
     except (av.FFmpegError, OSError) as exc:
         remove_quietly(tmp)
         raise OutputError(f"{path}: cannot create ({getattr(exc, 'strerror', exc)})") from exc
+
+
+def _remux(src: Path, dst: Path, fmt: str, options: dict[str, str],
+           first_dts: dict[int, Fraction]) -> None:
+    """Copy every packet of the fragmented ``src`` into an ordinary file ``dst``,
+    each stream moved back to start at ``first_dts`` (seconds, by stream index)."""
+    with av.open(os.fspath(src)) as inp:
+        with av.open(os.fspath(dst), "w", format=fmt, options=options) as out:
+            streams = {s.index: out.add_stream_from_template(s) for s in inp.streams
+                       if s.type in ("video", "audio")}
+            shift: dict[int, int] = {}
+            for packet in inp.demux(*[s for s in inp.streams if s.index in streams]):
+                if not packet.size:  # the demuxer ends with empty flush packets
+                    continue
+                index = packet.stream_index
+                if index not in shift:
+                    start = first_dts.get(index, packet.dts * packet.time_base)
+                    shift[index] = round(start / packet.time_base) - packet.dts
+                packet.pts += shift[index]
+                packet.dts += shift[index]
+                packet.stream = streams[index]
+                out.mux(packet)

@@ -28,10 +28,6 @@ def _person(score=0.87654321, track_id=None) -> Person:
     return Person(keypoints=keypoints, score=score, track_id=track_id)
 
 
-def _partial(path):
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
-
-
 def test_record_schema():
     record = keypoint_record(_result(3, [_person(), _person(0.5, track_id=7)]))
     assert record["frame"] == 3
@@ -56,9 +52,9 @@ def test_lines_are_flushed_as_they_are_written(tmp_path):
     with KeypointLog(path) as log:
         for i in range(3):
             log.write(_result(i, [_person()]))
-            assert len(read_keypoint_log(_partial(path))) == i + 1
-        assert not path.exists()
-    assert not _partial(path).exists()
+            assert len(read_keypoint_log(log.tmp)) == i + 1
+        assert not path.exists() and log.tmp.name.startswith(f".{path.name}.partial-{os.getpid()}-")
+    assert not log.tmp.exists()
     records = read_keypoint_log(path)
     assert [r["frame"] for r in records] == [0, 1, 2]
     assert log.records_written == 3

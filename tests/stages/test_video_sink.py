@@ -97,8 +97,9 @@ def test_odd_size_is_padded_to_even(tmp_path):
 
 def test_final_name_appears_only_on_close(tmp_path):
     path = tmp_path / "clip.mp4"
-    partial = tmp_path / f".clip.mp4.partial-{os.getpid()}"
     writer = VideoWriter(path, _info())
+    partial = writer.tmp
+    assert partial.name.startswith(f".clip.mp4.partial-{os.getpid()}-")
     writer.write(_picture(0), 0)
     assert partial.exists() and not path.exists()
     writer.close()
