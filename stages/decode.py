@@ -212,8 +212,9 @@ class VideoFileSource(_Source):
     def _orientation_of(self, av_frame: av.VideoFrame) -> Orientation:
         orientation = _orientation(av_frame, self._path)
         if not orientation.upright:
-            log.info("%s: display matrix (rotation %d degrees): frames are turned to "
-                     "display orientation", self._path, orientation.rotation)
+            log.info("%s: display matrix (rotation %d degrees%s): frames are turned to "
+                     "display orientation", self._path, orientation.rotation,
+                     ", mirrored" if orientation.mirrored else "")
         return orientation
 
     def _decode(self, stream) -> Iterator[av.VideoFrame]:

@@ -40,14 +40,25 @@ class Orientation:
         transpose: Swap rows and columns first (rotations by 90 or 270 degrees).
         flip_rows: Then reverse the rows (upside down).
         flip_cols: Then reverse the columns (left to right).
-        rotation: Counter-clockwise degrees the picture is turned by
-            (0, 90, 180 or 270), as ``VideoFrame.rotation`` says, for messages.
     """
 
     transpose: bool = False
     flip_rows: bool = False
     flip_cols: bool = False
-    rotation: int = 0
+
+    @property
+    def mirrored(self) -> bool:
+        """True when the display is a mirror image of the coded picture."""
+        return self.transpose ^ self.flip_rows ^ self.flip_cols
+
+    @property
+    def rotation(self) -> int:
+        """Counter-clockwise degrees (0, 90, 180, 270) the picture is turned
+        by, before a left-to-right mirroring when ``mirrored``."""
+        cols = self.flip_cols ^ self.mirrored
+        if self.transpose:
+            return 90 if self.flip_rows else 270
+        return 180 if self.flip_rows and cols else 0
 
     @property
     def upright(self) -> bool:
@@ -86,24 +97,22 @@ def frame_orientation(av_frame: av.VideoFrame) -> Orientation:
     side = av_frame.side_data.get(_DISPLAYMATRIX)
     if side is None:
         return UPRIGHT
-    matrix = np.frombuffer(bytes(side), dtype=np.int32)
-    return from_matrix(matrix, rotation=av_frame.rotation)
+    return from_matrix(np.frombuffer(bytes(side), dtype=np.int32))
 
 
-def from_matrix(matrix, *, rotation: int = 0) -> Orientation:
+def from_matrix(matrix) -> Orientation:
     """The ``Orientation`` of a 3x3 display matrix (9 ints, FFmpeg's layout).
 
     Args:
         matrix: Row-major ``a b u c d v x y w``; ``a b c d`` in 16.16 fixed point.
-        rotation: The matrix's rotation in degrees (any sign), for messages.
 
     Raises:
         UnsupportedOrientation: The matrix is not a right angle or a mirroring.
     """
     a, b, c, d = (int(matrix[i]) for i in (0, 1, 3, 4))
     if a == 0 and d == 0 and b != 0 and c != 0:
-        return Orientation(True, b < 0, c < 0, rotation % 360)
+        return Orientation(True, b < 0, c < 0)
     if b == 0 and c == 0 and a != 0 and d != 0:
-        return Orientation(False, d < 0, a < 0, rotation % 360)
+        return Orientation(False, d < 0, a < 0)
     raise UnsupportedOrientation(f"display matrix {[int(v) for v in matrix]} is not a "
-                                 f"right-angle rotation (rotation {rotation} degrees)")
+                                 f"right-angle rotation or mirroring")
