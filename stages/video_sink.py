@@ -36,8 +36,9 @@ half-written. If no frame was written, the temporary file is removed and the
 final path is not touched.
 
 After a kill: an mp4/mov partial without audio is written fragmented
-(``frag_keyframe+empty_moov``), so what a SIGKILL leaves is playable up to the
-last keyframe; the finished file is then remuxed (no re-encoding) into an
+(a fragment per keyframe or second of video), so what a SIGKILL leaves is
+playable up to its last fragment, about a second and the encoder's lookahead
+before the kill; the finished file is then remuxed (no re-encoding) into an
 ordinary mp4 with the exact timestamps above, each track put back at the
 first dts it was written with. With audio copied the partial is an ordinary
 mp4 (its remux would move the audio's priming), which a SIGKILL leaves
@@ -135,7 +136,10 @@ class VideoWriter:
         self._fragmented = fmt in ("mp4", "mov") and not _has_audio(audio_from)
         options = dict(muxer_options(fmt, self._tb))
         if self._fragmented:
-            options["movflags"] = "+frag_keyframe+empty_moov+default_base_moof"
+            # a fragment at every keyframe or second, whichever comes first
+            # flushed to the file as it is cut
+            options.update(movflags="+frag_keyframe+empty_moov+default_base_moof",
+                           frag_duration="1000000", flush_packets="1")
         self._container = _open_output(self._tmp, self.path, fmt, options)
         self._stream = self._add_stream(info.rate, preset, crf, threads)
         # first dts (seconds) muxed per output stream: the fragmented partial

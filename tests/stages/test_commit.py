@@ -1,0 +1,281 @@
+"""Outputs commit as a set (issue 11, items 2-5 and 8): real files, real signals, a real tmpfs.
+
+The command line runs as a subprocess with the fake backends of tests/fakes.py
+(``SlowBackend`` paces the frames so that a signal lands mid-run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import run_stream
+from stages.atomic import AtomicTextFile, Staged, commit_set, partial_path
+from stages.errors import OutputError
+from stages.keypoint_log import read_keypoint_log
+from stages.manifest import completed, input_identity
+from stages.sample import make_test_clip
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = ["--backend", "tests.fakes:ZeroBackend", "--resolution", "64x48"]
+SLOW = ["--backend", "tests.fakes:SlowBackend", "--resolution", "64x48"]
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative name -> bytes)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _popen(args: list, delay: str = "0.02") -> subprocess.Popen:
+    env = dict(os.environ, POSESTREAM_FAKE_DELAY=delay, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), *map(str, args)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_partial(folder: Path, name: str, proc: subprocess.Popen, lines: int) -> Path:
+    """The hidden partial JSON Lines file of ``name``, once it holds ``lines`` lines."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        for partial in folder.glob(f".{name}.partial-*"):
+            try:
+                if partial.read_text().count("\n") >= lines:
+                    return partial
+            except FileNotFoundError:
+                pass
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"no progress: {proc.communicate()}")
+
+
+def _stop(proc: subprocess.Popen, sig: int) -> tuple[str, str]:
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# -- item 2: a stopped rerun leaves the previous complete outputs --------------
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_rerun_keeps_the_complete_outputs_and_sets_its_own_aside(tmp_path, capsys,
+                                                                           sig, code):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=300)
+    out = tmp_path / "out"
+    assert run_stream.main([str(clip), "-o", str(out), *FAKE, "--format", "jsonl", "coco"]) == 0
+    capsys.readouterr()
+    before = _snapshot(out)
+    proc = _popen([clip, "-o", out, *SLOW, "--format", "jsonl", "coco"])
+    _wait_for_partial(out, "clip.jsonl", proc, lines=5)
+    stdout, stderr = _stop(proc, sig)
+    assert proc.returncode == code, stderr
+    after = _snapshot(out)
+    assert {k: v for k, v in after.items() if ".partial" not in k} == before  # untouched
+    kept = read_keypoint_log(out / "clip.partial.jsonl")
+    assert 5 <= len(kept) < 300 and [r["frame"] for r in kept] == list(range(len(kept)))
+    assert _frames(out / "clip.partial.mp4") == len(kept)
+    assert json.loads((out / "clip.coco.partial.json").read_text()) == []
+    assert str(out / "clip.partial.mp4") in stdout and str(out / "clip.partial.jsonl") in stdout
+    assert not [p for p in os.listdir(out) if p.startswith(".")]  # nothing hidden left
+    # a complete run replaces the set and clears the partial results
+    assert run_stream.main([str(clip), "-o", str(out), *FAKE, "--format", "jsonl", "coco"]) == 0
+    assert sorted(os.listdir(out)) == ["clip.coco.json", "clip.jsonl", "clip.mp4"]
+
+
+def test_a_failed_run_never_publishes_under_the_final_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("POSESTREAM_FAKE_FAIL_AT", "20")
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=60)
+    out = tmp_path / "out"
+    code = run_stream.main([str(clip), "-o", str(out), "--backend", "tests.fakes:FailingBackend",
+                            "--resolution", "64x48", "--workers", "1", "--format", "jsonl",
+                            "openpose"])
+    assert code == 1 and "fake accelerator fault" in capsys.readouterr().err
+    names = sorted(os.listdir(out))
+    assert not {"clip.mp4", "clip.jsonl", "clip.openpose"} & set(names), names
+    assert all(".partial" in n for n in names) and not [n for n in names if n.startswith(".")]
+
+
+# -- item 3: the manifest is never trusted beyond what the outputs show ---------
+
+def test_a_stopped_force_rerun_with_coco_only_keeps_the_set_and_its_manifest(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_test_clip(data / "a.mp4", frames=300)
+    out = tmp_path / "out"
+    args = [data, "-o", out, "--format", "coco", "--files-in-flight", "1"]
+    assert run_stream.main([str(a) for a in args] + FAKE) == 0
+    capsys.readouterr()
+    before = _snapshot(out)
+    proc = _popen(args + SLOW + ["--force"])
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".a.mp4.partial-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # let some frames through: the point is a cut-short rerun
+    _stop(proc, signal.SIGINT)
+    assert proc.returncode == 130
+    after = _snapshot(out)
+    assert {k: v for k, v in after.items()
+            if ".partial" not in k and k != "batch-summary.json"} == \
+        {k: v for k, v in before.items() if k != "batch-summary.json"}
+    assert run_stream.main([str(a) for a in args] + FAKE) == 0  # resumes: nothing to redo
+    rows = json.loads((out / "batch-summary.json").read_text())["files"]
+    assert [r["status"] for r in rows] == ["skipped"]
+
+
+def test_resume_checks_every_output_not_only_the_jsonl(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    clip = make_test_clip(data / "a.mp4", frames=12)
+    out = tmp_path / "out"
+    args = [str(data), "-o", str(out), "--format", "coco", "openpose", *FAKE]
+    assert run_stream.main(args) == 0
+    from stages.job import JobConfig
+    from stages.manifest import output_settings
+    settings = output_settings(JobConfig(backend="tests.fakes:ZeroBackend", resolution=(64, 48),
+                                         formats=("coco", "openpose")))
+    manifest = out / "a.manifest.json"
+    assert completed(manifest, input_identity(clip), settings) is not None
+    (out / "a.openpose" / "a_000000000011_keypoints.json").unlink()  # a frame missing
+    assert completed(manifest, input_identity(clip), settings) is None
+    assert run_stream.main(args) == 0
+    assert len(os.listdir(out / "a.openpose")) == 12
+    coco = out / "a.coco.json"
+    coco.write_text(coco.read_text()[:-3])  # cut short: no longer a JSON array
+    assert completed(manifest, input_identity(clip), settings) is None
+    shutil.copy(make_test_clip(tmp_path / "short.mp4", frames=5), out / "a.mp4")
+    assert completed(manifest, input_identity(clip), settings) is None
+    capsys.readouterr()
+
+
+def test_a_failed_commit_restores_the_previous_set_and_drops_the_manifest(tmp_path):
+    old = {"a.mp4": b"old video", "a.jsonl": b"old log\n"}
+    for name, data in old.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "a.manifest.json").write_text("{}")
+    new_video = partial_path(tmp_path / "a.mp4")
+    new_video.write_bytes(b"new video")
+    staged = [Staged(new_video, tmp_path / "a.mp4"),
+              Staged(partial_path(tmp_path / "a.jsonl"), tmp_path / "a.jsonl")]  # never written
+    with pytest.raises(OutputError, match="the previous ones are kept"):
+        commit_set(staged, remove_first=[tmp_path / "a.manifest.json"])
+    assert sorted(os.listdir(tmp_path)) == ["a.jsonl", "a.mp4"]
+    assert {n: (tmp_path / n).read_bytes() for n in old} == old
+
+
+# -- item 4: same stem, different extensions -----------------------------------
+
+def test_inputs_with_the_same_stem_never_collide(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_test_clip(data / "x.mp4", frames=9)
+    make_test_clip(data / "x.mkv", frames=7)
+    cv2.imwrite(str(data / "x.jpg"), np.full((48, 64, 3), 120, np.uint8))
+    make_test_clip(data / "y.mp4", frames=3)
+    out = tmp_path / "out"
+    code = run_stream.main([str(data), "-o", str(out), *FAKE, "--files-in-flight", "3"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "batch" in printed and "x.mkv" in printed  # the table
+    for name, frames in (("x.mp4", 9), ("x.mkv", 7), ("x.jpg", 1)):
+        records = read_keypoint_log(out / f"{name}.jsonl")
+        assert [r["frame"] for r in records] == list(range(frames))
+        assert (out / f"{name}.manifest.json").is_file()
+    assert _frames(out / "x.mp4.mp4") == 9 and _frames(out / "x.mkv.mp4") == 7
+    assert cv2.imread(str(out / "x.jpg")).shape == (48, 64, 3)
+    assert _frames(out / "y.mp4") == 3 and (out / "y.jsonl").is_file()  # no clash: the stem
+    assert not [p for p in os.listdir(out) if p.startswith(".") or ".partial" in p]
+    assert run_stream.main([str(data), "-o", str(out), *FAKE]) == 0  # each has its own manifest
+    rows = json.loads((out / "batch-summary.json").read_text())["files"]
+    assert {r["status"] for r in rows} == {"skipped"}
+    # a single-file run names its outputs the same way
+    assert run_stream.main([str(data / "x.mkv"), "-o", str(tmp_path / "one"), *FAKE]) == 0
+    assert sorted(os.listdir(tmp_path / "one")) == ["x.mkv.jsonl", "x.mkv.mp4"]
+
+
+def test_partial_names_are_unique_per_writer(tmp_path):
+    first, second = AtomicTextFile(tmp_path / "k.jsonl"), AtomicTextFile(tmp_path / "k.jsonl")
+    assert first.tmp != second.tmp and first.tmp.exists() and second.tmp.exists()
+    assert str(os.getpid()) in first.tmp.name
+    first.write("first\n")
+    second.write("second\n")
+    first.close()
+    second.close()
+    assert os.listdir(tmp_path) == ["k.jsonl"] and (tmp_path / "k.jsonl").read_text() == "second\n"
+
+
+# -- item 5: a full disk --------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 300 KB tmpfs (needs root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_publishes_nothing_and_keeps_the_previous_set(tmp_path, small_disk, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=45)
+    args = [str(clip), *FAKE, "--format", "jsonl", "openpose", "coco"]
+    first = small_disk / "first"
+    assert run_stream.main([*args, "-o", str(first)]) == 0  # 45 one-page files and a few more
+    before = _snapshot(first)
+    assert len(before) == 48
+    code = run_stream.main([*args, "-o", str(first)])  # no room for a second set
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left" in err and len(err.strip().splitlines()) == 1, err
+    assert {k: v for k, v in _snapshot(first).items() if ".partial" not in k} == before
+    assert not [p for p in os.listdir(first) if p.startswith(".")]
+    for partial in first.glob("*partial*"):  # the user frees the space the failed run took
+        shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+    fresh = small_disk / "fresh"  # a first run that fails publishes nothing at all
+    code = run_stream.main([str(make_test_clip(tmp_path / "long.mp4", frames=120)), *FAKE,
+                            "--format", "jsonl", "openpose", "coco", "-o", str(fresh)])
+    assert code == 1
+    assert not [n for n in os.listdir(fresh) if ".partial" not in n]
+
+
+# -- item 8: what a killed run leaves ---------------------------------------------
+
+def test_a_killed_runs_partials_are_set_aside_by_the_next_run_and_readable(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "long.mp4", frames=2000)
+    out = tmp_path / "out"
+    proc = _popen([clip, "-o", out, *SLOW], delay="0.005")
+    _wait_for_partial(out, "long.jsonl", proc, lines=120)
+    proc.kill()
+    proc.wait(10)
+    hidden = sorted(p.name for p in out.iterdir())
+    assert len(hidden) == 2 and all(f"partial-{proc.pid}-" in n for n in hidden), hidden
+    other = make_test_clip(tmp_path / "other.mp4", frames=3)
+    assert run_stream.main([str(other), "-o", str(out), *FAKE]) == 0  # the next run there
+    assert sorted(os.listdir(out)) == ["long.partial.jsonl", "long.partial.mp4", "other.jsonl",
+                                       "other.mp4"]
+    records = read_keypoint_log(out / "long.partial.jsonl")
+    assert len(records) >= 120
+    frames = _frames(out / "long.partial.mp4")  # fragmented: readable up to its last fragment
+    assert 25 <= frames <= len(records)
+    capsys.readouterr()
