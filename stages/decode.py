@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _DEFAULT_RATE = Fraction(25)
+_END_SLACK = 2  # frame periods the video may end before the duration the file declares
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,12 @@ class VideoFileSource(_Source):
 
     def _prime(self, name: str | None) -> None:
         stream = _video_stream(self._container, self._path)
-        stream.thread_type = "AUTO"
+        # Not frame threading: when a frame-threaded decoder meets an error while
+        # draining, PyAV stops the drain and the frames still in its threads are
+        # lost (the last thread_count frames of a cut or damaged file).
+        stream.thread_type = "SLICE"
+        self._declared_end = _declared_end(stream, self._container)
+        self._read_until: int | None = None  # end of the latest packet read, in ticks
         self._decoded = self._decode(stream)
         self._first = next(self._decoded, None)
         if self._first is None:
@@ -223,15 +229,21 @@ class VideoFileSource(_Source):
         try:
             for packet in self._container.demux(stream):
                 if packet.size:
-                    self._packets += 1
-                    pos = packet.pos
-                    self._last_end = pos + packet.size if pos is not None and pos >= 0 else None
-                    self._tail_rejected = False
+                    self._note(packet)
                 yield from self._decode_packet(stream, packet)
         except av.error.EOFError:
             pass
         except av.FFmpegError as exc:
             self._error = exc
+
+    def _note(self, packet: av.Packet) -> None:
+        self._packets += 1
+        self._tail_rejected = False
+        pos = packet.pos
+        self._last_end = pos + packet.size if pos is not None and pos >= 0 else None
+        if packet.pts is not None:
+            end = packet.pts + (packet.duration or 0)
+            self._read_until = end if self._read_until is None else max(self._read_until, end)
 
     def _decode_packet(self, stream, packet: av.Packet) -> list[av.VideoFrame]:
         try:
@@ -312,6 +324,18 @@ class VideoFileSource(_Source):
         elif self.truncated:
             log.warning("%s: the last frame is cut short: the file is truncated after %d "
                         "frames", self._path, self.frames_read)
+        elif self._ended_early():
+            self.truncated = True
+            log.warning("%s: reading ended at %.2f s of the %.2f s the file declares; it is "
+                        "truncated or damaged there", self._path,
+                        float(self._read_until * self._tb), self._declared_end)
+
+    def _ended_early(self) -> bool:
+        # Only for containers without a frame count (Matroska, WebM...).
+        if self.info.frames or self._declared_end is None or self._read_until is None:
+            return False
+        slack = _END_SLACK / self.info.rate
+        return float(self._read_until * self._tb + slack) < self._declared_end
 
     def _release(self) -> None:
         if not self._released:
@@ -402,6 +426,31 @@ def _stream_info(name: str, stream, container, first: av.VideoFrame,
     return SourceInfo(name=name, width=width, height=height, rate=Fraction(rate),
                       time_base=tb, frames=stream.frames or None, duration=duration,
                       codec=stream.codec_context.name, rotation=orientation.rotation)
+
+
+def _declared_end(stream, container) -> float | None:
+    """Where the file says the video ends, in seconds of stream time: the
+    stream's duration, else its Matroska ``DURATION`` tag, else the file's
+    duration when the video is its only stream."""
+    tb = Fraction(stream.time_base) if stream.time_base else None
+    start = float((stream.start_time or 0) * tb) if tb else 0.0
+    if stream.duration is not None and tb:
+        return start + float(stream.duration * tb)
+    tag = _parse_clock(stream.metadata.get("DURATION", ""))
+    if tag is not None:
+        return start + tag
+    if container.duration is not None and len(container.streams) == 1:
+        return (container.start_time or 0) / av.time_base + container.duration / av.time_base
+    return None
+
+
+def _parse_clock(text: str) -> float | None:
+    """Seconds of an ``HH:MM:SS.fraction`` clock, or None."""
+    try:
+        h, m, sec = text.strip().split(":")
+        return 3600 * int(h) + 60 * int(m) + float(sec)
+    except ValueError:
+        return None
 
 
 def _orientation(av_frame: av.VideoFrame, path: str | os.PathLike) -> Orientation:
