@@ -83,6 +83,7 @@ def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force
             continue
         if done is not None:
             reports[item.key].status, reports[item.key].engine = "skipped", done.get("engine")
+            reports[item.key].outputs = [str(manifest.parent / n) for n in done["outputs"]]
         else:
             todo.append(item)
     return todo, reports
