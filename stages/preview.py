@@ -9,13 +9,27 @@ stops reading.
 
 Endpoints: ``/`` the page (``/?source=NAME`` picks a source, default the
 first), ``/stream.mjpg?source=NAME`` the multipart JPEG stream,
-``/stats.json`` figures per source, ``/healthz``.
+``/stats.json`` figures per source, ``/healthz``; GET and HEAD.
+
+Bounds: at most ``max_viewers`` streams and ``max_connections`` connections
+at once (each has a thread); beyond them a request gets ``503`` and a short
+body, from one of a few (``_REFUSERS``) short-lived threads, or, when those
+are busy too, the connection is closed at once. Thread count therefore
+never exceeds ``max_connections + _REFUSERS`` plus the server's own.
+
+Host check (DNS rebinding): a page on another site that resolves its own
+name to 127.0.0.1 could read the stream, so a request whose ``Host`` header
+names anything but the server's own names (127.0.0.1, localhost, [::1], the
+bound address, this machine's host name), or another port, gets ``421`` and
+one warning per distinct Host. Bound to a wildcard address (0.0.0.0, ::),
+which the user must ask for explicitly, any Host is accepted.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import select
 import socket
 import socketserver
 import sys
@@ -24,7 +38,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -38,6 +52,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "frame"
+MAX_VIEWERS = 16  # streams at once
+MAX_CONNECTIONS = 32  # connections at once: the viewers, their pages' stats polls, others
+_REFUSERS = 4  # threads at most answering 503 beyond MAX_CONNECTIONS
+_REFUSE_TIMEOUT = 1.0  # seconds a refused client has to send its request
+_WILDCARDS = ("0.0.0.0", "::", "")
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+_MAX_WARNED_HOSTS = 64
+_HANGUP_CHECK = 1.0  # seconds between checks that an idle viewer is still there
 FPS_WINDOW = 3.0  # seconds of publish times behind the FPS figure
 _GONE = (ConnectionError, TimeoutError)  # a viewer went away or stopped reading: normal
 
@@ -110,7 +132,11 @@ class PreviewServer:
         max_width: Frames wider than this are scaled down before encoding
             (None: never).
         send_timeout: Seconds a viewer's socket may block before that viewer
-            is dropped.
+            is dropped (also how long a connection may take to send its
+            request).
+        max_viewers: Streams served at once; one more gets 503.
+        max_connections: Connections served at once (at least
+            ``max_viewers``); one more gets 503.
 
     Raises:
         InputError: The address cannot be bound (in use, unknown host...).
@@ -118,19 +144,26 @@ class PreviewServer:
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, *, sources: tuple[str, ...] = (),
                  quality: int = 80, max_width: int | None = 1280,
-                 send_timeout: float = 10.0) -> None:
+                 send_timeout: float = 10.0, max_viewers: int = MAX_VIEWERS,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        if not 1 <= max_viewers <= max_connections:
+            raise ValueError(f"need 1 <= max_viewers <= max_connections, got {max_viewers} "
+                             f"and {max_connections}")
         self.quality = quality
         self.max_width = max_width
+        self.max_viewers = max_viewers
         self._lock = threading.Lock()
         self._stats: dict[str, _SourceStats] = {name: _SourceStats(name) for name in sources}
         self._viewers: dict[str | None, set[_Viewer]] = {}  # None: the first source, once known
         self._closed = False
+        self._warned_hosts: set[str] = set()
         handler = type("_BoundHandler", (_Handler,), {"preview": self, "timeout": send_timeout})
         try:
-            self._httpd = _HTTPServer((host, port), handler)
+            self._httpd = _HTTPServer((host, port), handler, max_connections)
         except OSError as exc:
             raise InputError(f"--preview {_hostport(host, port)}: cannot listen: "
                              f"{exc.strerror or exc}") from exc
+        self._hosts = _allowed_hosts(host, self._httpd.server_address[0])
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                          name="preview-http", daemon=True)
 
@@ -210,12 +243,13 @@ class PreviewServer:
             self._httpd.shutdown()
             self._thread.join()
         self._httpd.server_close()
+        threads = self._httpd.wake_all()  # idle connections waiting for a request
         deadline = time.monotonic() + 2.0
-        for viewer in viewers:
-            viewer.thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [v.thread.name for v in viewers if v.thread.is_alive()]
+        for thread in {*threads, *(v.thread for v in viewers)}:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
         if stuck:
-            log.warning("preview: %d viewer thread(s) still running at close", len(stuck))
+            log.warning("preview: %d connection thread(s) still running at close", len(stuck))
 
     def __enter__(self) -> PreviewServer:
         return self.start()
@@ -228,11 +262,30 @@ class PreviewServer:
         with self._lock:
             return name in self._stats
 
-    def _subscribe(self, name: str | None, connection: socket.socket) -> _Viewer | None:
-        """A new viewer of ``name`` (None: the first source), or None once closed."""
+    def _host_allowed(self, header: str | None) -> bool:
+        """Whether a request's ``Host`` header names this server (None: no header, allowed)."""
+        if header is None or self._hosts is None:
+            return True
+        name, port = _split_host(header)
+        return name in self._hosts and port in (None, self._httpd.server_address[1])
+
+    def _warn_host(self, header: str, client: str) -> None:
+        """One warning per distinct rejected Host (then debug), so a flood cannot fill logs."""
+        with self._lock:
+            first = header not in self._warned_hosts
+            if first and len(self._warned_hosts) < _MAX_WARNED_HOSTS:
+                self._warned_hosts.add(header)
+        level = logging.WARNING if first else logging.DEBUG
+        log.log(level, "preview: refused a request from %s for Host %r (not this server's "
+                "name; DNS rebinding?)", client, header[:100])
+
+    def _subscribe(self, name: str | None, connection: socket.socket) -> _Viewer | None | bool:
+        """A new viewer of ``name`` (None: the first source); None once closed, False when full."""
         with self._lock:
             if self._closed:
                 return None
+            if sum(len(v) for v in self._viewers.values()) >= self.max_viewers:
+                return False
             if name is None and self._stats:
                 name = next(iter(self._stats))
             channel = Channel(1, policy=Policy.DROP_OLDEST, name=f"preview viewer of {name}",
@@ -270,15 +323,60 @@ class PreviewServer:
         return head.encode("ascii") + jpeg + b"\r\n"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """Threading server without the reverse DNS look-up at bind, quiet about viewers leaving."""
+class _HTTPServer(HTTPServer):
+    """A thread per connection, up to a bound; a 503 from a few more threads beyond it.
 
-    daemon_threads = True
+    No reverse DNS look-up at bind; quiet about viewers leaving. Every open
+    connection is known, so ``wake_all`` can end their threads at close.
+    """
 
-    def __init__(self, address: tuple[str, int], handler) -> None:
+    request_queue_size = 128  # listen backlog: a burst of connections is accepted, then refused
+
+    def __init__(self, address: tuple[str, int], handler, max_connections: int) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._refusers = threading.BoundedSemaphore(_REFUSERS)
+        self.max_connections = max_connections
+        self._open: dict[socket.socket, threading.Thread] = {}
+        self._open_lock = threading.Lock()
+        self._count = 0
         super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        for slots, handler in ((self._slots, self.RequestHandlerClass),
+                               (self._refusers, _BusyHandler)):
+            if slots.acquire(blocking=False):
+                self._count += 1
+                thread = threading.Thread(target=self._serve, daemon=True,
+                                          name=f"preview-connection-{self._count}",
+                                          args=(request, client_address, handler, slots))
+                with self._open_lock:
+                    self._open[request] = thread
+                thread.start()
+                return
+        log.debug("preview: %s closed at once: %d connections and %d refusals under way",
+                  client_address, self.max_connections, _REFUSERS)
+        self.shutdown_request(request)
+
+    def _serve(self, request, client_address, handler, slots) -> None:
+        try:
+            handler(request, client_address, self)
+        except Exception:  # noqa: BLE001 - reported by handle_error, as socketserver does
+            self.handle_error(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.pop(request, None)
+            self.shutdown_request(request)
+            slots.release()
+
+    def wake_all(self) -> list[threading.Thread]:
+        """Shut every open connection down (its thread then ends); return those threads."""
+        with self._open_lock:
+            open_now = dict(self._open)
+        for connection in open_now:
+            _wake(connection)
+        return list(open_now.values())
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)
@@ -292,13 +390,73 @@ class _HTTPServer(ThreadingHTTPServer):
             log.exception("preview: error serving %s", client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
+_TEXT = "text/plain; charset=utf-8"
+
+
+class _QuietHandler(BaseHTTPRequestHandler):
+    """Request-handler basics shared by the server's handlers."""
+
+    server_version = "posestream-preview"
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes,
+              headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache, no-store")
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        log.debug("preview: %s %s", self.address_string(), format % args)
+
+
+class _BusyHandler(_QuietHandler):
+    """Answers any request with 503: the server already serves all the connections it may."""
+
+    timeout = _REFUSE_TIMEOUT
+
+    def handle_one_request(self) -> None:
+        self.close_connection = True
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except TimeoutError:
+            return
+        if not self.raw_requestline or not self.parse_request():
+            return
+        limit = self.server.max_connections
+        self._send(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT,
+                   f"busy: {limit} connections at most; try again\n".encode(),
+                   (("Retry-After", "1"), ("Connection", "close")))
+
+
+class _Handler(_QuietHandler):
     """Serves one request; a stream request holds its thread until the viewer leaves."""
 
     preview: PreviewServer  # set on the subclass made per server
-    server_version = "posestream-preview"
 
     def do_GET(self) -> None:
+        if self._host_ok():
+            self._route()
+
+    def do_HEAD(self) -> None:
+        """Headers only; a HEAD of the stream subscribes no viewer."""
+        if self._host_ok():
+            self._route()
+
+    def _host_ok(self) -> bool:
+        header = self.headers.get("Host")
+        if self.preview._host_allowed(header):
+            return True
+        self.preview._warn_host(header, self.address_string())
+        self._send(HTTPStatus.MISDIRECTED_REQUEST, _TEXT,
+                   b"this server answers to its own host names only\n")
+        return False
+
+    def _route(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         source = query.get("source", [None])[0] or None
@@ -310,44 +468,96 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(self.preview.statistics()).encode()
             self._send(HTTPStatus.OK, "application/json", body)
         elif url.path == "/healthz":
-            self._send(HTTPStatus.OK, "text/plain; charset=utf-8", b"ok\n")
+            self._send(HTTPStatus.OK, _TEXT, b"ok\n")
         else:
-            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+            self._send(HTTPStatus.NOT_FOUND, _TEXT, b"not found\n")
 
     def _stream(self, source: str | None) -> None:
         if source is not None and not self.preview._source_known(source):
-            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8",
-                       f"no source {source!r}\n".encode())
+            self._send(HTTPStatus.NOT_FOUND, _TEXT, f"no source {source!r}\n".encode())
+            return
+        if self.command == "HEAD":
+            self._stream_headers()
             return
         viewer = self.preview._subscribe(source, self.connection)
         if viewer is None:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"closing\n")
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT, b"closing\n")
+            return
+        if viewer is False:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT,
+                       f"busy: {self.preview.max_viewers} viewers at most; try again\n".encode(),
+                       (("Retry-After", "5"),))
             return
         threading.current_thread().name = f"preview-viewer-{self.client_address[1]}"
         try:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-cache, no-store")
-            self.send_header("Pragma", "no-cache")
-            self.end_headers()
-            for part in viewer.channel:
-                self.wfile.write(part)
+            self._stream_headers()
+            self._send_parts(viewer.channel)
         except (Cancelled, OSError) as exc:
             log.debug("preview: viewer %s left: %s", self.client_address, type(exc).__name__)
         finally:
             self.preview._unsubscribe(viewer)
             self.close_connection = True
 
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-cache, no-store")
-        self.end_headers()
-        self.wfile.write(body)
+    def _send_parts(self, channel: Channel) -> None:
+        """Send the viewer's parts until the stream ends or the viewer hangs up.
 
-    def log_message(self, format: str, *args) -> None:
-        log.debug("preview: %s %s", self.address_string(), format % args)
+        While no frame comes (a source is down) the socket is checked every
+        ``_HANGUP_CHECK`` seconds, so a viewer that left frees its place.
+        """
+        while True:
+            try:
+                part = channel.get(timeout=_HANGUP_CHECK)
+            except EndOfStream:
+                return
+            except TimeoutError:
+                if _hung_up(self.connection):
+                    return
+                continue
+            self.wfile.write(part)
+
+    def _stream_headers(self) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-cache, no-store")
+        self.send_header("Pragma", "no-cache")
+        self.end_headers()
+
+
+def _allowed_hosts(requested: str, bound: str) -> frozenset[str] | None:
+    """Host names a request may use: loopback names, the bound address, this machine's name.
+
+    None (any) when bound to a wildcard address: the user chose to serve
+    every network, under names this server cannot know.
+    """
+    if requested in _WILDCARDS or bound in _WILDCARDS:
+        return None
+    names = {*_LOOPBACK_NAMES, requested, bound, socket.gethostname()}
+    return frozenset(_split_host(name)[0] for name in names if name)
+
+
+def _split_host(header: str) -> tuple[str, int | None]:
+    """(name, port or None) of a Host header: lower case, no brackets, no final dot."""
+    text = header.strip().lower()
+    port = None
+    if text.startswith("["):
+        name, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        name, _, port_text = text.partition(":")
+    else:
+        name, port_text = text, None
+    if port_text is not None:
+        port = int(port_text) if port_text.isdigit() else -1  # -1 matches no port
+    return name.rstrip("."), port
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """Whether the peer closed or reset ``connection`` (never blocks)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and not connection.recv(1, socket.MSG_PEEK)
+    except (OSError, ValueError):
+        return True
 
 
 def _wake(connection: socket.socket) -> None:
