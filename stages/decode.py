@@ -56,13 +56,13 @@ import numpy as np
 from stages.errors import InputError, InputNotFoundError
 from stages.frames import Frame
 from stages.orientation import UPRIGHT, Orientation, UnsupportedOrientation, frame_orientation
+from stages.read_tally import ReadTally
 from stages.source import StoppableSource
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _DEFAULT_RATE = Fraction(25)
-_END_SLACK = 2  # frame periods the video may end before the duration the file declares
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +180,7 @@ class VideoFileSource(_Source):
         _check_path(path)
         self._path = os.fspath(path)
         self._error: av.FFmpegError | None = None
-        self.packets_skipped = self.frames_concealed = self.frames_lost = 0
-        self._packets = 0
-        self._last_end: int | None = None  # byte after the last packet read
-        self._tail_rejected = False  # the decoder rejected the last packet (or the drain)
+        self.frames_lost = 0
         self._released = False
         self._container = _open_container(path)
         try:
@@ -199,8 +196,8 @@ class VideoFileSource(_Source):
         # draining, PyAV stops the drain and the frames still in its threads are
         # lost (the last thread_count frames of a cut or damaged file).
         stream.thread_type = "SLICE"
-        self._declared_end = _declared_end(stream, self._container)
-        self._read_until: int | None = None  # end of the latest packet read, in ticks
+        self._tally = ReadTally(os.path.getsize(self._path), _time_base(stream), _rate(stream),
+                                stream.frames or None, _declared_end(stream, self._container))
         self._decoded = self._decode(stream)
         self._first = next(self._decoded, None)
         if self._first is None:
@@ -214,6 +211,14 @@ class VideoFileSource(_Source):
         self._step = max(1, round(1 / (self.info.rate * self._tb)))
         self._start = stream.start_time or 0
         self._last_ticks: int | None = None
+
+    @property
+    def packets_skipped(self) -> int:
+        return self._tally.rejected
+
+    @property
+    def frames_concealed(self) -> int:
+        return self._tally.repaired
 
     def _orientation_of(self, av_frame: av.VideoFrame) -> Orientation:
         orientation = _orientation(av_frame, self._path)
@@ -229,21 +234,12 @@ class VideoFileSource(_Source):
         try:
             for packet in self._container.demux(stream):
                 if packet.size:
-                    self._note(packet)
+                    self._tally.read(packet.pts, packet.duration, packet.pos, packet.size)
                 yield from self._decode_packet(stream, packet)
         except av.error.EOFError:
             pass
         except av.FFmpegError as exc:
             self._error = exc
-
-    def _note(self, packet: av.Packet) -> None:
-        self._packets += 1
-        self._tail_rejected = False
-        pos = packet.pos
-        self._last_end = pos + packet.size if pos is not None and pos >= 0 else None
-        if packet.pts is not None:
-            end = packet.pts + (packet.duration or 0)
-            self._read_until = end if self._read_until is None else max(self._read_until, end)
 
     def _decode_packet(self, stream, packet: av.Packet) -> list[av.VideoFrame]:
         try:
@@ -251,12 +247,11 @@ class VideoFileSource(_Source):
         except av.error.EOFError:
             raise
         except av.FFmpegError as exc:
-            self.packets_skipped += 1
-            self._tail_rejected = True
+            self._tally.reject()
             log.debug("%s: skipped an undecodable packet at byte %s: %s", self._path,
                       packet.pos, _reason(exc))
             return []
-        self.frames_concealed += sum(1 for f in frames if f.is_corrupt)
+        self._tally.decoded(f.is_corrupt for f in frames)
         return frames
 
     def _frames(self) -> Iterator[Frame]:
@@ -287,55 +282,33 @@ class VideoFileSource(_Source):
         return ticks
 
     def _check_complete(self) -> None:
-        self._count_damage()
-        self._check_truncated()
-
-    def _count_damage(self) -> None:
-        if self._cut_at_end():  # the last packet is the cut, not damage
-            self.packets_skipped -= 1
-            self._packets -= 1
-            self.truncated = True
-        if self.packets_skipped or self.frames_concealed:
-            self.frames_lost = max(0, self._packets - self.frames_read)
-        if self.frames_lost or self.frames_concealed:
+        tally = self._tally
+        cut = tally.settle_cut()
+        self.frames_lost = tally.lost(self.frames_read)
+        if self.frames_lost or tally.repaired:
             log.warning("%s: damaged: %d of %d pictures could not be decoded and were "
                         "skipped (%d undecodable packets), %d decoded with repairs",
-                        self._path, self.frames_lost, self._packets, self.packets_skipped,
-                        self.frames_concealed)
+                        self._path, self.frames_lost, tally.packets, tally.rejected,
+                        tally.repaired)
+        self.truncated = self._truncated(cut)
 
-    def _cut_at_end(self) -> bool:
-        if not self._tail_rejected or self._last_end is None:
-            return False
-        try:
-            return self._last_end >= os.path.getsize(self._path)
-        except OSError:
-            return False
-
-    def _check_truncated(self) -> None:
-        declared = self.info.frames
+    def _truncated(self, cut: bool) -> bool:
+        tally = self._tally
         if self._error is not None:
-            self.truncated = True
-            log.warning("%s: reading stopped after %d frames: %s", self._path,
-                        self.frames_read, _reason(self._error))
-        elif declared and self._packets < declared:
-            self.truncated = True
-            log.warning("%s: the file declares %d frames but holds only %d; "
-                        "it is truncated", self._path, declared, self._packets)
-        elif self.truncated:
-            log.warning("%s: the last frame is cut short: the file is truncated after %d "
-                        "frames", self._path, self.frames_read)
-        elif self._ended_early():
-            self.truncated = True
-            log.warning("%s: reading ended at %.2f s of the %.2f s the file declares; it is "
-                        "truncated or damaged there", self._path,
-                        float(self._read_until * self._tb), self._declared_end)
-
-    def _ended_early(self) -> bool:
-        # Only for containers without a frame count (Matroska, WebM...).
-        if self.info.frames or self._declared_end is None or self._read_until is None:
+            why = f"reading stopped after {self.frames_read} frames: {_reason(self._error)}"
+        elif tally.short_of_declared_count():
+            why = (f"the file declares {tally.declared_frames} frames but holds only "
+                   f"{tally.packets}; it is truncated")
+        elif cut:
+            why = (f"the last frame is cut short: the file is truncated after "
+                   f"{self.frames_read} frames")
+        elif tally.ended_early():
+            why = (f"reading ended at {tally.read_until:.2f} s of the {tally.declared_end:.2f} s "
+                   f"the file declares; it is truncated or damaged there")
+        else:
             return False
-        slack = _END_SLACK / self.info.rate
-        return float(self._read_until * self._tb + slack) < self._declared_end
+        log.warning("%s: %s", self._path, why)
+        return True
 
     def _release(self) -> None:
         if not self._released:
@@ -412,10 +385,18 @@ def _video_stream(container, path: str | os.PathLike):
     return container.streams.video[0]
 
 
+def _time_base(stream) -> Fraction:
+    return Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+
+
+def _rate(stream) -> Fraction:
+    return Fraction(stream.average_rate or stream.guessed_rate or _DEFAULT_RATE)
+
+
 def _stream_info(name: str, stream, container, first: av.VideoFrame,
                  orientation: Orientation) -> SourceInfo:
-    tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
-    rate = stream.average_rate or stream.guessed_rate or _DEFAULT_RATE
+    tb = _time_base(stream)
+    rate = _rate(stream)
     if stream.duration is not None:
         duration = float(stream.duration * tb)
     elif container.duration is not None:
@@ -432,9 +413,9 @@ def _declared_end(stream, container) -> float | None:
     """Where the file says the video ends, in seconds of stream time: the
     stream's duration, else its Matroska ``DURATION`` tag, else the file's
     duration when the video is its only stream."""
-    tb = Fraction(stream.time_base) if stream.time_base else None
-    start = float((stream.start_time or 0) * tb) if tb else 0.0
-    if stream.duration is not None and tb:
+    tb = _time_base(stream)
+    start = float((stream.start_time or 0) * tb)
+    if stream.duration is not None:
         return start + float(stream.duration * tb)
     tag = _parse_clock(stream.metadata.get("DURATION", ""))
     if tag is not None:

@@ -14,6 +14,7 @@ from stages.orientation import UnsupportedOrientation, from_matrix
 
 FAKE = JobConfig(backend="tests.fakes:ZeroBackend", resolution=(64, 48), workers=1)
 CODED = (64, 48)  # width, height as coded
+DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
 
 
 def marked_picture() -> np.ndarray:
@@ -87,7 +88,7 @@ def test_file_job_runs_and_writes_the_displayed_picture_upright(tmp_path):
         written = list(container.decode(stream))
     assert len(written) == 4
     for frame in written:  # upright pixels, and no display matrix to turn them again
-        assert frame.rotation == 0 and not frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        assert frame.rotation == 0 and not frame.side_data.get(DISPLAYMATRIX)
         assert marker_corner(frame.to_ndarray(format="bgr24")) == "top-right"
 
 
