@@ -152,7 +152,7 @@ class _Source(StoppableSource):
 
 
 class VideoFileSource(_Source):
-    """Frames of a video file, decoded by PyAV with threaded decoding.
+    """Frames of a video file, decoded by PyAV (slice-threaded; see ``_prime``).
 
     Attributes:
         info: ``SourceInfo`` of the video stream.
