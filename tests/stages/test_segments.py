@@ -3,6 +3,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -171,3 +172,57 @@ def test_reconnecting_rtsp_camera_named_by_ipv4_keeps_every_segment(rtsp_server,
     assert sum(_frames_in(v) for v, _ in pairs) == written
     frames = [r["frame"] for _, j in pairs for r in read_keypoint_log(j)]
     assert frames == list(range(written))
+
+
+def test_live_job_on_an_ipv4_camera_that_restarts_keeps_every_segment(rtsp_server, tmp_path,
+                                                                      caplog):
+    """The whole live job (fake network) against a real RTSP server killed and restarted twice."""
+    from stages.job import JobConfig
+    from stages.live_job import LiveConfig, LiveJob
+
+    server = rtsp_server()
+    outdir = tmp_path / "out"
+    job = LiveJob([(server.url(), None)], outdir,
+                  JobConfig(backend="tests.fakes:ZeroBackend", resolution=(64, 48)),
+                  LiveConfig(stall_timeout=1.0))
+    [name] = job.names
+    assert name == f"127.0.0.1_{server.port}_cam1"
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(stats=job.run()), daemon=True)
+
+    def wait_for(predicate, what):
+        deadline = time.monotonic() + 30
+        while not predicate():
+            assert time.monotonic() < deadline and runner.is_alive(), f"no {what}"
+            time.sleep(0.02)  # polling a counter the job keeps; bounded by the deadline
+
+    def events(kind):
+        return [r for r in list(caplog.records)
+                if r.name == "stages.live" and f": {kind}: " in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="stages"):
+        runner.start()
+        try:
+            for restart in range(2):
+                wait_for(lambda: job.stats[name].reconnects == restart
+                         and job.stats[name].frames > 10 * (restart + 1), "frames")
+                server.kill()
+                wait_for(lambda: len(events("disconnected")) == restart + 1, "a disconnect")
+                server.start()
+            wait_for(lambda: job.stats[name].reconnects == 2, "a second reconnect")
+            written = job.stats[name].frames
+            wait_for(lambda: job.stats[name].frames > written + 5, "frames after it")
+        finally:
+            job.cancel()
+            runner.join(30)
+    assert not runner.is_alive() and "stats" in outcome
+    started = [r.getMessage().split(" segment ")[1].split()[0] for r in caplog.records
+               if " segment " in r.getMessage() and r.getMessage().endswith("started")]
+    assert len(started) == 3 and len(set(started)) == 3
+    pairs = _pairs(outdir / name)
+    assert [v.name[:-4] for v, _ in pairs] == started  # each started segment has its pair
+    assert all(j.exists() for _, j in pairs)
+    frames = job.stats[name].frames
+    assert sum(_frames_in(v) for v, _ in pairs) == frames
+    records = [r["frame"] for _, j in pairs for r in read_keypoint_log(j)]
+    assert len(records) == frames and records == sorted(records)
