@@ -458,3 +458,29 @@ def test_closing_a_paced_slow_lavfi_source_is_prompt():
     source.close()  # the reader is waiting for the second frame's time
     worker.join(5)
     assert not worker.is_alive() and time.monotonic() - started < 1.0
+
+
+def test_a_fast_pipeline_on_a_lavfi_camera_is_not_flooded(tmp_path):
+    """Through a whole live job: the source gives no more than rate x elapsed frames."""
+    from stages.job import JobConfig
+    from stages.live_job import LiveConfig, LiveJob
+
+    rate = 25
+    job = LiveJob([(f"lavfi:testsrc2=size=64x48:rate={rate}", "pattern")], tmp_path / "out",
+                  JobConfig(backend="tests.fakes:ZeroBackend", resolution=(64, 48)),
+                  LiveConfig())
+    seen = threading.Event()
+    started = time.monotonic()
+    runner = threading.Thread(target=job.run, kwargs={"on_result": lambda r: (
+        seen.set() if r.frame.index >= rate else None)}, daemon=True)
+    runner.start()
+    try:
+        assert seen.wait(30), "no second of frames"
+    finally:
+        job.cancel()
+        runner.join(30)
+    elapsed = time.monotonic() - started
+    stats = job.stats["pattern"]
+    assert not runner.is_alive() and stats.frames > 0
+    # unpaced, a 64x48 pattern came at thousands of frames a second, nearly all dropped
+    assert stats.frames + stats.dropped <= rate * elapsed + 5, (stats.frames, stats.dropped)
