@@ -246,7 +246,7 @@ class BatchJob(PipelineJob):
             left, self._open = list(self._open.values()), {}
         for opened in left:
             report = self.reports[opened.item.key]
-            report.status = "interrupted"
+            report.status = "failed" if state == FAILED else "interrupted"
             try:
                 opened.outputs.close(state)
             except OutputError as exc:

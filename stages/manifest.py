@@ -75,7 +75,7 @@ def completed(path: Path, identity: dict, settings: dict) -> dict | None:
 
     Every output is checked, not only trusted: the JSON Lines log has a line
     per frame, the OpenPose folder a file per frame, the COCO file is a whole
-    JSON array, the video holds every frame.
+    array (opened and closed), the video holds every frame.
     """
     try:
         data = json.loads(Path(path).read_text())
@@ -99,13 +99,24 @@ def _output_complete(path: Path, frames: int) -> bool:
                 return sum(1 for line in f if line.endswith(b"\n")) == frames
         if path.name.endswith(".openpose"):
             return sum(1 for n in os.listdir(path) if n.endswith("_keypoints.json")) == frames
-        if path.name.endswith(".coco.json"):
-            return isinstance(json.loads(path.read_text(encoding="utf-8")), list)
+        if path.name.endswith(".coco.json"):  # opened with "[", closed with "]" on finish
+            return _starts_and_ends(path, b"[", b"\n]\n")
         if path.suffix.lower() in (".mp4", ".mov", ".m4v", ".mkv"):
             return _video_frames(path) in (frames, 0)  # 0: the container does not say
         return path.is_file()
     except (OSError, ValueError):
         return False
+
+
+def _starts_and_ends(path: Path, head: bytes, tail: bytes) -> bool:
+    with open(path, "rb") as f:
+        if f.read(len(head)) != head:
+            return False
+        f.seek(0, os.SEEK_END)
+        if f.tell() < len(head) + len(tail):
+            return False
+        f.seek(-len(tail), os.SEEK_END)
+        return f.read() == tail
 
 
 def _video_frames(path: Path) -> int:

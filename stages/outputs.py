@@ -10,8 +10,9 @@ Every file of one input is written under a hidden partial name
   when none of them exists yet; otherwise the previous set stays untouched
   and the results are kept aside under ``<name>.partial<ext>``
   (``clip.partial.mp4``, ``clip.partial.jsonl``, ...);
-- failed (an error, e.g. a full disk): never under the final names; what was
-  written is kept aside as above.
+- failed (an error, e.g. a full disk): nothing under the final names; the
+  partial files are removed (on a full disk they would only keep it full)
+  and the previous set stays.
 
 Names: outputs are named after the input's stem (``x.mp4`` -> ``x.mp4`` video,
 ``x.jsonl``), unless another video or image in the input's folder has the same
@@ -115,7 +116,8 @@ class FileOutputs:
     The files are committed as a set when the ``with`` block ends (see the
     module docstring): call ``complete()`` once every frame was written;
     without it the run counts as interrupted, and an exception in the block
-    makes it failed. ``written`` then says where the files went.
+    makes it failed. ``written`` then says where the files went (nowhere
+    after a failure).
 
     Args:
         outdir: Output directory, created when missing.
@@ -131,8 +133,8 @@ class FileOutputs:
         paths: The final names of the set.
         manifest: The manifest's path, removed before the set is put in place.
         written: Where the files went once closed: ``paths`` (those written), or
-            their ``.partial`` names when kept aside; () before close or when
-            nothing was written.
+            their ``.partial`` names when kept aside; () before close, after a
+            failure, or when nothing was written.
         state: "complete", "interrupted" or "failed", once closed.
     """
 
@@ -206,7 +208,8 @@ class FileOutputs:
 
         Raises:
             OutputError: A file could not be finished or the set not put in
-                place; whatever was written is kept aside.
+                place (a failed run: its files are removed, the previous set
+                stays).
         """
         with self._lock:
             if self._closed:
@@ -214,19 +217,22 @@ class FileOutputs:
             self._closed = True
             state = state or (COMPLETE if self._complete else INTERRUPTED)
             staged, error = self._finish_all()
-            self.state = FAILED if error is not None else state
-            try:
-                self.written = self._publish(staged)
-            except OutputError as exc:
-                self.written = set_aside(staged)
-                error = error or exc
+            self.state = FAILED if error is not None or state == FAILED else state
+            if self.state == FAILED:
+                for item in staged:
+                    remove_quietly(item.tmp)
+            else:
+                try:
+                    self.written = self._publish(staged)
+                except OutputError as exc:  # the previous set is back in place
+                    self.state, error = FAILED, exc
             if error is not None:
                 raise error
             return self.written
 
     def _finish_all(self) -> tuple[list[Staged], OutputError | None]:
         # Every file is finished, even when one fails; one that failed is
-        # still staged (its partial file, if any) so that it can be kept aside.
+        # still staged (its partial file, if any) so that it can be removed.
         staged: list[Staged] = []
         error: OutputError | None = None
         if self._last_image is not None:
@@ -254,9 +260,8 @@ class FileOutputs:
                        remove_after=[aside_path(p) for p in self.paths])
             return tuple(s.path for s in staged)
         kept = set_aside(staged)
-        log.warning("%s: %s run; the outputs %s are kept aside: %s", self._input, self.state,
-                    "already there stay" if previous else "are not written",
-                    ", ".join(p.name for p in kept))
+        log.warning("%s: interrupted; the previous outputs stay, this run's are kept aside: %s",
+                    self._input, ", ".join(p.name for p in kept))
         return kept
 
     def _discard(self) -> None:

@@ -107,9 +107,7 @@ def test_a_failed_run_never_publishes_under_the_final_names(tmp_path, capsys, mo
                             "--resolution", "64x48", "--workers", "1", "--format", "jsonl",
                             "openpose"])
     assert code == 1 and "fake accelerator fault" in capsys.readouterr().err
-    names = sorted(os.listdir(out))
-    assert not {"clip.mp4", "clip.jsonl", "clip.openpose"} & set(names), names
-    assert all(".partial" in n for n in names) and not [n for n in names if n.startswith(".")]
+    assert os.listdir(out) == []  # nothing published, nothing left behind
 
 
 # -- item 3: the manifest is never trusted beyond what the outputs show ---------
@@ -255,15 +253,32 @@ def test_a_full_disk_publishes_nothing_and_keeps_the_previous_set(tmp_path, smal
     code = run_stream.main([*args, "-o", str(first)])  # no room for a second set
     err = capsys.readouterr().err
     assert code == 1 and "No space left" in err and len(err.strip().splitlines()) == 1, err
-    assert {k: v for k, v in _snapshot(first).items() if ".partial" not in k} == before
-    assert not [p for p in os.listdir(first) if p.startswith(".")]
-    for partial in first.glob("*partial*"):  # the user frees the space the failed run took
-        shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+    assert _snapshot(first) == before  # and the failed run's files are gone
+    assert sorted(os.listdir(first)) == ["clip.coco.json", "clip.jsonl", "clip.mp4",
+                                         "clip.openpose"]
     fresh = small_disk / "fresh"  # a first run that fails publishes nothing at all
     code = run_stream.main([str(make_test_clip(tmp_path / "long.mp4", frames=120)), *FAKE,
                             "--format", "jsonl", "openpose", "coco", "-o", str(fresh)])
-    assert code == 1
-    assert not [n for n in os.listdir(fresh) if ".partial" not in n]
+    assert code == 1 and os.listdir(fresh) == []
+
+
+def test_a_full_disk_in_a_batch_fails_that_file_and_the_batch_ends_with_its_table(
+        tmp_path, small_disk, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a", "b"):
+        make_test_clip(data / f"{name}.mp4", frames=45)
+    out = small_disk / "out"
+    code = run_stream.main([str(data), "-o", str(out), *FAKE, "--files-in-flight", "1",
+                            "--format", "jsonl", "openpose", "coco"])
+    printed = capsys.readouterr().out
+    assert code == 1 and "batch" in printed
+    rows = {r["input"]: r for r in json.loads((out / "batch-summary.json").read_text())["files"]}
+    assert rows["a.mp4"]["status"] == "done" and rows["b.mp4"]["status"] == "failed"
+    assert "No space left" in rows["b.mp4"]["error"]
+    assert len(read_keypoint_log(out / "a.jsonl")) == 45 and (out / "a.manifest.json").is_file()
+    assert sorted(os.listdir(out)) == ["a.coco.json", "a.jsonl", "a.manifest.json", "a.mp4",
+                                       "a.openpose", "batch-summary.json"]
 
 
 # -- item 8: what a killed run leaves ---------------------------------------------
@@ -286,3 +301,15 @@ def test_a_killed_runs_partials_are_set_aside_by_the_next_run_and_readable(tmp_p
     frames = _frames(out / "long.partial.mp4")  # fragmented: readable up to its last fragment
     assert 25 <= frames <= len(records)
     capsys.readouterr()
+
+
+def test_a_run_stopped_before_its_first_frame_lists_and_creates_no_output(tmp_path):
+    from stages.job import FileJob, JobConfig
+
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=20)
+    out = tmp_path / "out"
+    job = FileJob(clip, out, JobConfig(backend="tests.fakes:ZeroBackend", resolution=(64, 48)))
+    job.cancel()  # e.g. a signal while the model loads
+    summary = job.run()
+    assert summary.interrupted and summary.outputs == () and summary.frames_written == 0
+    assert os.listdir(out) == []
