@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import threading
 
 import numpy as np
 
 from models.backend import BackendConfig
 from models.devices import usable_cores
+from models.offline import import_openvino
 from stages.errors import ModelError
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}
 
+# One copy at a time loads and runs its first inference. OpenVINO's Python
+# binding fills function-local C++ statics on first use (its element-type to
+# numpy dtype table, built by calling into numpy): a thread running that
+# initialiser can give up the GIL while it holds the static's guard, and a
+# second thread that takes the GIL and reaches the same static waits on the
+# guard without giving the GIL back. Two workers starting together hung that
+# way (issue 11). Once one inference has run, the statics are filled and
+# copies may run side by side.
+_start_lock = threading.Lock()
+
 
 class OpenVINOBackend:
     """One compiled copy of the graph on the OpenVINO CPU plugin.
+
+    All copies in a process share one ``ov.Core`` and one converted graph;
+    each compiles its own model (so its thread count and pinning are its
+    own) and has run one inference before the constructor returns.
 
     Args:
         config: Graph file and tensor names; ``threads`` caps this copy's
@@ -28,33 +46,17 @@ class OpenVINOBackend:
     name = "openvino"
 
     def __init__(self, config: BackendConfig) -> None:
-        try:
-            import openvino as ov
-        except ImportError as exc:
-            raise ModelError("--backend openvino: OpenVINO is not installed "
-                             "(pip install openvino)") from exc
         kind = config.device.partition(":")[0]
         if kind != "cpu":
             raise ModelError(f"--backend openvino runs on the CPU only, not {config.device!r}")
-        model, output = _read(ov, config)
-        if config.resolution is not None:  # a fixed size compiles faster kernels than [?, ?, ?, 3]
-            w, h = config.resolution
-            model.reshape({model.inputs[0]: ov.PartialShape([-1, h, w, 3])})
-        core = ov.Core()
-        props = {"PERFORMANCE_HINT": "LATENCY"}
-        if config.threads:
-            props["INFERENCE_NUM_THREADS"] = config.threads
-            if config.threads < usable_cores():
-                # each copy pins its threads to the first cores: several copies
-                # would all share core 0 (two 1-thread copies ran at half speed)
-                props["ENABLE_CPU_PINNING"] = False
-        if config.precision != "auto":
-            props["INFERENCE_PRECISION_HINT"] = PRECISIONS.get(config.precision, config.precision)
-        compiled = core.compile_model(model, "CPU", props)
-        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
-        self.pinned = bool(compiled.get_property("ENABLE_CPU_PINNING"))
-        self._output = compiled.output(output)
-        self._request = compiled.create_infer_request()
+        import_openvino()
+        with _start_lock:
+            compiled, output = _compile(config)
+            self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+            self.pinned = bool(compiled.get_property("ENABLE_CPU_PINNING"))
+            self._output = compiled.output(output)
+            self._request = compiled.create_infer_request()
+            self.infer(_warm_input(config))
         log.debug("openvino: %s compiled, precision %s, threads %s", config.graph, self.precision,
                   config.threads or "all")
 
@@ -68,14 +70,58 @@ class OpenVINOBackend:
         self._request = None
 
 
-def _read(ov, config: BackendConfig):
-    spec = config.model
+def _compile(config: BackendConfig):
+    """This copy's compiled model and output name (call with ``_start_lock`` held)."""
+    stat = _stat(config.graph)
+    model, output = _converted(str(config.graph), stat, config.resolution, config.model.output_tensor)
+    props = {"PERFORMANCE_HINT": "LATENCY"}
+    if config.threads:
+        props["INFERENCE_NUM_THREADS"] = config.threads
+        if config.threads < usable_cores():
+            # each copy pins its threads to the first cores: several copies
+            # would all share core 0 (two 1-thread copies ran at half speed)
+            props["ENABLE_CPU_PINNING"] = False
+    if config.precision != "auto":
+        props["INFERENCE_PRECISION_HINT"] = PRECISIONS.get(config.precision, config.precision)
+    return _core().compile_model(model, "CPU", props), output
+
+
+def _warm_input(config: BackendConfig) -> np.ndarray:
+    w, h = config.resolution or (config.model.stride * 8, config.model.stride * 8)
+    return np.zeros((1, h, w, 3), np.uint8)
+
+
+@functools.cache
+def _core():
+    """The process's one OpenVINO runtime (plugins load once)."""
+    return import_openvino().Core()
+
+
+def _stat(path) -> tuple[int, int]:
     try:
-        model = ov.convert_model(str(config.graph))
-    except Exception as exc:  # the converter raises plain Exception subclasses
-        raise ModelError(f"{config.graph}: OpenVINO cannot read this graph ({exc})") from exc
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read graph ({exc.strerror})") from exc
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4)
+def _converted(graph: str, stat: tuple[int, int], resolution: tuple[int, int] | None, output: str):
+    """Read the TF graph once per process (per file version and size) for every copy.
+
+    ``Core.read_model`` uses the TensorFlow front end directly; unlike
+    ``ov.convert_model`` it starts no telemetry session (see models.offline).
+    """
+    ov = import_openvino()
+    try:
+        model = _core().read_model(graph)
+    except Exception as exc:  # the front end raises plain Exception subclasses
+        raise ModelError(f"{graph}: OpenVINO cannot read this graph ({exc})") from exc
+    if resolution is not None:  # a fixed size compiles faster kernels than [?, ?, ?, 3]
+        w, h = resolution
+        model.reshape({model.inputs[0]: ov.PartialShape([-1, h, w, 3])})
     names = {name for out in model.outputs for name in out.get_names()}
-    for name in (spec.output_tensor, spec.output_tensor.split(":")[0]):
+    for name in (output, output.split(":")[0]):
         if name in names:
             return model, name
-    raise ModelError(f"{config.graph}: no output {spec.output_tensor} (has {sorted(names)})")
+    raise ModelError(f"{graph}: no output {output} (has {sorted(names)})")
