@@ -76,13 +76,14 @@ def _stems(folder: str, _mtime_ns: int) -> dict[str, int]:
 
 
 def output_paths(outdir: Path, input: Path, *, still: bool,
-                 formats: Sequence[str] = ("jsonl",)) -> tuple[Path, ...]:
-    """(annotated video or image, then one path per keypoint format) for ``input``.
+                 formats: Sequence[str] = ("jsonl",), stem: str | None = None) -> tuple[Path, ...]:
+    """(annotated video or image, then one path per keypoint format) for ``input``,
+    named after ``stem`` (default: ``output_stem(input)``).
 
     Raises:
         InputError: An unknown format, or an output would overwrite the input itself.
     """
-    stem = output_stem(input)
+    stem = stem or output_stem(input)
     media = outdir / (input.name if still else f"{stem}.mp4")
     paths = (media, *(format_path(f, outdir, stem) for f in dict.fromkeys(formats)))
     for p in paths:
@@ -91,9 +92,9 @@ def output_paths(outdir: Path, input: Path, *, still: bool,
     return paths
 
 
-def manifest_path(outdir: Path, input: Path) -> Path:
+def manifest_path(outdir: Path, input: Path, stem: str | None = None) -> Path:
     """The manifest of ``input``'s outputs in ``outdir`` (see ``stages.manifest``)."""
-    return Path(outdir) / f"{output_stem(input)}.manifest.json"
+    return Path(outdir) / f"{stem or output_stem(input)}.manifest.json"
 
 
 _cleaned: set[Path] = set()
@@ -141,8 +142,9 @@ class FileOutputs:
     def __init__(self, outdir: Path, input: Path, info: SourceInfo, *,
                  preset: str = "veryfast", still: bool = False,
                  formats: Sequence[str] = ("jsonl",), audio: bool = True) -> None:
-        self.paths = output_paths(outdir, input, still=still, formats=formats)
-        self.manifest = manifest_path(outdir, input)
+        self._stem = output_stem(input)
+        self.paths = output_paths(outdir, input, still=still, formats=formats, stem=self._stem)
+        self.manifest = manifest_path(outdir, input, self._stem)
         self.written: tuple[Path, ...] = ()
         self.state = ""
         self._outdir = Path(outdir)
@@ -171,7 +173,7 @@ class FileOutputs:
             raise OutputError(f"{self._outdir}: cannot create output directory "
                               f"({exc.strerror})") from exc
         _clean_once(self._outdir)
-        self._writers = make_writers(self._formats, self._outdir, output_stem(self._input))
+        self._writers = make_writers(self._formats, self._outdir, self._stem)
         if not self._still:
             try:
                 self._video = VideoWriter(self.paths[0], self._info, preset=self._preset,
