@@ -118,3 +118,35 @@ def test_photo_exif_orientation_is_honoured(tmp_path, exif, corner, size):
         (frame,) = source
     assert (source.info.width, source.info.height) == size == frame.size
     assert marker_corner(frame.image) == corner
+
+
+@pytest.mark.slow
+def test_real_model_finds_the_face_of_a_sideways_coded_phone_video(tmp_path, capsys):
+    import cv2
+    import skimage.data
+
+    import run_stream
+    from stages.frames import PART_NAMES
+    from stages.keypoint_log import read_keypoint_log
+
+    upright = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    coded = np.ascontiguousarray(np.rot90(upright, -1))  # the sensor's picture: turned clockwise
+    clip = tmp_path / "phone.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = 512, 512
+        stream.pix_fmt = "yuv420p"
+        stream.set_display_rotation(90)  # a player turns it back counter-clockwise
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(coded, format="bgr24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    assert run_stream.main([str(clip), "-o", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    for record in read_keypoint_log(tmp_path / "out" / "phone.jsonl"):
+        [person] = record["people"]
+        kp = {name: person["keypoints"][i] for i, name in enumerate(PART_NAMES)}
+        nose, r_eye, l_eye = kp["nose"], kp["r_eye"], kp["l_eye"]
+        # where the face of the upright 512x512 photo is (see test_end_to_end)
+        assert 190 < nose[0] < 260 and 90 < nose[1] < 160
+        assert r_eye[0] < nose[0] < l_eye[0] and max(r_eye[1], l_eye[1]) < nose[1]
