@@ -46,7 +46,6 @@ about ``2 * stall_timeout``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import time
@@ -54,21 +53,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
-from urllib.parse import unquote
 
 import av
 
-from stages.credentials import display_name, mask_credentials, split_userinfo
+from stages.credentials import display_name, mask_credentials
 from stages.decode import SourceInfo
 from stages.errors import InputError
 from stages.frames import Frame
 from stages.source import StoppableSource
+from stages.stream_url import STREAM_SCHEMES, validate_live_spec
 
 log = logging.getLogger(__name__)
 
+__all__ = ["LiveSource", "RealTimePacer", "SourceEvent", "StreamClock", "backoff_delay", "is_live",
+           "validate_live_spec"]
+
 EventKind = Literal["connected", "disconnected", "stalled", "retry", "gave_up"]
 
-_STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+_STREAM_SCHEMES = STREAM_SCHEMES
 _VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
 _CAMERA_INDEX = re.compile(r"\d+\Z")
 _LAVFI = "lavfi:"
@@ -91,84 +93,6 @@ def is_live(spec: str) -> bool:
     spec = spec.strip()
     return (spec.lower().startswith(_STREAM_SCHEMES) or spec.startswith(_LAVFI)
             or bool(_VIDEO_DEVICE.match(spec) or _CAMERA_INDEX.match(spec)))
-
-
-def validate_live_spec(spec: str) -> None:
-    """Reject a stream URL that does not name one host and port unambiguously.
-
-    Checked for ``rtsp://``, ``rtsps://``, ``http://`` and ``https://``
-    specs (others pass): no white space or control characters; a host; an
-    IPv6 host in brackets (``[::1]``) that is a valid address; a port, when
-    given, in 1-65535; and no "/", "?" or "#" before the last "@". That
-    last one: FFmpeg ends the user info at the first "/", "?" or "#" and
-    would connect to a host read out of a password holding one, sending the
-    rest of it in the request; so an unencoded "/" in a password, or an "@"
-    in a path or query, must be percent-encoded.
-
-    Args:
-        spec: A source as the user wrote it.
-
-    Raises:
-        InputError: One line: the URL, credentials masked, and what is wrong.
-    """
-    spec = spec.strip()
-    if not spec.lower().startswith(_STREAM_SCHEMES):
-        return
-    problem = _url_problem(spec)
-    if problem:
-        raise InputError(f"{mask_credentials(spec)}: {problem}")
-
-
-def _url_problem(spec: str) -> str | None:
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in spec):
-        return "white space or a control character in the URL (percent-encode it: %20)"
-    _, userinfo, rest = split_userinfo(spec)
-    if userinfo is not None and any(c in userinfo for c in "/?#"):
-        return ("ambiguous URL: a '/', '?' or '#' comes before the last '@'; percent-encode "
-                "'/' '?' '#' '@' in the user name and password (%2F %3F %23 %40) and any "
-                "'@' in the path or query (%40)")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    host, port = _host_port(authority)
-    if isinstance(port, _Problem):
-        return str(port)
-    if not host:
-        return "no host in the URL"
-    if port == "":
-        return "empty port after ':'"
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
-        return f"port {port!r} is not a number in 1-65535"
-    return None
-
-
-class _Problem(str):
-    """What is wrong with an authority, in place of its port."""
-
-
-def _host_port(authority: str) -> tuple[str, str | None | _Problem]:
-    """(host, port or None) of ``host[:port]`` or ``[v6][:port]``, or a ``_Problem``."""
-    if authority.startswith("["):
-        address, bracket, after = authority[1:].partition("]")
-        if not bracket:
-            return "", _Problem("unclosed '[' in the host: write an IPv6 host as [ADDRESS]")
-        if not _is_ipv6(address):
-            return "", _Problem(f"[{address}] is not an IPv6 address")
-        if after and not after.startswith(":"):
-            return "", _Problem(f"unexpected {after!r} after the IPv6 host [{address}]")
-        return address, after[1:] if after else None
-    if "[" in authority or "]" in authority:
-        return "", _Problem("stray '[' or ']' in the host")
-    host, colon, port = authority.partition(":")
-    if ":" in port:
-        return "", _Problem("an IPv6 host needs brackets, e.g. rtsp://[::1]:8554/cam")
-    return host, port if colon else None
-
-
-def _is_ipv6(address: str) -> bool:
-    try:
-        ipaddress.IPv6Address(unquote(address))  # a zone is written %25eth0
-    except ValueError:
-        return False
-    return True
 
 
 def _checked_name(name: str) -> str:
