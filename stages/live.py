@@ -70,7 +70,6 @@ __all__ = ["LiveSource", "RealTimePacer", "SourceEvent", "StreamClock", "backoff
 
 EventKind = Literal["connected", "disconnected", "stalled", "retry", "gave_up"]
 
-_STREAM_SCHEMES = STREAM_SCHEMES
 _VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
 _CAMERA_INDEX = re.compile(r"\d+\Z")
 _LAVFI = "lavfi:"
@@ -91,7 +90,7 @@ def is_live(spec: str) -> bool:
         spec: A source as the user wrote it.
     """
     spec = spec.strip()
-    return (spec.lower().startswith(_STREAM_SCHEMES) or spec.startswith(_LAVFI)
+    return (spec.lower().startswith(STREAM_SCHEMES) or spec.startswith(_LAVFI)
             or bool(_VIDEO_DEVICE.match(spec) or _CAMERA_INDEX.match(spec)))
 
 
