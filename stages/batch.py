@@ -43,6 +43,7 @@ class FileReport:
     people: int = 0
     seconds: float = 0.0
     truncated: bool = False
+    frames_lost: int = 0  # pictures of a damaged input that did not decode (skipped)
     error: str = ""
     engine: dict | None = None  # EngineRecord.as_dict() of what processed it
     outputs: list[str] = field(default_factory=list)  # where they went (final or .partial names)
@@ -62,7 +63,8 @@ class FileReport:
         """JSON-ready record."""
         record = {"input": self.input, "status": self.status, "frames": self.frames,
                   "mean_people": round(self.mean_people, 3), "fps": round(self.fps, 2),
-                  "truncated": self.truncated, "error": self.error, "outputs": self.outputs}
+                  "truncated": self.truncated, "frames_lost": self.frames_lost,
+                  "error": self.error, "outputs": self.outputs}
         if self.engine is not None:
             record["engine"] = self.engine
         return record
@@ -163,7 +165,7 @@ class BatchJob(PipelineJob):
                 self._open[item.key] = opened
             report.started = time.monotonic()
             yield from source
-            report.truncated = source.truncated
+            report.truncated, report.frames_lost = source.truncated, source.frames_lost
             self._decoded(item.key, source.frames_read)
 
     # -- writing --------------------------------------------------------

@@ -43,6 +43,7 @@ def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
         return report.as_dict()
     report.status, report.frames = "done", summary.frames_written
     report.seconds, report.truncated = summary.seconds, summary.truncated
+    report.frames_lost = summary.frames_lost
     return report.as_dict()
 
 

@@ -132,3 +132,24 @@ def test_cli_reports_a_damaged_input(clip60, tmp_path, capsys):
     data = json.loads(summary.read_text())
     assert (data["frames_read"], data["frames_lost"], data["truncated"]) == (len(expected), lost,
                                                                               False)
+
+
+def test_batch_rows_report_a_damaged_input(clip60, tmp_path, capsys):
+    import json
+
+    import run_stream
+
+    tree = tmp_path / "in"
+    tree.mkdir()
+    bad = damage(clip60, seed=3)
+    (tree / "bad.mp4").write_bytes(bad.read_bytes())
+    (tree / "good.mp4").write_bytes(clip60.read_bytes())
+    out = tmp_path / "out"
+    code = run_stream.main([str(tree), "-o", str(out), "--backend", "tests.fakes:ZeroBackend",
+                            "--resolution", "64x48"])
+    assert code == 0, capsys.readouterr().err
+    rows = {r["input"]: r for r in json.loads((out / "batch-summary.json").read_text())["files"]}
+    expected = len(pyav_skipping_errors(bad))
+    assert (rows["bad.mp4"]["frames"], rows["bad.mp4"]["frames_lost"]) == (expected, 60 - expected)
+    assert (rows["good.mp4"]["frames"], rows["good.mp4"]["frames_lost"]) == (60, 0)
+    assert not rows["bad.mp4"]["truncated"]
