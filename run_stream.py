@@ -12,7 +12,6 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 EXIT_OK, EXIT_ERROR = 0, 1  # argparse exits 2 on usage errors
@@ -115,19 +114,26 @@ def main(argv: list[str] | None = None) -> int:
     from stages.credentials import CredentialFilter
     for handler in logging.getLogger().handlers:
         handler.addFilter(CredentialFilter())  # no user:pass@ in any log line, whoever logs it
+    from pipeline.signals import StopOnSignals
+
+    stop = StopOnSignals()  # every run ends within 2 s of SIGINT/SIGTERM
     try:
-        return _run(args)
+        with stop:
+            return _run(args, stop)
     except KeyboardInterrupt:
         print("posestream: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one clear line for the user; tracebacks with --debug
+        if stop.received is not None:  # e.g. an open cut short by the signal
+            print(f"posestream: interrupted by {signal.Signals(stop.received).name}", file=sys.stderr)
+            return 128 + stop.received
         if args.debug:
             raise
         print(f"posestream: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, stop) -> int:
     from stages.errors import InputError
     from stages.live import is_live
 
@@ -138,12 +144,12 @@ def _run(args: argparse.Namespace) -> int:
     if live and len(live) != len(specs):
         raise InputError("live sources and files cannot be mixed in one run")
     if live:
-        return _run_live(args, config, specs)
+        return _run_live(args, stop, config, specs)
     paths = [spec for spec, _ in specs]
     if args.list or args.cluster or len(paths) > 1 or any(_is_many(p) for p in paths):
-        return _run_batch(args, config, paths)
+        return _run_batch(args, stop, config, paths)
     source = Path(paths[0]) if paths else _make_sample(args.outdir)
-    return _run_file(args, config, source)
+    return _run_file(args, stop, config, source)
 
 
 def _is_many(spec: str) -> bool:
@@ -151,7 +157,7 @@ def _is_many(spec: str) -> bool:
     return glob.has_magic(spec) or Path(spec).is_dir()
 
 
-def _run_batch(args: argparse.Namespace, config, paths: list[str]) -> int:
+def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
     from stages.console import BatchProgress, print_batch_table, write_summary_json
     from stages.inputs import expand_inputs
 
@@ -166,7 +172,7 @@ def _run_batch(args: argparse.Namespace, config, paths: list[str]) -> int:
         from stages.batch import BatchJob
         job = BatchJob(items, args.outdir, config, lanes=args.files_in_flight, force=args.force)
         with BatchProgress(job.todo) as progress:
-            result, stop_signal = _until_stopped(job, on_result=progress.frame_done,
+            result, stop_signal = _until_stopped(stop, job, on_result=progress.frame_done,
                                                  on_file=lambda r: progress.file_done(r.as_dict()))
         reports = {key: r.as_dict() for key, r in result.items()}
         if job.engine is not None:
@@ -264,12 +270,12 @@ def _preview(args: argparse.Namespace, sources: tuple[str, ...] = ()):
     return server
 
 
-def _run_file(args: argparse.Namespace, config, source: Path) -> int:
+def _run_file(args: argparse.Namespace, stop, config, source: Path) -> int:
     with _preview(args) as preview:
-        return _run_file_with(args, config, source, preview)
+        return _run_file_with(args, stop, config, source, preview)
 
 
-def _run_file_with(args: argparse.Namespace, config, source: Path, preview) -> int:
+def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview) -> int:
     from stages.console import FileProgress
     from stages.job import FileJob
 
@@ -280,7 +286,7 @@ def _run_file_with(args: argparse.Namespace, config, source: Path, preview) -> i
         progress.append(FileProgress(Path(source).name, info.frames).__enter__())
 
     try:
-        summary, stop_signal = _until_stopped(job, on_result=lambda r: progress[0].advance(r),
+        summary, stop_signal = _until_stopped(stop, job, on_result=lambda r: progress[0].advance(r),
                                               on_start=started)
     finally:
         for bar in progress:
@@ -291,7 +297,7 @@ def _run_file_with(args: argparse.Namespace, config, source: Path, preview) -> i
     return EXIT_OK
 
 
-def _run_live(args: argparse.Namespace, config, specs: list[tuple[str, str | None]]) -> int:
+def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str | None]]) -> int:
     from stages.console import LiveDashboard
     from stages.live_job import LiveConfig, LiveJob
 
@@ -304,20 +310,16 @@ def _run_live(args: argparse.Namespace, config, specs: list[tuple[str, str | Non
     try:
         with _preview(args, tuple(job.names)) as preview, LiveDashboard(job.snapshot):
             job.preview = preview.publish if preview else None
-            _, stop_signal = _until_stopped(job)
+            _, stop_signal = _until_stopped(stop, job)
     finally:
         _report_live(job, args.summary_json)
     return 128 + stop_signal if stop_signal else EXIT_OK
 
 
-def _until_stopped(job, **callbacks):
-    """Run ``job`` with SIGINT/SIGTERM cancelling it; return (its result, the signal or None)."""
-    stop_signal, previous = _install_stop_handlers(job)
-    try:
-        return job.run(**callbacks), stop_signal[0]
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def _until_stopped(stop, job, **callbacks):
+    """Run ``job``, which a stop signal cancels; return (its result, the signal or None)."""
+    stop.attach(job.cancel)
+    return job.run(**callbacks), stop.received
 
 
 def _read_sources(path: Path) -> list[tuple[str, str | None]]:
@@ -361,26 +363,6 @@ def _make_sample(outdir: Path) -> Path:
         make_sample_clip(path)
         print(f"no input given: made a sample clip with people at {path}", file=sys.stderr)
     return path
-
-
-def _install_stop_handlers(job) -> tuple[list[int | None], dict]:
-    """SIGINT/SIGTERM cancel the job from a helper thread (never inside a lock).
-
-    Returns the signal received (filled in later) and the handlers replaced.
-    """
-    received: list[int | None] = [None]
-
-    def handler(signum, _frame):
-        if received[0] is None:
-            received[0] = signum
-            print(f"posestream: {signal.Signals(signum).name}: stopping, keeping what is done",
-                  file=sys.stderr)
-            threading.Thread(target=job.cancel, name="cancel", daemon=True).start()
-
-    if threading.current_thread() is not threading.main_thread():
-        return received, {}  # signals are delivered to the main thread only
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    return received, previous
 
 
 def _report_live(job, summary_json: Path | None) -> None:

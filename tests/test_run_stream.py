@@ -293,3 +293,125 @@ def test_live_camera_with_browser_preview_then_sigterm(tmp_path):
     assert segments
     records = [r for seg in segments for r in read_keypoint_log(seg.with_suffix(".jsonl"))]
     assert records and all(len(r["people"]) == 1 and r["people"][0]["id"] == 1 for r in records)
+
+
+# -- stopping whatever a thread is blocked in (issue 11, item 11) ---------------------------------
+
+def _wchans(pid: int) -> list[str]:
+    """What each thread of ``pid`` waits in, as the kernel says (/proc/PID/task/*/wchan)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.append((task / "wchan").read_text())
+        except OSError:
+            pass
+    return found
+
+
+def _wait_until_blocked_in(proc: subprocess.Popen, wchan: str) -> None:
+    """Return once a thread of ``proc`` sleeps in the kernel function ``wchan``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if wchan in _wchans(proc.pid):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the run never blocked in {wchan} (exit {proc.poll()})")
+
+
+def _kernel_shows_wchan() -> bool:
+    probe = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(w not in ("", "0") for w in _wchans(probe.pid)):
+                return True
+            time.sleep(0.02)
+        return False
+    finally:
+        probe.kill()
+        probe.wait()
+
+
+needs_wchan = pytest.mark.skipif(not Path("/proc/self/wchan").exists() or not _kernel_shows_wchan(),
+                                 reason="needs /proc/PID/wchan to see where the run is blocked")
+
+
+def _run_cli(tmp_path: Path, *args) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), *map(str, args),
+                             "-o", str(tmp_path / "out"), "--backend", FAKE, "--resolution", "64x48"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _fifo_inputs(tmp_path: Path, mode: str) -> list[Path]:
+    name = {"video": "stuck.mp4", "image": "stuck.png", "batch": "stuck.mp4"}[mode]
+    fifo = tmp_path / name
+    os.mkfifo(fifo)  # no writer ever opens it: opening it for reading blocks for ever
+    if mode == "batch":
+        return [make_test_clip(tmp_path / "good.mp4", frames=3, size=(64, 48)), fifo]
+    return [fifo]
+
+
+@needs_wchan
+@pytest.mark.parametrize("mode, sig", [("video", signal.SIGINT), ("image", signal.SIGTERM),
+                                       ("batch", signal.SIGINT)])
+def test_a_run_blocked_opening_a_fifo_ends_soon_after_one_signal(tmp_path, mode, sig):
+    proc = _run_cli(tmp_path, *_fifo_inputs(tmp_path, mode))
+    try:
+        _wait_until_blocked_in(proc, "wait_for_partner")
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, err
+    assert took < 5, f"{took:.1f} s after the signal"  # the promise is 2 s; this margin is for load
+    lines = err.strip().splitlines()
+    name = signal.Signals(sig).name
+    assert lines[0] == f"posestream: {name}: stopping, keeping what is done", err
+    assert lines[-1].startswith(f"posestream: {name}: still blocked 1.5 s later in stages/"), err
+    assert "Traceback" not in err
+
+
+@needs_wchan
+def test_a_second_signal_ends_the_run_at_once(tmp_path):
+    proc = _run_cli(tmp_path, *_fifo_inputs(tmp_path, "video"))
+    try:
+        _wait_until_blocked_in(proc, "wait_for_partner")
+        proc.send_signal(signal.SIGTERM)
+        first = proc.stderr.readline()  # the first signal was handled
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert first == "posestream: SIGTERM: stopping, keeping what is done\n"
+    assert proc.returncode == 143, err
+    assert err.strip() == "posestream: SIGTERM again: exiting now, unfinished outputs stay partial"
+
+
+def test_a_live_run_waiting_on_a_silent_camera_ends_soon_after_sigterm(tmp_path):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts, then never says a word
+        port = server.getsockname()[1]
+        proc = _run_cli(tmp_path, f"rtsp://127.0.0.1:{port}/cam", "--stall-timeout", "60")
+        try:
+            server.settimeout(60)
+            conn, _ = server.accept()  # the run is now waiting for the camera's answer
+            with conn:
+                sent = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=20)
+                took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 143, err
+    assert took < 5, f"{took:.1f} s after the signal"
+    assert "posestream: SIGTERM: stopping, keeping what is done" in err

@@ -1,0 +1,68 @@
+"""Stop signals: children never run our handlers (issue 11, item 10).
+
+Each test runs a small script in a subprocess that installs the handlers,
+forks, and sends SIGTERM to the child: the child must die of it, as any
+process with default handlers does, and never say "stopping".
+"""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent("""
+    import ctypes, os, select, signal, sys
+    from pipeline.signals import StopOnSignals
+
+    def fork():
+        if sys.argv[1] == "os.fork":
+            return os.fork()
+        # as C code forks (no Python fork hooks run); PyDLL keeps the GIL across the call
+        return ctypes.PyDLL(None).fork()
+
+    with StopOnSignals() as stop:
+        stop.attach(lambda: print("parent's job cancelled", flush=True))
+        r, w = os.pipe()
+        pid = fork()
+        if pid == 0:
+            os.close(r)
+            handler = signal.getsignal(signal.SIGTERM)
+            os.write(w, b"default\\n" if handler == signal.SIG_DFL else b"inherited\\n")
+            select.select([], [], [], 20)  # only a signal ends this wait early
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as child:
+            handlers = child.readline().strip()
+            os.kill(pid, signal.SIGTERM)
+            child.read()  # EOF: the child is gone
+        _, status = os.waitpid(pid, 0)
+        ended = (f"killed by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status)
+                 else f"exited {os.WEXITSTATUS(status)}")
+        print(f"child handlers: {handlers}; child {ended}; parent received {stop.received}")
+""")
+
+
+def _fork_and_signal_the_child(tmp_path: Path, how: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "fork_child.py"
+    script.write_text(SCRIPT)
+    return subprocess.run([sys.executable, str(script), how], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def test_an_os_fork_child_gets_the_default_handlers_back(tmp_path):
+    done = _fork_and_signal_the_child(tmp_path, "os.fork")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "child handlers: default; child killed by SIGTERM; parent received None\n"
+    assert "stopping" not in done.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks through the C library directly")
+def test_a_child_forked_by_c_code_re_raises_the_signal_with_the_default_action(tmp_path):
+    done = _fork_and_signal_the_child(tmp_path, "libc")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "child handlers: inherited; child killed by SIGTERM; parent received None\n"
+    assert "stopping" not in done.stderr
