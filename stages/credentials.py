@@ -25,9 +25,15 @@ MASK = "***"
 # path is masked as if it were user info (over-masking hides nothing secret).
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s'\"]*@")
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://")
-_SECRET_KEYS = r"(?:password|passwd|pwd|pass|secret|token|api_?key|auth\w*|signature|sig)"
+_SECRET_KEYS = (r"(?:password|passwd|pwd|pass|passcode|pw|pin|secret|token|api_?key|key|"
+                r"auth\w*|signature|sig|session|sid|cred\w*|code|user|username|usr|login|"
+                r"account)")
+# Query parameters that select a camera's stream and hold nothing secret: the only
+# ones a name keeps (two channels of one camera often differ only there).
+_SELECTOR_KEYS = frozenset({"channel", "ch", "chn", "subtype", "stream", "streamtype", "profile",
+                            "camera", "cam", "id", "resolution", "res", "fps", "codec", "quality",
+                            "videocodec", "stream_id", "track", "unicast", "multicast"})
 _SECRET_PARAM = re.compile(r"(?P<key>[?&;]" + _SECRET_KEYS + r"=)[^&;#\s'\"]*", re.IGNORECASE)
-_SECRET_NAME = re.compile(_SECRET_KEYS + r"\Z", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
 _MAX_NAME = 100
 
@@ -57,8 +63,9 @@ def display_name(url: str) -> str:
     """A short, safe name for a stream: host, port and path, no credentials.
 
     ``rtsp://user:pw@127.0.0.1:8554/cam1`` gives ``127.0.0.1_8554_cam1``.
-    Query parameters are kept (two channels of one camera differ only there)
-    except secret ones. Only letters, digits, ``.``, ``-`` and ``_`` remain,
+    Of the query, only well-known stream selectors (``channel``,
+    ``subtype``, ``profile``...) are kept, since two channels of one camera
+    often differ only there; any other parameter might hold a secret. Only letters, digits, ``.``, ``-`` and ``_`` remain,
     so the name is usable as a file name; a long one is cut and given a
     short hash of the full name so that names stay distinct.
 
@@ -73,7 +80,7 @@ def display_name(url: str) -> str:
     if _SCHEME.match(url):
         scheme, _, rest = split_userinfo(url)
         split = _urlsplit(f"{scheme}{rest}")
-        query = [f"{k}-{v}" for k, v in parse_qsl(split.query) if not _SECRET_NAME.match(k)]
+        query = [f"{k}-{v}" for k, v in parse_qsl(split.query) if k.lower() in _SELECTOR_KEYS]
         host = (_hostname(split) or "").replace(":", "-")  # IPv6
         parts = [host, str(_port(split) or ""), unquote(split.path), *query]
     name = "_".join(p for p in (_UNSAFE.sub("_", part).strip("_.") for part in parts) if p)
