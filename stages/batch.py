@@ -28,6 +28,7 @@ from stages.frames import Result
 from stages.inputs import BatchItem
 from stages.job import EngineRecord, JobConfig, PipelineJob, add_annotation, add_inference, model_file
 from stages.manifest import completed, input_identity, output_settings, write_manifest
+from stages.atomic import clean_dead_partials
 from stages.outputs import FAILED, INTERRUPTED, FileOutputs, manifest_path
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force
     """Split items into those to process and reports for those already complete."""
     settings = output_settings(config)
     todo, reports = [], {}
+    for folder in dict.fromkeys(outdir / item.rel.parent for item in items):
+        if folder.is_dir():  # the next run in a folder deals with what killed runs left
+            clean_dead_partials(folder)
     for item in items:
         reports[item.key] = FileReport(item.key)
         manifest = manifest_path(outdir / item.rel.parent, item.path)
@@ -266,5 +270,5 @@ class _Open:
         self.decoded: int | None = None
         self.outputs = FileOutputs(outdir / item.rel.parent, item.path, source.info,
                                    preset=config.preset, still=isinstance(source, ImageFileSource),
-                                   formats=config.formats, audio=config.audio)
+                                   formats=config.formats, audio=config.audio, clean=False)
         self.outputs.__enter__()

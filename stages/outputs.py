@@ -97,20 +97,6 @@ def manifest_path(outdir: Path, input: Path, stem: str | None = None) -> Path:
     return Path(outdir) / f"{stem or output_stem(input)}.manifest.json"
 
 
-_cleaned: set[Path] = set()
-_cleaned_lock = threading.Lock()
-
-
-def _clean_once(folder: Path) -> None:
-    # Partials of killed runs are dealt with once per folder and process.
-    key = folder.resolve()
-    with _cleaned_lock:
-        if key in _cleaned:
-            return
-        _cleaned.add(key)
-    clean_dead_partials(folder)
-
-
 class FileOutputs:
     """Writes every Result of one input; a pipeline step (``write``).
 
@@ -129,6 +115,9 @@ class FileOutputs:
         still: The input is a single image: write an annotated image, not a video.
         formats: Keypoint formats (``stages.formats.FORMATS``), in order.
         audio: Copy the input's audio streams into the annotated video.
+        clean: First set aside what killed runs left in ``outdir``
+            (``stages.atomic.clean_dead_partials``); a batch does it once per
+            folder instead.
 
     Attributes:
         paths: The final names of the set.
@@ -141,7 +130,8 @@ class FileOutputs:
 
     def __init__(self, outdir: Path, input: Path, info: SourceInfo, *,
                  preset: str = "veryfast", still: bool = False,
-                 formats: Sequence[str] = ("jsonl",), audio: bool = True) -> None:
+                 formats: Sequence[str] = ("jsonl",), audio: bool = True,
+                 clean: bool = True) -> None:
         self._stem = output_stem(input)
         self.paths = output_paths(outdir, input, still=still, formats=formats, stem=self._stem)
         self.manifest = manifest_path(outdir, input, self._stem)
@@ -154,6 +144,7 @@ class FileOutputs:
         self._still = still
         self._formats = tuple(dict.fromkeys(formats))
         self._audio = audio
+        self._clean = clean
         self._video: VideoWriter | None = None
         self._writers: list[KeypointWriter] = []
         self._last_image = None
@@ -172,7 +163,8 @@ class FileOutputs:
         except OSError as exc:
             raise OutputError(f"{self._outdir}: cannot create output directory "
                               f"({exc.strerror})") from exc
-        _clean_once(self._outdir)
+        if self._clean:
+            clean_dead_partials(self._outdir)
         self._writers = make_writers(self._formats, self._outdir, self._stem)
         if not self._still:
             try:

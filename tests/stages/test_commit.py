@@ -313,3 +313,32 @@ def test_a_run_stopped_before_its_first_frame_lists_and_creates_no_output(tmp_pa
     summary = job.run()
     assert summary.interrupted and summary.outputs == () and summary.frames_written == 0
     assert os.listdir(out) == []
+
+
+def test_only_partials_of_dead_processes_of_this_host_are_touched(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_test_clip(data / "a.mp4", frames=4)
+    out = tmp_path / "out"
+    assert run_stream.main([str(data), "-o", str(out), *FAKE]) == 0
+    dead = _dead_pid()
+    host = atomic._HOST
+    names = {f".a.jsonl.partial-{dead}-0123abcd@{host}": "a.partial.jsonl",  # set aside
+             f".a.mp4.manifest.json.partial-{dead}-0123abcd@{host}": None,    # removed
+             f".a.jsonl.old-{dead}-0123abcd@{host}": None,                    # removed
+             f".a.jsonl.partial-{dead}-0123abcd@otherhost": "keep",          # not ours to judge
+             f".a.jsonl.partial-{os.getppid()}-0123abcd@{host}": "keep"}     # still running
+    for name in names:
+        (out / name).write_text('{"frame": 0}\n')
+    assert run_stream.main([str(data), "-o", str(out), *FAKE]) == 0  # all skipped
+    capsys.readouterr()
+    left = set(os.listdir(out))
+    assert "a.partial.jsonl" in left
+    for name, fate in names.items():
+        assert (name in left) == (fate == "keep"), name
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
