@@ -35,14 +35,14 @@ already exists at the final path is replaced in one rename, never left
 half-written. If no frame was written, the temporary file is removed and the
 final path is not touched.
 
-After a kill: an mp4/mov partial without audio is written fragmented
-(a fragment per keyframe or second of video), so what a SIGKILL leaves is
-playable up to its last fragment, about a second and the encoder's lookahead
-before the kill; the finished file is then remuxed (no re-encoding) into an
-ordinary mp4 with the exact timestamps above, each track put back at the
-first dts it was written with. With audio copied the partial is an ordinary
-mp4 (its remux would move the audio's priming), which a SIGKILL leaves
-unreadable.
+After a kill: an mp4/mov partial is written fragmented (a fragment per
+keyframe or second of video, flushed as it is cut), so what a SIGKILL leaves
+is playable, with its audio, up to its last fragment: about a second and the
+encoder's lookahead before the kill. A fragmented file has no edit list (the
+muxer shifts all tracks by one offset and starts each at 0), so on finish it
+is remuxed (no re-encoding) into an ordinary mp4 with every packet put back
+at the times it was written with, from the first two packets of each track:
+timestamps, durations and the audio's priming stay exact.
 
 Audio: given ``audio_from`` (the input file), the input's audio streams are
 copied into the output unchanged, packet for packet (no re-encoding, same
@@ -131,9 +131,8 @@ class VideoWriter:
         self._tmp = partial_path(self.path)
         self._fmt = fmt
         self._final_options = muxer_options(fmt, self._tb, faststart=faststart)
-        # a fragmented partial is readable after a kill; with audio copied its
-        # remux would not keep the audio's priming exact, so those are not
-        self._fragmented = fmt in ("mp4", "mov") and not _has_audio(audio_from)
+        # a fragmented partial is readable after a kill (see the module docstring)
+        self._fragmented = fmt in ("mp4", "mov")
         options = dict(muxer_options(fmt, self._tb))
         if self._fragmented:
             # a fragment at every keyframe or second, whichever comes first
@@ -142,10 +141,9 @@ class VideoWriter:
                            frag_duration="1000000", flush_packets="1")
         self._container = _open_output(self._tmp, self.path, fmt, options)
         self._stream = self._add_stream(info.rate, preset, crf, threads)
-        # first dts (seconds) muxed per output stream: the fragmented partial
-        # starts every track at 0, the final file is put back at these times
-        self.first_dts: dict[int, Fraction] = {}
-        self._audio = _open_audio(audio_from, self._container, fmt, self.path)
+        self._firsts = _FirstPackets()
+        self._audio = _open_audio(audio_from, self._container, fmt, self.path,
+                                  on_mux=self._firsts.note)
         self._duration = info.duration
         self.frames_written = 0
         self.pts_adjusted = 0
@@ -247,7 +245,7 @@ class VideoWriter:
     def _mux_video(self, packet: av.Packet) -> None:
         if self._audio is not None and packet.dts is not None:
             self._audio.copy_until(packet.dts * packet.time_base)
-        self.first_dts.setdefault(packet.stream.index, packet.dts * packet.time_base)
+        self._firsts.note(packet)
         self._container.mux(packet)
 
     def _mux_last(self) -> None:
@@ -341,7 +339,7 @@ class VideoWriter:
     def _defragment(self) -> None:
         flat = partial_path(self.path)
         try:
-            _remux(self._tmp, flat, self._fmt, self._final_options, self.first_dts)
+            _remux(self._tmp, flat, self._fmt, self._final_options, self._firsts)
         except (av.FFmpegError, OSError) as exc:
             remove_quietly(flat)
             raise OutputError(f"{self.path}: cannot finish the video ({exc}); "
@@ -357,8 +355,10 @@ class _AudioCopy:
         packets: Packets copied so far.
     """
 
-    def __init__(self, input: str | os.PathLike, container, fmt: str, shown: Path) -> None:
+    def __init__(self, input: str | os.PathLike, container, fmt: str, shown: Path,
+                 on_mux=None) -> None:
         self.packets = 0
+        self._on_mux = on_mux
         self._shown = shown
         self._container = container
         self._input = av.open(os.fspath(input))
@@ -396,6 +396,8 @@ class _AudioCopy:
             if seconds is not None and ticks is not None and ticks * packet.time_base >= seconds:
                 return
             packet.stream = self._outputs[packet.stream_index]
+            if self._on_mux is not None:
+                self._on_mux(packet)
             try:
                 self._container.mux(packet)
             except av.FFmpegError as exc:
@@ -426,28 +428,17 @@ class _AudioCopy:
 
 
 def _open_audio(input: str | os.PathLike | None, container, fmt: str,
-                path: Path) -> _AudioCopy | None:
+                path: Path, on_mux=None) -> _AudioCopy | None:
     """The audio copy from ``input``, or None (no input, no audio stream, unreadable)."""
     if input is None:
         return None
     try:
-        audio = _AudioCopy(input, container, fmt, path)
+        audio = _AudioCopy(input, container, fmt, path, on_mux)
     except (av.FFmpegError, OSError, ValueError) as exc:
         log.warning("%s: audio not copied: %s cannot be read for its audio (%s)",
                     path, os.fspath(input), exc)
         return None
     return audio if audio.streams else None
-
-
-def _has_audio(input: str | os.PathLike | None) -> bool:
-    """Whether ``input`` (None: no input) has an audio stream; unreadable counts as none."""
-    if input is None:
-        return False
-    try:
-        with av.open(os.fspath(input)) as container:
-            return bool(container.streams.audio)
-    except (av.FFmpegError, OSError, ValueError):
-        return False
 
 
 def _muxer_takes(fmt: str, stream) -> bool:
@@ -546,23 +537,54 @@ def _open_output(tmp: Path, path: Path, fmt: str, options: dict[str, str]):
         raise OutputError(f"{path}: cannot create ({getattr(exc, 'strerror', exc)})") from exc
 
 
+class _FirstPackets:
+    """The times (seconds) of the first two packets muxed into each output stream.
+
+    A fragmented mp4 has no edit list: the muxer shifts every track by one
+    offset and then starts each track's first sample at 0, stretching its
+    duration. From the first two packets of each track the remux puts every
+    packet back where it was written.
+    """
+
+    def __init__(self) -> None:
+        self.times: dict[int, list[tuple[Fraction, Fraction, Fraction]]] = {}
+
+    def note(self, packet: av.Packet) -> None:
+        """Record ``packet`` if it is among the first two of its stream."""
+        seen = self.times.setdefault(packet.stream.index, [])
+        if len(seen) < 2 and packet.dts is not None:
+            tb = packet.time_base
+            seen.append((packet.pts * tb, packet.dts * tb, (packet.duration or 0) * tb))
+
+    def restore(self, packet: av.Packet, number: int, shift: dict[int, int]) -> None:
+        """Put the ``number``-th packet of its stream back at its written times."""
+        index, tb = packet.stream_index, packet.time_base
+        seen = self.times.get(index, [])
+        if number == 0 and seen:
+            pts, dts, duration = seen[0]
+            packet.pts, packet.dts = round(pts / tb), round(dts / tb)
+            packet.duration = round(duration / tb)
+            return
+        if index not in shift:
+            shift[index] = round(seen[1][1] / tb) - packet.dts if len(seen) > 1 else 0
+        packet.pts += shift[index]
+        packet.dts += shift[index]
+
+
 def _remux(src: Path, dst: Path, fmt: str, options: dict[str, str],
-           first_dts: dict[int, Fraction]) -> None:
+           firsts: _FirstPackets) -> None:
     """Copy every packet of the fragmented ``src`` into an ordinary file ``dst``,
-    each stream moved back to start at ``first_dts`` (seconds, by stream index)."""
+    at the times it was written with (``firsts``)."""
     with av.open(os.fspath(src)) as inp:
         with av.open(os.fspath(dst), "w", format=fmt, options=options) as out:
             streams = {s.index: out.add_stream_from_template(s) for s in inp.streams
                        if s.type in ("video", "audio")}
+            counts = dict.fromkeys(streams, 0)
             shift: dict[int, int] = {}
             for packet in inp.demux(*[s for s in inp.streams if s.index in streams]):
                 if not packet.size:  # the demuxer ends with empty flush packets
                     continue
-                index = packet.stream_index
-                if index not in shift:
-                    start = first_dts.get(index, packet.dts * packet.time_base)
-                    shift[index] = round(start / packet.time_base) - packet.dts
-                packet.pts += shift[index]
-                packet.dts += shift[index]
-                packet.stream = streams[index]
+                firsts.restore(packet, counts[packet.stream_index], shift)
+                counts[packet.stream_index] += 1
+                packet.stream = streams[packet.stream_index]
                 out.mux(packet)

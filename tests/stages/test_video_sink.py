@@ -299,3 +299,22 @@ def test_no_audio_unless_asked_and_inputs_without_audio(tmp_path, tiny_clip, cap
     silent = tiny_clip(frames=3)
     _copy(silent, tmp_path / "silent.mp4")
     assert audio_packets(tmp_path / "silent.mp4") == [] and not caplog.text
+
+
+def test_an_unfinished_video_is_readable_with_its_audio(tmp_path):
+    """What a SIGKILL leaves: the partial mp4 is fragmented, readable up to its last fragment."""
+    src = make_clip_with_audio(tmp_path / "in.mp4", frames=100, audio_seconds=4)
+    source, decoded = _decode(src)
+    writer = VideoWriter(tmp_path / "out.mp4", source.info, audio_from=src)
+    for frame in decoded[:70]:
+        writer.write(frame.image, frame.pts_ticks)
+    with av.open(os.fspath(writer.tmp)) as partial:
+        frames = [f.pts for f in partial.decode(video=0)]
+    with av.open(os.fspath(writer.tmp)) as partial:
+        audio = [p for p in partial.demux(audio=0) if p.size]
+    assert 25 <= len(frames) < 70 and len(audio) > 40
+    assert not (tmp_path / "out.mp4").exists()
+    writer.close()
+    assert len(_decode(tmp_path / "out.mp4")[1]) == 70
+    assert audio_packets(tmp_path / "out.mp4")[0] == \
+        audio_packets(src)[0][:len(audio_packets(tmp_path / "out.mp4")[0])]
