@@ -131,15 +131,8 @@ class VideoWriter:
         self._tmp = partial_path(self.path)
         self._fmt = fmt
         self._final_options = muxer_options(fmt, self._tb, faststart=faststart)
-        # a fragmented partial is readable after a kill (see the module docstring)
-        self._fragmented = fmt in ("mp4", "mov")
-        options = dict(muxer_options(fmt, self._tb))
-        if self._fragmented:
-            # a fragment at every keyframe or second, whichever comes first
-            # flushed to the file as it is cut
-            options.update(movflags="+frag_keyframe+empty_moov+default_base_moof",
-                           frag_duration="1000000", flush_packets="1")
-        self._container = _open_output(self._tmp, self.path, fmt, options)
+        self._fragmented = fmt in ("mp4", "mov")  # readable after a kill; remuxed on finish
+        self._container = _open_output(self._tmp, self.path, fmt, _partial_options(fmt, self._tb))
         self._stream = self._add_stream(info.rate, preset, crf, threads)
         self._firsts = _FirstPackets()
         self._audio = _open_audio(audio_from, self._container, fmt, self.path,
@@ -479,6 +472,16 @@ def muxer_options(fmt: str, time_base: Fraction, *, faststart: bool = False) -> 
     options = {"movflags": "+faststart"} if faststart else {}
     if scale <= _MAX_TIMESCALE:
         options.update(video_track_timescale=str(scale), movie_timescale=str(scale))
+    return options
+
+
+def _partial_options(fmt: str, time_base: Fraction) -> dict[str, str]:
+    """Muxer options of the partial file: ``muxer_options``, and for mp4/mov a
+    fragment at every keyframe or second of video, flushed to the file as it is cut."""
+    options = muxer_options(fmt, time_base)
+    if fmt in ("mp4", "mov"):
+        options.update(movflags="+frag_keyframe+empty_moov+default_base_moof",
+                       frag_duration="1000000", flush_packets="1")
     return options
 
 
