@@ -138,6 +138,7 @@ def _run(args: argparse.Namespace, stop) -> int:
     from stages.live import is_live
 
     config = _job_config(args)
+    _check_run_options(args)
     specs = [(spec, None) for spec in args.input]
     specs += _read_sources(args.sources) if args.sources else []
     live = [spec for spec, _ in specs if is_live(spec)]
@@ -150,6 +151,41 @@ def _run(args: argparse.Namespace, stop) -> int:
         return _run_batch(args, stop, config, paths)
     source = Path(paths[0]) if paths else _make_sample(args.outdir)
     return _run_file(args, stop, config, source)
+
+
+MAX_FILES_IN_FLIGHT = 32  # each file in flight has its own decoder threads and queues
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Options outside JobConfig, checked before any model loads or output is made."""
+    from stages.errors import InputError
+
+    if not 1 <= args.files_in_flight <= MAX_FILES_IN_FLIGHT:
+        raise InputError(f"--files-in-flight {args.files_in_flight}: must be 1 to {MAX_FILES_IN_FLIGHT}")
+    if args.summary_json is not None:
+        _check_writable(args.summary_json, "--summary-json")
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """``path`` can be created or replaced: its folder exists and takes a new file.
+
+    Raises:
+        OutputError: One line naming the option, the path and what is wrong.
+    """
+    import tempfile
+
+    from stages.errors import OutputError
+
+    folder = path.parent
+    if path.is_dir():
+        raise OutputError(f"{option} {path}: is a folder; give a file path")
+    if not folder.is_dir():
+        raise OutputError(f"{option} {path}: no folder {folder}")
+    try:  # a real try, not os.access: root, ACLs and read-only mounts all answer truly
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.check-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
 
 
 def _is_many(spec: str) -> bool:
@@ -195,9 +231,12 @@ def _config_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise ValueError(f"--config {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--config {path}: not UTF-8 text (byte {exc.start}); "
+                         "TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"--config {path}: not valid TOML ({exc})") from None
     actions = {"input": next(a for a in parser._actions if a.dest == "input")}
@@ -224,6 +263,7 @@ def _config_value(path: Path, key: str, action: argparse.Action, value):
         if not isinstance(value, bool):
             raise ValueError(f"--config {path}: {key!r} must be true or false")
         return value if isinstance(action, argparse._StoreTrueAction) else not value  # no-track = true
+    _check_config_type(path, key, action, value)
     try:
         converted = action.type(value) if action.type is not None else value
     except (TypeError, ValueError):
@@ -231,6 +271,36 @@ def _config_value(path: Path, key: str, action: argparse.Action, value):
     if action.choices is not None and converted not in action.choices:
         raise ValueError(f"--config {path}: {key!r} must be one of {', '.join(action.choices)}")
     return converted
+
+
+def _check_config_type(path: Path, key: str, action: argparse.Action, value) -> None:
+    """A TOML value of the option's own type: no silent 2.7 -> 2 or true -> 1.0."""
+    kind = {int: "a whole number", float: "a number"}.get(action.type, "a string")
+    if action.type is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif action.type is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:  # strings and paths, as on the command line
+        ok = isinstance(value, str)
+        kind += f" ({action.metavar})" if isinstance(action.metavar, str) else ""
+    if not ok:
+        raise ValueError(f"--config {path}: {key!r} must be {kind}, not {_toml_type(value)} "
+                         f"{_toml_text(value)}")
+
+
+def _toml_type(value) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return next((name for t, name in names.items() if isinstance(value, t)), "a date or time")
+
+
+def _toml_text(value) -> str:
+    import json
+
+    try:
+        return json.dumps(value)  # TOML's own spelling for arrays, booleans and numbers
+    except TypeError:
+        return str(value)
 
 
 def _job_config(args: argparse.Namespace):
@@ -388,7 +458,8 @@ def _report(summary, summary_json: Path | None) -> None:
     print(f"{state}: {summary.input}: {summary.frames_read} {frames} read, "
           f"{summary.frames_written} written in {summary.seconds:.1f} s "
           f"({summary.fps:.1f} FPS){note}")
-    for path in summary.outputs:
+    outputs = [path for path in summary.outputs if Path(path).exists()]  # a cut run made fewer
+    for path in outputs:
         print(f"  {path}")
     if summary.engine is not None:
         print(f"engine: {summary.engine}")
@@ -397,7 +468,7 @@ def _report(summary, summary_json: Path | None) -> None:
         print_summary({"stages": stages})
     if summary_json is not None:
         write_summary_json(summary_json, {
-            "input": summary.input, "outputs": summary.outputs, "state": state,
+            "input": summary.input, "outputs": outputs, "state": state,
             "frames_read": summary.frames_read, "frames_written": summary.frames_written,
             "truncated": summary.truncated, "frames_lost": summary.frames_lost,
             "seconds": summary.seconds, "fps": summary.fps,

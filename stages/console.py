@@ -161,13 +161,22 @@ def print_summary(snapshot: dict) -> None:
 
 
 def write_summary_json(path: Path, summary: dict) -> None:
-    """Write the run's summary as JSON (atomically)."""
-    from stages.atomic import commit, partial_path
+    """Write the run's summary as JSON (atomically).
+
+    Raises:
+        OutputError: The file cannot be written (one line naming it).
+    """
+    from stages.atomic import commit, partial_path, remove_quietly
+    from stages.errors import OutputError
 
     path = Path(path)
     tmp = partial_path(path)
-    tmp.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
-    commit(tmp, path)
+    try:
+        tmp.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+        commit(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise OutputError(f"{path}: cannot write the summary ({exc.strerror or exc})") from None
 
 
 def _jsonable(obj: Any) -> Any:

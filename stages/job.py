@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import Callable
 from models.backend import Backend, BackendConfig
 from models.devices import DevicePlan, plan_devices, usable_cores
 from models.fetch import fetch_model
+from models.graph_file import check_frozen_graph
 from models.registry import DEFAULT_MODEL, get_model
 from pipeline import Pipeline, PipelineStatistics
 from stages.decode import ImageFileSource, SourceInfo, open_source
@@ -26,6 +28,22 @@ from stages.tracking import PoseTracker
 from stages.resize import DEFAULT_RESOLUTION, STRIDE, Resizer
 
 log = logging.getLogger(__name__)
+
+
+# Bounds of the settings, and why (README, "Options"):
+# - Each side of the network input is 32 to 2048 pixels. The network's maps are 1/8 of it:
+#   below 32 they have under 4 cells a side, and even a person filling the picture is not
+#   found (measured: scikit-image's astronaut, a person filling the frame, is found from
+#   64x64 on, not at 32x32). A run of one image with one OpenVINO copy peaks at 1.3 GB
+#   resident at 2048x2048 (0.29 GB at 432x368), growing with the pixels: 4000x4000 with
+#   several copies was killed for memory.
+# - CPU model copies: at most max(8, 2 x cores). Past the cores a copy only waits for one,
+#   and each adds its load time and memory.
+# - A network call takes at most 64 frames.
+MIN_SIDE, MAX_SIDE = 32, 2048
+MAX_BATCH = 64
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,19 +89,49 @@ class JobConfig:
     audio: bool = True
 
     def __post_init__(self) -> None:
-        w, h = self.resolution
-        if w <= 0 or h <= 0 or w % STRIDE or h % STRIDE:
-            raise InputError(f"resolution {w}x{h}: width and height must be positive multiples of {STRIDE}")
-        if self.workers < 0:
-            raise InputError(f"--workers {self.workers}: must be at least 1 (or 0 to choose)")
+        _check_resolution(self.resolution)
+        _check_workers(self.workers)
         if self.queue_size < 1:
             raise InputError(f"--queue-size {self.queue_size}: must be at least 1")
-        if self.batch < 1:
-            raise InputError(f"--batch {self.batch}: must be at least 1")
-        if self.batch_timeout < 0:
-            raise InputError(f"--batch-timeout {self.batch_timeout}: must not be negative")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise InputError(f"--batch {self.batch}: must be 1 to {MAX_BATCH} frames "
+                             "(each one's maps stay in memory until the call returns)")
+        if not 0 <= self.batch_timeout < math.inf:  # also false for nan
+            raise InputError(f"--batch-timeout {self.batch_timeout}: must be a finite number, "
+                             "0 or more")
         if self.precision not in ("f32", "auto"):
             raise InputError(f"--precision {self.precision!r}: expected f32 or auto")
+        if self.preset not in X264_PRESETS:
+            raise InputError(f"--preset {self.preset!r}: expected one of x264's presets: "
+                             f"{', '.join(X264_PRESETS)}")
+        if self.graph is not None and not Path(self.graph).is_dir():  # a folder: a compiled model
+            if not Path(self.graph).exists():
+                raise InputError(f"--graph {self.graph}: no such file")
+            check_frozen_graph(Path(self.graph))
+
+
+def max_cpu_workers() -> int:
+    """The most CPU model copies a run may ask for on this machine."""
+    return max(8, 2 * usable_cores())
+
+
+def _check_resolution(resolution: tuple[int, int]) -> None:
+    w, h = resolution
+    if w % STRIDE or h % STRIDE or w <= 0 or h <= 0:
+        raise InputError(f"resolution {w}x{h}: width and height must be positive multiples of {STRIDE}")
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise InputError(f"--resolution {w}x{h}: each side must be {MIN_SIDE} to {MAX_SIDE} pixels "
+                         f"(the network's maps are 1/{STRIDE} of it: smaller finds nobody, larger "
+                         "needs gigabytes per model copy)")
+
+
+def _check_workers(workers: int) -> None:
+    if workers < 0:
+        raise InputError(f"--workers {workers}: must be at least 1 (or 0 to choose)")
+    most = max_cpu_workers()
+    if workers > most:
+        raise InputError(f"--workers {workers}: at most {most} CPU model copies on this machine "
+                         f"({usable_cores()} cores; more only wait for a core and take memory)")
 
 
 class EngineRecord:

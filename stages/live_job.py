@@ -12,6 +12,7 @@ keypoint logs under ``OUTDIR/<name>/``.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -29,6 +30,8 @@ from stages.resize import NetInput
 from stages.segments import SegmentedOutputs
 
 log = logging.getLogger(__name__)
+
+MAX_LIVE_QUEUE = 100  # frames per source: seconds of latency at camera rates
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,12 +56,15 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.transport not in ("tcp", "udp"):
             raise InputError(f"--rtsp-transport {self.transport!r}: expected tcp or udp")
-        if self.stall_timeout <= 0:
-            raise InputError(f"--stall-timeout {self.stall_timeout}: must be positive")
+        if not 0 < self.stall_timeout < math.inf:  # also false for nan
+            raise InputError(f"--stall-timeout {self.stall_timeout}: must be a positive number of seconds")
         if self.max_retries is not None and self.max_retries < 0:
             raise InputError(f"--max-retries {self.max_retries}: must not be negative")
-        if self.segment_minutes <= 0:
-            raise InputError(f"--segment {self.segment_minutes}: must be positive")
+        if not 0 < self.segment_minutes < math.inf:
+            raise InputError(f"--segment {self.segment_minutes}: must be a positive number of minutes")
+        if not 1 <= self.queue_size <= MAX_LIVE_QUEUE:
+            raise InputError(f"--live-queue {self.queue_size}: must be 1 to {MAX_LIVE_QUEUE} frames "
+                             "(each held frame adds its time to the latency)")
 
 
 @dataclass(slots=True)
