@@ -20,12 +20,12 @@ PRECISIONS = {"f32": "f32", "bf16": "bf16"}
 
 # One copy at a time loads and runs its first inference. OpenVINO's Python
 # binding fills function-local C++ statics on first use (its element-type to
-# numpy dtype table, built by calling into numpy): a thread running that
-# initialiser can give up the GIL while it holds the static's guard, and a
-# second thread that takes the GIL and reaches the same static waits on the
-# guard without giving the GIL back. Two workers starting together hung that
-# way (issue 11). Once one inference has run, the statics are filled and
-# copies may run side by side.
+# numpy dtype table); the initialiser looks up numpy's C API through pybind11,
+# which lets go of the GIL and takes it back while the static's guard is held.
+# A second thread that takes the GIL meanwhile and reaches the same static
+# waits on the guard without giving the GIL back: both wait for ever (gdb:
+# one thread in __cxa_guard_acquire, the other in take_gil; issue 11). Once
+# one inference has run, the statics are filled and copies run side by side.
 _start_lock = threading.Lock()
 
 
