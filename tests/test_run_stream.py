@@ -415,3 +415,44 @@ def test_a_live_run_waiting_on_a_silent_camera_ends_soon_after_sigterm(tmp_path)
     assert proc.returncode == 143, err
     assert took < 5, f"{took:.1f} s after the signal"
     assert "posestream: SIGTERM: stopping, keeping what is done" in err
+
+
+LINGERING_BACKEND = '''
+import threading
+
+from tests.fakes import SlowBackend
+
+
+class Lingering(SlowBackend):
+    """A slow zero backend that leaves behind a thread the interpreter waits for at exit."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        threading.Thread(target=threading.Event().wait, name="lingering", daemon=False).start()
+'''
+
+
+def test_a_stopped_run_exits_even_if_a_thread_would_hold_the_interpreter(tmp_path):
+    (tmp_path / "lingering.py").write_text(LINGERING_BACKEND)
+    clip = make_test_clip(tmp_path / "long.mp4", frames=2000, size=(64, 48))
+    outdir = tmp_path / "out"
+    env = dict(os.environ, POSESTREAM_FAKE_DELAY="0.02", PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), str(clip), "-o", str(outdir),
+                             "--backend", "lingering:Lingering", "--resolution", "64x48"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_progress(outdir, proc)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert took < 8, f"{took:.1f} s after the signal"
+    assert "interrupted" in out  # the run itself stopped and reported
+    assert "SIGINT: the run stopped but the process did not exit within 1.5 s" in err
+    records = read_keypoint_log(outdir / "long.jsonl")
+    assert [r["frame"] for r in records] == list(range(len(records))) and len(records) >= 10
