@@ -42,17 +42,14 @@ class StopOnSignals:
     Args:
         grace: Seconds the jobs (then the process) have before the process is ended.
         prog: Prefix of the lines written to stderr.
-        exit: Ends the process with a status (``os._exit``; tests pass their own).
 
     Attributes:
         received: The first signal received, or None.
     """
 
-    def __init__(self, *, grace: float = DEFAULT_GRACE, prog: str = "posestream",
-                 exit: Callable[[int], None] = os._exit) -> None:
+    def __init__(self, *, grace: float = DEFAULT_GRACE, prog: str = "posestream") -> None:
         self.grace = grace
         self.prog = prog
-        self.exit = exit
         self.received: int | None = None
         self._cancels: list[Callable[[], None]] = []
         self._cancelled = False
@@ -124,7 +121,7 @@ class StopOnSignals:
 
     def _leave(self, signum: int) -> None:
         _flush_std_streams(timeout=0.2)
-        self.exit(128 + signum)
+        os._exit(128 + signum)  # not sys.exit: the thread it would unwind may be the one stuck
 
     def _say(self, text: str) -> None:
         # os.write: no buffer lock, so neither a handler nor a watchdog can deadlock on it
