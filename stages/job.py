@@ -39,9 +39,11 @@ log = logging.getLogger(__name__)
 #   several copies was killed for memory.
 # - CPU model copies: at most max(8, 2 x cores). Past the cores a copy only waits for one,
 #   and each adds its load time and memory.
-# - A network call takes at most 64 frames.
+# - A network call takes at most 64 frames; a queue between stages holds at most 64 items:
+#   each can be a decoded frame (6 MB at 1080p) and a run has about six queues.
 MIN_SIDE, MAX_SIDE = 32, 2048
 MAX_BATCH = 64
+MAX_QUEUE_SIZE = 64
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
 
@@ -91,8 +93,9 @@ class JobConfig:
     def __post_init__(self) -> None:
         _check_resolution(self.resolution)
         _check_workers(self.workers)
-        if self.queue_size < 1:
-            raise InputError(f"--queue-size {self.queue_size}: must be at least 1")
+        if not 1 <= self.queue_size <= MAX_QUEUE_SIZE:
+            raise InputError(f"--queue-size {self.queue_size}: must be 1 to {MAX_QUEUE_SIZE} "
+                             "(every slot of every queue can hold a decoded frame)")
         if not 1 <= self.batch <= MAX_BATCH:
             raise InputError(f"--batch {self.batch}: must be 1 to {MAX_BATCH} frames "
                              "(each one's maps stay in memory until the call returns)")

@@ -89,6 +89,7 @@ BOUNDS = {
     "no file in flight": (["--files-in-flight", "0"], "--files-in-flight 0: must be 1 to 32"),
     "too many files in flight": (["--files-in-flight", "1000"], "--files-in-flight 1000"),
     "huge batch": (["--batch", "100000"], "--batch 100000: must be 1 to 64"),
+    "huge queues": (["--queue-size", "1000000"], "--queue-size 1000000: must be 1 to 64"),
     "batch timeout nan": (["--batch-timeout", "nan"], "--batch-timeout nan"),
     "unknown x264 preset": (["--preset", "nosuch"], "--preset 'nosuch': expected one of x264's presets"),
 }
