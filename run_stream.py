@@ -217,6 +217,8 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
     print_batch_table(rows)
     write_summary_json(Path(args.outdir) / "batch-summary.json", {"files": rows})
     print(f"summary: {Path(args.outdir) / 'batch-summary.json'}")
+    if args.summary_json is not None:  # the same table where the user asked for it
+        write_summary_json(args.summary_json, {"files": rows})
     if stop_signal:
         return 128 + stop_signal
     return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK

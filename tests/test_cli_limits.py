@@ -259,3 +259,13 @@ def test_an_interrupted_model_load_lists_no_output_it_did_not_make(tmp_path, cli
     assert all(Path(p).exists() for p in listed), out
     outputs = json.loads(summary.read_text())["outputs"]
     assert all(Path(p).exists() for p in outputs), outputs
+
+
+def test_a_batch_writes_its_summary_where_summary_json_says_too(tmp_path, capsys):
+    clips = [make_test_clip(tmp_path / f"c{i}.mp4", frames=2, size=(64, 48)) for i in range(2)]
+    code, out, err = _cli(capsys, *clips, "-o", tmp_path / "out", "--backend", "tests.fakes:ZeroBackend",
+                          "--resolution", "64x48", "--summary-json", tmp_path / "mine.json")
+    assert code == 0, err
+    mine = json.loads((tmp_path / "mine.json").read_text())
+    assert mine == json.loads((tmp_path / "out" / "batch-summary.json").read_text())
+    assert sorted(r["input"] for r in mine["files"]) == ["c0.mp4", "c1.mp4"]
