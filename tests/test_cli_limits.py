@@ -137,7 +137,8 @@ CONFIGS = {
     "resolution as an array": (b"resolution = [432, 368]\n",
                                "'resolution' must be a string (WxH), not an array [432, 368]"),
     "fractional workers": (b"workers = 2.7\n", "'workers' must be a whole number, not a float 2.7"),
-    "boolean stall timeout": (b"stall-timeout = true\n", "'stall-timeout' must be a number, not a boolean true"),
+    "boolean stall timeout": (b"stall-timeout = true\n",
+                              "'stall-timeout' must be a number, not a boolean true"),
     "number as a path": (b"outdir = 3\n", "'outdir' must be a string, not an integer 3"),
     "not UTF-8": (b"workers = 2\n# caf\xe9\n", "not UTF-8 text (byte 17)"),
 }
