@@ -186,7 +186,17 @@ def _alive(pid: int) -> bool:
         return False
     except OSError:  # e.g. another user's process
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    # A killed process stays in the table until its parent reaps it, and
+    # kill(pid, 0) still finds it; its files are as dead as after the reaping.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 class AtomicTextFile:

@@ -342,3 +342,22 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_partials_of_a_killed_process_not_yet_reaped_are_set_aside(tmp_path, capsys):
+    # A SIGKILLed run whose parent has not reaped it yet is a zombie: kill(pid, 0)
+    # still finds it, but it will never finish its files.
+    out = tmp_path / "out"
+    out.mkdir()
+    zombie = subprocess.Popen(["sleep", "60"])
+    try:
+        zombie.kill()
+        os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+        name = f".a.jsonl.partial-{zombie.pid}-0123abcd@{atomic._HOST}"
+        (out / name).write_text('{"frame": 0}\n')
+        other = make_test_clip(tmp_path / "other.mp4", frames=3)
+        assert run_stream.main([str(other), "-o", str(out), *FAKE]) == 0
+        capsys.readouterr()
+        assert sorted(os.listdir(out)) == ["a.partial.jsonl", "other.jsonl", "other.mp4"]
+    finally:
+        zombie.wait()
