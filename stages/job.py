@@ -72,6 +72,15 @@ class JobConfig:
         formats: Keypoint formats written ("jsonl", "openpose", "coco").
         track: Give each person a stable id across frames.
         audio: Copy the input's audio into the annotated video.
+        video: Write the annotated video (False: keypoints only; nothing is
+            drawn or encoded).
+        frame_step: Process every Nth decoded frame of files (1: all).
+        start: Seconds from the start of a file where processing begins
+            (None: its start).
+        end: Seconds from the start of a file where processing stops,
+            exclusive (None: its end).
+        max_fps: Most frames per second processed per live source; frames
+            beyond it are dropped at the source and counted (None: no cap).
     """
 
     resolution: tuple[int, int] = DEFAULT_RESOLUTION
@@ -89,6 +98,11 @@ class JobConfig:
     formats: tuple[str, ...] = ("jsonl",)
     track: bool = True
     audio: bool = True
+    video: bool = True
+    frame_step: int = 1
+    start: float | None = None
+    end: float | None = None
+    max_fps: float | None = None
 
     def __post_init__(self) -> None:
         _check_resolution(self.resolution)
@@ -111,6 +125,7 @@ class JobConfig:
             if not Path(self.graph).exists():
                 raise InputError(f"--graph {self.graph}: no such file")
             check_frozen_graph(Path(self.graph))
+        _check_selection(self.frame_step, self.start, self.end, self.max_fps)
 
 
 def max_cpu_workers() -> int:
@@ -126,6 +141,21 @@ def _check_resolution(resolution: tuple[int, int]) -> None:
         raise InputError(f"--resolution {w}x{h}: each side must be {MIN_SIDE} to {MAX_SIDE} pixels "
                          f"(the network's maps are 1/{STRIDE} of it: smaller finds nobody, larger "
                          "needs gigabytes per model copy)")
+
+
+def _check_selection(frame_step: int, start: float | None, end: float | None,
+                     max_fps: float | None) -> None:
+    """Frame stride, time range and rate cap: one line naming the option."""
+    if isinstance(frame_step, bool) or not isinstance(frame_step, int) or frame_step < 1:
+        raise InputError(f"--frame-step {frame_step}: must be a whole number, 1 or more")
+    if start is not None and not 0 <= start < math.inf:
+        raise InputError(f"--start {start}: must be a finite number of seconds, 0 or more")
+    if end is not None and not 0 < end < math.inf:
+        raise InputError(f"--end {end}: must be a finite number of seconds, more than 0")
+    if start is not None and end is not None and not start < end:
+        raise InputError(f"--end {end}: must be after --start {start}")
+    if max_fps is not None and not 0 < max_fps < math.inf:
+        raise InputError(f"--max-fps {max_fps}: must be a positive number of frames per second")
 
 
 def _check_workers(workers: int) -> None:
