@@ -1,9 +1,9 @@
-"""Keypoint output formats: JSON Lines, OpenPose ``--write_json`` and COCO results.
+"""Keypoint output formats: JSON Lines, OpenPose ``--write_json``, COCO results and CSV.
 
 Every writer has the shape of ``KeypointLog``: a context manager with
 ``write(result)`` and ``close()``, a final ``path`` that appears only when the
 output is complete (temporary name, then rename; also when the ``with`` block
-raised), and nothing held in memory for the whole run. All three are derived
+raised), and nothing held in memory for the whole run. All of them are derived
 from the same record (``keypoint_record``), so coordinates, confidences,
 missing parts (``0, 0, 0``) and rounding are identical across formats.
 
@@ -42,10 +42,27 @@ missing parts (``0, 0, 0``) and rounding are identical across formats.
     AlphaPose's COCO writers do. ``track_id`` is an extra key, present when
     tracking is on (extra keys are allowed in results). The array is streamed:
     ``[`` when opened, one record after another as frames come, ``]`` on close.
+
+``csv``
+    One table, ``<stem>.csv``, one row per person per frame (a frame with
+    nobody has no row), the header always written, columns::
+
+        source, frame, pts, [wall], id, score, nose_x, nose_y, nose_c, neck_x, ...
+
+    ``wall`` (capture time, Unix seconds) only for live sources; then x, y
+    and confidence of the 18 parts under their ``stages.frames.PART_NAMES``
+    (``r_shoulder_x`` ...). Values are those of the JSON Lines record. A
+    missing part has empty x and y (NaN in pandas, so means and plots leave
+    it out) and confidence ``0.0``; ``id`` is empty without tracking. So
+    ``pandas.read_csv`` reads it as is: ``frame`` int64, ``pts``, ``score``
+    and the part columns float64, ``id`` int64 (float64, all NaN, without
+    tracking), ``source`` text.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import os
@@ -57,12 +74,12 @@ from typing import Protocol
 
 from stages.atomic import AtomicTextFile, Staged, commit, commit_set, partial_path, remove_quietly
 from stages.errors import InputError, OutputError
-from stages.frames import Result
+from stages.frames import PART_NAMES, Result
 from stages.keypoint_log import KeypointLog, keypoint_record
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("jsonl", "openpose", "coco")
+FORMATS = ("jsonl", "openpose", "coco", "csv")
 
 OPENPOSE_VERSION = 1.3
 # COCO's 17 keypoints, as indices into our 18 parts (stages.frames.PART_NAMES).
@@ -99,7 +116,7 @@ def format_path(fmt: str, outdir: Path, stem: str) -> Path:
         InputError: ``fmt`` is not one of ``FORMATS``.
     """
     names = {"jsonl": f"{stem}.jsonl", "openpose": f"{stem}.openpose",
-             "coco": f"{stem}.coco.json"}
+             "coco": f"{stem}.coco.json", "csv": f"{stem}.csv"}
     if fmt not in names:
         raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     return Path(outdir) / names[fmt]
@@ -113,7 +130,8 @@ def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *
         formats: Names from ``FORMATS``; duplicates are ignored.
         outdir: Existing output directory.
         stem: Base name of the outputs (the input's stem).
-        wall_clock: JSON Lines records carry the capture time (live sources).
+        wall_clock: JSON Lines records and CSV rows carry the capture time
+            (live sources).
 
     Returns:
         Open writers; on failure the ones already opened are closed.
@@ -130,6 +148,8 @@ def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *
                 writers.append(KeypointLog(path, wall_clock=wall_clock))
             elif fmt == "openpose":
                 writers.append(OpenPoseWriter(path, stem))
+            elif fmt == "csv":
+                writers.append(CsvWriter(path, wall_clock=wall_clock))
             else:
                 writers.append(CocoWriter(path))
     except BaseException:
@@ -336,3 +356,112 @@ def coco_records(record: dict) -> list[dict]:
             entry["track_id"] = person["id"]
         out.append(entry)
     return out
+
+
+def csv_columns(wall_clock: bool = False) -> list[str]:
+    """The CSV header: source, frame, pts, [wall], id, score, then x, y, c per part."""
+    head = ["source", "frame", "pts"] + (["wall"] if wall_clock else []) + ["id", "score"]
+    return head + [f"{name}_{axis}" for name in PART_NAMES for axis in ("x", "y", "c")]
+
+
+def csv_rows(record: dict, source: str) -> list[list]:
+    """The CSV rows of one frame's record, one per person.
+
+    Args:
+        record: A record made by ``keypoint_record`` (with ``"wall"`` when the
+            table has that column).
+        source: The source's name, the first column.
+
+    Returns:
+        Lists in ``csv_columns`` order; None for an empty cell.
+    """
+    head = [source, record["frame"], record["pts"]]
+    if "wall" in record:
+        head.append(record["wall"])
+    rows = []
+    for person in record["people"]:
+        row = head + [person.get("id"), person["score"]]
+        for x, y, c in person["keypoints"]:
+            row += [None, None, 0.0] if c == 0 else [x, y, c]
+        rows.append(row)
+    return rows
+
+
+class CsvWriter:
+    """A CSV table, one row per person per frame, flushed frame by frame.
+
+    Attributes:
+        path: Final file.
+        wall_clock: Rows carry the capture time (live sources).
+        frames_written: Frames written so far (with or without rows).
+        rows_written: People (rows) written so far.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, wall_clock: bool = False) -> None:
+        """Create the temporary file and write the header.
+
+        Args:
+            path: Final path (conventionally ``<stem>.csv``).
+            wall_clock: Add the ``wall`` column.
+
+        Raises:
+            OutputError: The file cannot be created.
+        """
+        self.path = Path(path)
+        self.wall_clock = wall_clock
+        self._out = AtomicTextFile(self.path, header=_csv_text([csv_columns(wall_clock)]))
+        self.frames_written = 0
+        self.rows_written = 0
+
+    def __enter__(self) -> CsvWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def write(self, result: Result) -> None:
+        """Append the rows of one frame and flush.
+
+        Raises:
+            OutputError: The writer is closed or the write failed.
+        """
+        record = keypoint_record(result)
+        if self.wall_clock:
+            record["wall"] = round(result.frame.wall, 3)
+        rows = csv_rows(record, result.frame.source)
+        self._out.write(_csv_text(rows))  # also for no row: a closed writer fails alike
+        self.frames_written += 1
+        self.rows_written += len(rows)
+
+    @property
+    def tmp(self) -> Path:
+        """The partial file being written."""
+        return self._out.tmp
+
+    def finish(self) -> Staged | None:
+        """Close the file under its partial name and return it (None, and the file
+        removed, when no frame was written); idempotent.
+
+        Raises:
+            OutputError: Closing failed (the partial file stays).
+        """
+        return self._out.finish(keep=self.frames_written > 0)
+
+    def close(self) -> None:
+        """Close the file and rename it to ``path``; idempotent.
+
+        With no frame written, the file is removed and ``path`` left as it was;
+        frames with nobody leave a table of the header alone.
+
+        Raises:
+            OutputError: Closing or renaming failed.
+        """
+        self._out.close(keep=self.frames_written > 0)
+
+
+def _csv_text(rows: list[list]) -> str:
+    # The csv module quotes what needs it (a comma in a source name), writes
+    # None as an empty cell and floats as repr, the shortest exact form.
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()

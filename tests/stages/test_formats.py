@@ -151,8 +151,8 @@ def test_outputs_appear_only_when_closed_also_after_an_exception(tmp_path):
 
 
 def test_bad_uses(tmp_path):
-    with pytest.raises(InputError, match="--format 'csv'"):
-        make_writers(["jsonl", "csv"], tmp_path, "clip")
+    with pytest.raises(InputError, match="--format 'xml'"):
+        make_writers(["jsonl", "xml"], tmp_path, "clip")
     assert os.listdir(tmp_path) == []  # names are checked before anything is created
     assert format_path("jsonl", tmp_path, "a") == tmp_path / "a.jsonl"
     writer = CocoWriter(tmp_path / "c.json")

@@ -51,9 +51,10 @@ def test_every_format_and_the_audio_of_one_run(tmp_path):
         outputs = FileOutputs(outdir, clip, source.info, formats=FORMATS)
         frames = _run(source, outputs)
     assert outputs.paths == (outdir / "walk.mp4", outdir / "walk.jsonl",
-                             outdir / "walk.openpose", outdir / "walk.coco.json")
-    assert sorted(os.listdir(outdir)) == ["walk.coco.json", "walk.jsonl", "walk.mp4",
-                                          "walk.openpose"]
+                             outdir / "walk.openpose", outdir / "walk.coco.json",
+                             outdir / "walk.csv")
+    assert sorted(os.listdir(outdir)) == ["walk.coco.json", "walk.csv", "walk.jsonl",
+                                          "walk.mp4", "walk.openpose"]
     assert audio_packets(outdir / "walk.mp4") == audio_packets(clip)
     with VideoFileSource(outdir / "walk.mp4") as out, VideoFileSource(clip) as inp:
         assert [f.pts for f in out] == [f.pts for f in inp]
