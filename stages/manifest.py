@@ -38,16 +38,38 @@ def input_identity(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
 
 
+# Settings that shape only the annotated video: a run without it has none of them.
+_VIDEO_ONLY = ("preset", "audio")
+
+
 def output_settings(config) -> dict:
     """The JobConfig fields that change what is written (not how fast)."""
     c = asdict(config)
     keep = ("resolution", "model", "graph", "postprocess", "preset", "precision", "formats",
-            "track", "audio")
-    out = {k: c[k] for k in keep}
+            "track", "audio", "video")
+    out = {k: c[k] for k in keep if c["video"] or k not in _VIDEO_ONLY}
     out["resolution"] = list(out["resolution"])
     out["formats"] = list(out["formats"])
     out["graph"] = str(out["graph"]) if out["graph"] else None
     return out
+
+
+def settings_serve(recorded: dict, wanted: dict) -> bool:
+    """Whether outputs made with the ``recorded`` settings are what a run with
+    ``wanted`` would write: the same settings, or the same but with the video
+    when none is wanted (the keypoint files are the same either way; a set
+    without the video never serves a run that wants one). Manifests written
+    before ``video`` was recorded are of runs with the video.
+    """
+    if not isinstance(recorded, dict):
+        return False
+    recorded = {"video": True, **recorded}
+    if recorded == wanted:
+        return True
+    if wanted.get("video") is False and recorded["video"] is True:
+        keypoints = {k: v for k, v in recorded.items() if k not in _VIDEO_ONLY}
+        return {**keypoints, "video": False} == wanted
+    return False
 
 
 def write_manifest(path: Path, identity: dict, settings: dict, outputs: tuple[Path, ...],
@@ -81,7 +103,7 @@ def completed(path: Path, identity: dict, settings: dict) -> dict | None:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-    if data.get("input") != identity or data.get("settings") != settings:
+    if data.get("input") != identity or not settings_serve(data.get("settings"), settings):
         return None
     outputs = [Path(path).parent / name for name in data.get("outputs", [])]
     frames = data.get("frames")

@@ -19,6 +19,13 @@ Names: outputs are named after the input's stem (``x.mp4`` -> ``x.mp4`` video,
 stem: then after its whole name (``x.mp4`` -> ``x.mp4.mp4``, ``x.mp4.jsonl``;
 ``x.webm`` -> ``x.webm.mp4``, ``x.webm.jsonl``; ``x.jpg`` -> ``x.jpg``,
 ``x.jpg.jsonl``), so same-stem inputs never write the same file.
+
+Keypoints only (``video=False``, ``--no-video``): the set is the keypoint
+files alone. No annotated video or image is written, nothing is encoded and
+the input's audio is not read; the keypoint files are byte for byte those of
+a run with the video. An annotated video that an earlier run left under the
+final name is not part of the set: it stays as it is (as the file of a format
+no longer asked for does).
 """
 
 from __future__ import annotations
@@ -76,16 +83,18 @@ def _stems(folder: str, _mtime_ns: int) -> dict[str, int]:
 
 
 def output_paths(outdir: Path, input: Path, *, still: bool,
-                 formats: Sequence[str] = ("jsonl",), stem: str | None = None) -> tuple[Path, ...]:
+                 formats: Sequence[str] = ("jsonl",), stem: str | None = None,
+                 video: bool = True) -> tuple[Path, ...]:
     """(annotated video or image, then one path per keypoint format) for ``input``,
-    named after ``stem`` (default: ``output_stem(input)``).
+    named after ``stem`` (default: ``output_stem(input)``); without ``video``
+    only the keypoint formats' paths.
 
     Raises:
         InputError: An unknown format, or an output would overwrite the input itself.
     """
     stem = stem or output_stem(input)
-    media = outdir / (input.name if still else f"{stem}.mp4")
-    paths = (media, *(format_path(f, outdir, stem) for f in dict.fromkeys(formats)))
+    media = (outdir / (input.name if still else f"{stem}.mp4"),) if video else ()
+    paths = (*media, *(format_path(f, outdir, stem) for f in dict.fromkeys(formats)))
     for p in paths:
         if p.exists() and p.resolve() == Path(input).resolve():
             raise InputError(f"{input}: output {p} would overwrite the input; choose another -o OUTDIR")
@@ -118,9 +127,16 @@ class FileOutputs:
         clean: First set aside what killed runs left in ``outdir``
             (``stages.atomic.clean_dead_partials``); a batch does it once per
             folder instead.
+        video: Write the annotated video or image; False writes the keypoint
+            files only (``preset`` and ``audio`` then change nothing).
+
+    Raises:
+        InputError: An unknown format, an output that would overwrite the
+            input, or nothing to write (no video and no format).
 
     Attributes:
-        paths: The final names of the set.
+        paths: The final names of the set: the annotated video or image first
+            (unless ``video`` is False), then one per format.
         manifest: The manifest's path, removed before the set is put in place.
         written: Where the files went once closed: ``paths`` (those written), or
             their ``.partial`` names when kept aside; () before close, after a
@@ -131,9 +147,12 @@ class FileOutputs:
     def __init__(self, outdir: Path, input: Path, info: SourceInfo, *,
                  preset: str = "veryfast", still: bool = False,
                  formats: Sequence[str] = ("jsonl",), audio: bool = True,
-                 clean: bool = True) -> None:
+                 clean: bool = True, video: bool = True) -> None:
+        if not video and not formats:
+            raise InputError(f"{input}: --no-video with no --format: nothing to write")
         self._stem = output_stem(input)
-        self.paths = output_paths(outdir, input, still=still, formats=formats, stem=self._stem)
+        self.paths = output_paths(outdir, input, still=still, formats=formats, stem=self._stem,
+                                  video=video)
         self.manifest = manifest_path(outdir, input, self._stem)
         self.written: tuple[Path, ...] = ()
         self.state = ""
@@ -142,6 +161,7 @@ class FileOutputs:
         self._info = info
         self._preset = preset
         self._still = still
+        self._media = self.paths[0] if video else None  # the annotated video or image
         self._formats = tuple(dict.fromkeys(formats))
         self._audio = audio
         self._clean = clean
@@ -166,9 +186,9 @@ class FileOutputs:
         if self._clean:
             clean_dead_partials(self._outdir)
         self._writers = make_writers(self._formats, self._outdir, self._stem)
-        if not self._still:
+        if self._media is not None and not self._still:
             try:
-                self._video = VideoWriter(self.paths[0], self._info, preset=self._preset,
+                self._video = VideoWriter(self._media, self._info, preset=self._preset,
                                           audio_from=self._input if self._audio else None)
             except BaseException:
                 self._discard()
@@ -176,12 +196,13 @@ class FileOutputs:
         return self
 
     def write(self, result: Result) -> Result:
-        """Write one rendered result; return it."""
-        image = result.image if result.image is not None else result.frame.image
-        if self._video is not None:
-            self._video.write(image, result.frame.pts_ticks)
-        else:
-            self._last_image = image
+        """Write one result (rendered, unless there is no video); return it."""
+        if self._media is not None:
+            image = result.image if result.image is not None else result.frame.image
+            if self._video is not None:
+                self._video.write(image, result.frame.pts_ticks)
+            else:
+                self._last_image = image
         for writer in self._writers:
             writer.write(result)
         return result
@@ -231,7 +252,7 @@ class FileOutputs:
         error: OutputError | None = None
         if self._last_image is not None:
             try:
-                staged.append(stage_image(self.paths[0], self._last_image))
+                staged.append(stage_image(self._media, self._last_image))
             except OutputError as exc:
                 error = exc
             self._last_image = None

@@ -1,0 +1,148 @@
+"""Keypoints only (--no-video, issue 12 item 2): no annotated file, nothing encoded,
+the same keypoint files, and the set, its commit and resume work without the video."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+import stages.outputs
+from stages.decode import ImageFileSource, VideoFileSource
+from stages.errors import InputError
+from stages.frames import Result
+from stages.job import JobConfig
+from stages.manifest import output_settings, settings_serve
+from stages.outputs import FileOutputs
+from tests.stages.test_outputs import _run
+from tests.stages.test_video_sink import make_clip_with_audio
+
+FORMATS = ("jsonl", "openpose", "coco")
+ZERO = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48), workers=2)
+
+
+def _tree_bytes(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative name -> bytes)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _refuse_encoding(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("encoded although there is no video")
+
+    monkeypatch.setattr(stages.outputs, "VideoWriter", refuse)
+    monkeypatch.setattr(stages.outputs, "stage_image", refuse)
+
+
+@pytest.fixture
+def no_encoding(monkeypatch):
+    """Fail the test if anything would encode a video or an image."""
+    _refuse_encoding(monkeypatch)
+
+
+# -- FileOutputs -----------------------------------------------------------------
+
+def test_without_video_only_the_keypoint_files_are_written(tmp_path, no_encoding):
+    clip = make_clip_with_audio(tmp_path / "walk.mp4")
+    out = tmp_path / "out"
+    with VideoFileSource(clip) as source:
+        outputs = FileOutputs(out, clip, source.info, formats=FORMATS, video=False)
+        frames = _run(source, outputs)
+    assert frames == 25
+    assert outputs.paths == (out / "walk.jsonl", out / "walk.openpose", out / "walk.coco.json")
+    assert outputs.written == outputs.paths
+    assert sorted(os.listdir(out)) == ["walk.coco.json", "walk.jsonl", "walk.openpose"]
+
+
+def test_the_keypoint_files_are_those_of_a_run_with_video(tmp_path):
+    clip = make_clip_with_audio(tmp_path / "walk.mp4")
+    for video in (True, False):
+        with VideoFileSource(clip) as source:
+            _run(source, FileOutputs(tmp_path / str(video), clip, source.info, formats=FORMATS,
+                                     video=video))
+    with_video, without = _tree_bytes(tmp_path / "True"), _tree_bytes(tmp_path / "False")
+    assert with_video.pop("walk.mp4")
+    assert without == with_video
+
+
+def test_an_image_without_video_gets_no_annotated_image(tmp_path, no_encoding):
+    # written into the image's own folder: only the annotated image would overwrite it
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((60, 80, 3), 200, np.uint8))
+    before = photo.read_bytes()
+    with ImageFileSource(photo) as source:
+        _run(source, FileOutputs(tmp_path, photo, source.info, still=True,
+                                 formats=["jsonl", "openpose"], video=False))
+    assert sorted(os.listdir(tmp_path)) == ["photo.jsonl", "photo.openpose", "photo.png"]
+    assert photo.read_bytes() == before
+    with pytest.raises(InputError, match="would overwrite the input"):
+        FileOutputs(tmp_path, photo, source.info, still=True, video=True)
+
+
+def test_no_video_and_no_format_is_refused(tmp_path, tiny_clip):
+    clip = tiny_clip(frames=2)
+    with VideoFileSource(clip) as source:
+        with pytest.raises(InputError, match="--no-video with no --format"):
+            FileOutputs(tmp_path / "out", clip, source.info, formats=(), video=False)
+
+
+def test_an_interrupted_run_without_video_keeps_the_previous_set(tmp_path, tiny_clip):
+    clip = tiny_clip(frames=6)
+    out = tmp_path / "out"
+    with VideoFileSource(clip) as source:
+        _run(source, FileOutputs(out, clip, source.info, formats=["jsonl", "coco"]))
+    previous = _tree_bytes(out)
+    with VideoFileSource(clip) as source:
+        outputs = FileOutputs(out, clip, source.info, formats=["jsonl", "coco"], video=False)
+        with outputs:
+            for frame in source:
+                outputs.write(Result(frame=frame, people=()))
+                break
+            outputs.close("interrupted")
+    assert outputs.kept_aside
+    assert outputs.written == (out / "clip.partial.jsonl", out / "clip.coco.partial.json")
+    kept = _tree_bytes(out)
+    assert {k: kept[k] for k in previous} == previous
+    assert sorted(set(kept) - set(previous)) == ["clip.coco.partial.json", "clip.partial.jsonl"]
+
+
+def test_a_complete_run_without_video_replaces_the_keypoints_and_leaves_an_old_video(
+        tmp_path, tiny_clip):
+    clip = tiny_clip(frames=6)
+    out = tmp_path / "out"
+    with VideoFileSource(clip) as source:
+        _run(source, FileOutputs(out, clip, source.info))
+    video = (out / "clip.mp4").read_bytes()
+    (out / "clip.manifest.json").write_text("{}")  # vouches for the old set: goes first
+    with VideoFileSource(clip) as source:
+        outputs = FileOutputs(out, clip, source.info, video=False)
+        with outputs:
+            for frame in source:
+                outputs.write(Result(frame=frame, people=()))
+            outputs.complete()
+    assert outputs.written == (out / "clip.jsonl",)
+    assert sorted(os.listdir(out)) == ["clip.jsonl", "clip.mp4"]
+    assert (out / "clip.mp4").read_bytes() == video
+
+
+# -- manifest settings -----------------------------------------------------------
+
+def test_the_manifest_settings_say_whether_the_video_was_written():
+    with_video = output_settings(JobConfig(**ZERO))
+    without = output_settings(JobConfig(**ZERO, video=False))
+    assert with_video["video"] is True and without["video"] is False
+    assert "preset" not in without and "audio" not in without  # they shape only the video
+    assert output_settings(JobConfig(**ZERO, video=False, preset="ultrafast", audio=False)) \
+        == without
+    assert settings_serve(with_video, with_video) and settings_serve(without, without)
+    assert settings_serve(with_video, without)  # the same keypoints, and a video besides
+    assert not settings_serve(without, with_video)  # the video is missing
+    other = output_settings(JobConfig(**ZERO, video=False, track=False))
+    assert not settings_serve(with_video, other) and not settings_serve(without, other)
+    # manifests from before "video" was recorded are of runs with the video
+    old = {k: v for k, v in with_video.items() if k != "video"}
+    assert settings_serve(old, with_video) and settings_serve(old, without)
+    assert not settings_serve(None, without)
