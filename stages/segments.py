@@ -1,16 +1,19 @@
-"""Outputs of a live source: crash-safe video segments and their keypoint logs.
+"""Outputs of a live source: crash-safe video segments and their keypoint files.
 
 A live run has no end to wait for, so its video goes into Matroska segments
 (``.mkv`` is written progressively: a file cut by a crash still plays up to
 its last complete cluster). A segment ends, is finalised and renamed into
 place when its time is up (``segment_seconds``), when the stream drops
 (``end_segment``, so nothing waits half-written while a camera is away), or
-when the frame size changes. Each segment has a keypoint log beside it,
-flushed per frame, with wall-clock capture time as well as stream pts.
-Names: ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv/.jsonl``,
-``<n>`` counting the run's segments from 1 and skipping names already on
-disk, so every segment is its own file pair, also for a source named
-``127.0.0.1_8554_cam1`` or ``cam1.local``.
+when the frame size changes (with a video). Each segment has a file of every
+keypoint format asked for beside it (``stages.formats``: ``.jsonl``,
+``.csv``, ``.openpose/``, ``.coco.json``), written as frames come, the JSON
+Lines and CSV with wall-clock capture time as well as stream pts; without
+the video (``video=False``) a segment is its keypoint files alone. Names:
+``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv`` (and
+``.jsonl`` ...), ``<n>`` counting the run's segments from 1 and skipping
+names already on disk, so every segment is its own file set, also for a
+source named ``127.0.0.1_8554_cam1`` or ``cam1.local``.
 """
 
 from __future__ import annotations
@@ -20,29 +23,35 @@ import ctypes.util
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 from stages.decode import SourceInfo
+from stages.errors import OutputError
+from stages.formats import FORMATS, KeypointWriter, format_path, make_writers
 from stages.frames import Result
-from stages.keypoint_log import KeypointLog
 from stages.video_sink import VideoWriter
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1000)  # Matroska keeps milliseconds
 VIDEO_SUFFIX = ".mkv"
-LOG_SUFFIX = ".jsonl"
 
 
-def segment_paths(folder: Path, base: str) -> tuple[Path, Path]:
-    """The (video, keypoint log) paths of the segment named ``base`` in ``folder``.
+def segment_paths(folder: Path, base: str, formats: Sequence[str] = ("jsonl",), *,
+                  video: bool = True) -> tuple[Path, ...]:
+    """The paths of the segment named ``base`` in ``folder``: the video (when
+    ``video``), then one per keypoint format, in order.
 
     Args:
         folder: The source's folder.
         base: The segment's name without suffix; it may contain dots.
+        formats: Keypoint formats (``stages.formats.FORMATS``).
+        video: The segment has a video.
     """
-    return folder / f"{base}{VIDEO_SUFFIX}", folder / f"{base}{LOG_SUFFIX}"
+    keypoints = tuple(format_path(f, folder, base) for f in dict.fromkeys(formats))
+    return ((folder / f"{base}{VIDEO_SUFFIX}",) if video else ()) + keypoints
 
 
 class SegmentedOutputs:
@@ -51,21 +60,35 @@ class SegmentedOutputs:
     Args:
         outdir: Parent directory; the source gets a folder of its own.
         name: The source's display name (already free of credentials).
+        formats: Keypoint formats written for every segment (``stages.formats.FORMATS``).
+        video: Write the annotated video (``.mkv``); without it, only keypoint files.
         segment_seconds: Longest segment, in seconds of wall time.
         rate: Nominal frame rate given to the encoder.
         preset: x264 preset.
+
+    Attributes:
+        finished: Paths of the files of every finished segment, in order.
+
+    Raises:
+        InputError: An unknown format name.
     """
 
-    def __init__(self, outdir: Path, name: str, *, segment_seconds: float = 600.0,
+    def __init__(self, outdir: Path, name: str, *, formats: Sequence[str] = ("jsonl",),
+                 video: bool = True, segment_seconds: float = 600.0,
                  rate: Fraction = Fraction(25), preset: str = "veryfast") -> None:
         self.folder = Path(outdir) / name
         self.name = name
+        self.formats = tuple(dict.fromkeys(formats))
+        self.video = video
         self.segment_seconds = segment_seconds
         self.rate = rate
         self.preset = preset
         self.finished: list[Path] = []
+        segment_paths(self.folder, name, self.formats)  # an unknown format fails here, at start
+        self._open = False
         self._video: VideoWriter | None = None
-        self._log: KeypointLog | None = None
+        self._writers: list[KeypointWriter] = []
+        self._shape: tuple[int, ...] = ()
         self._started = 0.0
         self._pts0 = 0.0
         self._count = 0
@@ -86,9 +109,11 @@ class SegmentedOutputs:
         with self._lock:
             if self._due(image.shape, frame.wall):
                 self._roll(image.shape, frame)
-            ticks = round((frame.pts - self._pts0) / TIME_BASE)
-            self._video.write(image, max(ticks, 0))
-            self._log.write(result)
+            if self._video is not None:
+                ticks = round((frame.pts - self._pts0) / TIME_BASE)
+                self._video.write(image, max(ticks, 0))
+            for writer in self._writers:
+                writer.write(result)
         return result
 
     def close(self) -> None:
@@ -97,26 +122,36 @@ class SegmentedOutputs:
             self._finish()
 
     def _finish(self) -> None:
-        """Commit the log, then the video: a finished video always has its log beside it.
+        """Commit the keypoint files, then the video: a finished video always has
+        its keypoint files beside it.
 
-        (Two renames cannot be one step; a kill between them leaves a log
-        whose video is still under its partial name, which plays.)
+        (Renames cannot be one step; a kill between them leaves keypoint files
+        whose video is still under its partial name, which plays.) Every file
+        is finished even when one fails; the first failure is raised.
         """
-        video, klog, self._video, self._log = self._video, self._log, None, None
+        video, writers = self._video, self._writers
+        self._open, self._video, self._writers = False, None, []
+        error: OutputError | None = None
         try:
-            if klog is not None:
-                klog.close()
-                self.finished.append(klog.path)
+            for writer in writers:
+                try:
+                    writer.close()
+                except OutputError as exc:
+                    error = error or exc
+                else:
+                    self.finished.append(writer.path)
         finally:
             if video is not None:
                 video.close()
                 self.finished.append(video.path)
                 _trim_heap()
+        if error is not None:
+            raise error
 
     def _due(self, shape: tuple[int, ...], wall: float) -> bool:
-        if self._video is None:
+        if not self._open:
             return True
-        if shape != self._shape:
+        if self.video and shape != self._shape:
             log.info("%s: frame size changed to %dx%d; new segment", self.name, shape[1], shape[0])
             return True
         return wall - self._started >= self.segment_seconds
@@ -128,26 +163,35 @@ class SegmentedOutputs:
         self._started = frame.wall
         self._pts0 = frame.pts
         self.folder.mkdir(parents=True, exist_ok=True)
-        video_path, log_path = self._free_pair(frame.wall)
-        info = SourceInfo(name=self.name, width=shape[1], height=shape[0], rate=self.rate,
-                          time_base=TIME_BASE, frames=None, duration=None, codec="h264")
-        self._video = VideoWriter(video_path, info, preset=self.preset)
-        self._log = KeypointLog(log_path, wall_clock=True)
-        log.info("%s: segment %s started", self.name, video_path.name[:-len(VIDEO_SUFFIX)])
+        base = self._free_base(frame.wall)
+        self._writers = make_writers(self.formats, self.folder, base, wall_clock=True)
+        if self.video:
+            info = SourceInfo(name=self.name, width=shape[1], height=shape[0], rate=self.rate,
+                              time_base=TIME_BASE, frames=None, duration=None, codec="h264")
+            try:
+                self._video = VideoWriter(self.folder / f"{base}{VIDEO_SUFFIX}", info,
+                                          preset=self.preset)
+            except BaseException:
+                self._finish()  # the keypoint files begun are finished; nothing is lost
+                raise
+        self._open = True
+        log.info("%s: segment %s started", self.name, base)
 
-    def _free_pair(self, wall: float) -> tuple[Path, Path]:
-        """The next (video, log) names that no earlier segment has used.
+    def _free_base(self, wall: float) -> str:
+        """The next segment name that no earlier segment has used.
 
         The suffixes are appended to the whole base name, never put in place
         of its last dotted part (``127.0.0.1`` and ``cam1.local`` keep their
-        dots). A name already on disk, from another run started in the same
+        dots). A name of which any file (video or keypoints, whatever the
+        formats) is already on disk, from another run started in the same
         second, is skipped.
         """
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
         while True:
-            pair = segment_paths(self.folder, f"{self.name}-{stamp}-{self._count}")
-            if not any(path.exists() for path in pair):
-                return pair
+            base = f"{self.name}-{stamp}-{self._count}"
+            paths = segment_paths(self.folder, base, FORMATS, video=True)
+            if not any(path.exists() for path in paths):
+                return base
             self._count += 1
 
     def __enter__(self) -> SegmentedOutputs:

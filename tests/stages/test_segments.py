@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -226,3 +227,137 @@ def test_live_job_on_an_ipv4_camera_that_restarts_keeps_every_segment(rtsp_serve
     assert sum(_frames_in(v) for v, _ in pairs) == frames
     records = [r["frame"] for _, j in pairs for r in read_keypoint_log(j)]
     assert len(records) == frames and records == sorted(records)
+
+
+# -- every --format per segment, and segments without the video (issue 12, item 4) ------------
+
+def _with_people(i: int, wall: float, size=(64, 48)) -> Result:
+    from tests.stages.test_formats import _person
+
+    result = _result(i, wall, size)
+    people = () if i % 4 == 3 else (_person(i, track_id=1), _person(100 + i, track_id=2))
+    return Result(result.frame, people)
+
+
+def _bases(folder: Path, suffix: str) -> list[str]:
+    """Names of the finished segments that have a ``suffix`` file, in segment order."""
+    names = [p.name[:-len(suffix)] for p in folder.glob(f"*{suffix}") if not p.name.startswith(".")]
+    return sorted(names, key=lambda base: int(base.rsplit("-", 1)[1]))
+
+
+ALL_FORMATS = ("jsonl", "csv", "openpose", "coco")
+
+
+@pytest.mark.parametrize("name", ["cam1", "127.0.0.1"])
+def test_every_format_is_written_per_segment(tmp_path, name):
+    import pandas as pd
+
+    with SegmentedOutputs(tmp_path, name, formats=ALL_FORMATS, segment_seconds=1.0) as out:
+        for i in range(15):  # 1.5 s at 10 fps: two time segments
+            out.write(_with_people(i, 1000.0 + i * 0.1))
+        out.end_segment()
+        for i in range(15, 18):
+            out.write(_with_people(i, 1000.0 + i * 0.1))
+    folder = tmp_path / name
+    bases = _bases(folder, ".mkv")
+    assert len(bases) == 3 and len(set(bases)) == 3
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{b}{suffix}" for b in bases for suffix in (".mkv", ".jsonl", ".csv", ".openpose",
+                                                     ".coco.json"))
+    assert out.finished == [folder / f"{b}{s}" for b in bases
+                            for s in (".jsonl", ".csv", ".openpose", ".coco.json", ".mkv")]
+    spans = []
+    for base in bases:
+        records = read_keypoint_log(folder / f"{base}.jsonl")
+        spans.append([r["frame"] for r in records])
+        assert all("wall" in r for r in records)
+        table = pd.read_csv(folder / f"{base}.csv")
+        expected = [(r, p) for r in records for p in r["people"]]
+        assert list(table.columns[:6]) == ["source", "frame", "pts", "wall", "id", "score"]
+        assert table["frame"].tolist() == [r["frame"] for r, _ in expected]
+        assert table["wall"].tolist() == [r["wall"] for r, _ in expected]
+        assert table["id"].tolist() == [p["id"] for _, p in expected]
+        assert table["nose_x"].tolist() == [p["keypoints"][0][0] for _, p in expected]
+        assert sorted(os.listdir(folder / f"{base}.openpose")) == [
+            f"{base}_{r['frame']:012d}_keypoints.json" for r in records]
+        coco = json.loads((folder / f"{base}.coco.json").read_text())
+        assert [c["image_id"] for c in coco] == [r["frame"] for r, _ in expected]
+        assert _frames_in(folder / f"{base}.mkv") == len(records)
+    assert spans == [list(range(10)), list(range(10, 15)), list(range(15, 18))]
+
+
+def test_without_the_video_a_segment_is_its_keypoint_files(tmp_path):
+    with SegmentedOutputs(tmp_path, "cam", formats=("csv", "jsonl"), video=False,
+                          segment_seconds=1.0) as out:
+        for i in range(15):
+            out.write(_with_people(i, 1000.0 + i * 0.1))
+        out.end_segment()
+        for i in range(15, 21):  # a new frame size alone starts no segment without a video
+            out.write(_with_people(i, 1000.0 + i * 0.1, size=(80, 60) if i > 17 else (64, 48)))
+    folder = tmp_path / "cam"
+    assert not list(folder.glob("*.mkv")) and not list(folder.glob(".*"))
+    bases = _bases(folder, ".jsonl")
+    assert _bases(folder, ".csv") == bases and len(bases) == 3
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{b}{s}" for b in bases for s in (".jsonl", ".csv"))
+    assert [[r["frame"] for r in read_keypoint_log(folder / f"{b}.jsonl")] for b in bases] == [
+        list(range(10)), list(range(10, 15)), list(range(15, 21))]
+
+
+def test_an_unknown_format_fails_at_start(tmp_path):
+    from stages.errors import InputError
+
+    with pytest.raises(InputError, match="--format 'xml'"):
+        SegmentedOutputs(tmp_path, "cam", formats=("jsonl", "xml"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_names_already_on_disk_in_any_format_are_skipped(tmp_path):
+    """A csv-only run after a jsonl-only run in the same second gets a name of its own."""
+    for formats in (("jsonl",), ("csv",)):
+        with SegmentedOutputs(tmp_path, "cam", formats=formats, video=False) as out:
+            out.write(_with_people(0, 1000.0))
+    folder = tmp_path / "cam"
+    [jsonl], [csv] = _bases(folder, ".jsonl"), _bases(folder, ".csv")
+    assert jsonl != csv
+
+
+KEYPOINTS_WRITER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.stages.test_segments import _with_people
+from stages.segments import SegmentedOutputs
+out = SegmentedOutputs({outdir!r}, "cam", formats=("jsonl", "csv"), video=False,
+                       segment_seconds=0.5)
+t0 = time.time()
+for i in range(100000):
+    out.write(_with_people(i, t0 + i * 0.04))
+    if i == 40:
+        print("WROTE", flush=True)
+"""
+
+
+def test_after_sigkill_finished_keypoint_segments_parse(tmp_path):
+    import pandas as pd
+
+    code = KEYPOINTS_WRITER.format(root=str(ROOT), outdir=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "WROTE"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    folder = tmp_path / "cam"
+    bases = _bases(folder, ".csv")
+    assert len(bases) >= 3 and _bases(folder, ".jsonl")[:len(bases)] == bases
+    frames = []
+    for base in bases:
+        table = pd.read_csv(folder / f"{base}.csv")
+        records = read_keypoint_log(folder / f"{base}.jsonl")
+        assert table["frame"].tolist() == [r["frame"] for r in records for _ in r["people"]]
+        frames += [r["frame"] for r in records]
+    assert frames == list(range(len(frames)))
+    for partial in folder.glob(".*.csv.partial-*"):  # flushed frame by frame: the header at least
+        assert partial.read_text().startswith("source,frame,pts,wall,id,score,nose_x,")
