@@ -97,7 +97,8 @@ def completed(path: Path, identity: dict, settings: dict) -> dict | None:
 
     Every output is checked, not only trusted: the JSON Lines log has a line
     per frame, the OpenPose folder a file per frame, the COCO file is a whole
-    array (opened and closed), the video holds every frame.
+    array (opened and closed), the CSV table has its header and ends with a
+    whole row, the video holds every frame.
     """
     try:
         data = json.loads(Path(path).read_text())
@@ -123,6 +124,8 @@ def _output_complete(path: Path, frames: int) -> bool:
             return sum(1 for n in os.listdir(path) if n.endswith("_keypoints.json")) == frames
         if path.name.endswith(".coco.json"):  # opened with "[", closed with "]" on finish
             return _starts_and_ends(path, b"[", b"\n]\n")
+        if path.name.endswith(".csv"):  # its header, then whole rows (none for nobody)
+            return _starts_and_ends(path, b"source,frame,pts,", b"\n")
         if path.suffix.lower() in (".mp4", ".mov", ".m4v", ".mkv"):
             return _video_frames(path) in (frames, 0)  # 0: the container does not say
         return path.is_file()

@@ -135,7 +135,7 @@ def test_file_run_writes_the_csv_in_its_output_set(tmp_path, capsys):
     records = read_keypoint_log(tmp_path / "out" / "walk.jsonl")
     assert list(table["frame"]) == list(range(6))  # one person on every frame, tracked
     assert table["id"].dtype == np.int64 and set(table["id"]) == {1}
-    _assert_matches_jsonl(table, records, "walk.mp4")
+    _assert_matches_jsonl(table, records, str(clip))  # the source as given
 
 
 def test_image_and_batch_runs_write_a_csv_per_input(tmp_path, capsys):
@@ -152,4 +152,26 @@ def test_image_and_batch_runs_write_a_csv_per_input(tmp_path, capsys):
     for stem in ("a", "b"):
         table = pd.read_csv(tmp_path / "out" / f"{stem}.csv")
         _assert_matches_jsonl(table, read_keypoint_log(tmp_path / "out" / f"{stem}.jsonl"),
-                              f"{stem}.mp4")
+                              f"{stem}.mp4")  # a batch names an input from its root
+
+
+def test_a_resumed_batch_trusts_a_whole_csv_and_redoes_a_cut_one(tmp_path):
+    from stages.batch import BatchJob
+    from stages.inputs import expand_inputs
+    from stages.job import JobConfig
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_test_clip(folder / name, frames=3, size=(96, 64))
+    config = JobConfig(backend=PEOPLE, formats=("csv",))
+    out = tmp_path / "out"
+    BatchJob(expand_inputs([str(folder)]), out, config).run()
+    assert len(pd.read_csv(out / "a.csv")) == len(pd.read_csv(out / "b.csv")) == 3
+    text = (out / "b.csv").read_text()
+    (out / "b.csv").write_text(text[:-10])  # cut mid-row, e.g. copied before it was whole
+    again = BatchJob(expand_inputs([str(folder)]), out, config)
+    assert again.todo == 1
+    reports = again.run()
+    assert {k: r.status for k, r in reports.items()} == {"a.mp4": "skipped", "b.mp4": "done"}
+    assert (out / "b.csv").read_text() == text
