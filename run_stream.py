@@ -341,18 +341,8 @@ def _job_config(args: argparse.Namespace):
 
 
 def _time(text: str | None, option: str) -> float | None:
-    try:
-        from stages.timespec import parse_time
-    except ImportError:  # TODO(F): until stages.timespec lands
-        def parse_time(text: str, option: str) -> float:
-            from stages.errors import InputError
-            try:
-                seconds = 0.0
-                for part in text.split(":"):
-                    seconds = 60 * seconds + float(part)
-                return seconds
-            except ValueError:
-                raise InputError(f"{option} {text!r}: expected seconds or [HH:]MM:SS[.ms]") from None
+    from stages.timespec import parse_time
+
     return None if text is None else parse_time(text, option)
 
 

@@ -11,49 +11,62 @@
 ``results`` yields one ``stages.frames.Result`` per frame, in frame order,
 and writes nothing; leaving the loop early stops every thread. It takes a
 file, or a live source (rtsp://, http(s)://, /dev/videoN, lavfi:...), which
-runs until the loop is left.
+runs until the loop is left, in the live latency mode of the command line
+(short queues that drop the oldest frame). The pipeline is the command
+line's (``stages.builder``): the same ``JobConfig`` means the same here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterator
 
-from models.devices import plan_devices
-from pipeline import Pipeline, Policy
-from stages.decode import open_source
+from stages.builder import LiveQueues, build_pipeline, check_mode, open_file_source, plan_engine
 from stages.frames import Result
-from stages.job import FileJob, JobConfig, JobSummary, add_inference, model_file
+from stages.job import FileJob, JobConfig, JobSummary
 from stages.live import LiveSource, is_live
-from stages.render import Renderer
+from stages.live_job import LiveConfig
 
 
-def results(input: str | Path, *, config: JobConfig | None = None,
-            render: bool = False) -> Iterator[Result]:
+def results(input: str | Path, *, config: JobConfig | None = None, render: bool = False,
+            live: LiveConfig | None = None) -> Iterator[Result]:
     """Yield the people of every frame of ``input``, in order.
 
     Args:
         input: A video or image file, or a live source.
-        config: Model, device and pipeline settings.
+        config: Model, device and pipeline settings (``video`` is ``render``'s
+            business here: nothing is written).
         render: Also draw the skeletons (``Result.image``).
+        live: Settings of a live source (transport, stall timeout, queue).
 
     Raises:
         InputError: The input cannot be read.
+        UsageError: A setting that means nothing for this kind of input.
         Exception: The first failure of any stage.
     """
     config = config or JobConfig()
-    live = is_live(str(input))
-    source = LiveSource(str(input)) if live else open_source(input)
+    streaming = is_live(str(input))
+    check_mode(config, streaming)
+    if streaming:
+        live = live or LiveConfig()
+        source = LiveSource(str(input), **live_source_options(config, live))
+    else:
+        source = open_file_source(Path(input), config)
     with source:
-        plan = plan_devices(config.device, workers=config.workers, backend=config.backend)
-        pipeline = Pipeline(queue_size=config.queue_size, name=Path(str(input)).name)
-        pipeline.source("decode", source, stop=source.close,
-                        policy=Policy.DROP_OLDEST if live else Policy.BLOCK)
-        add_inference(pipeline, config, plan, model_file(config, plan))
-        if render:
-            pipeline.map("render", Renderer())
+        engine = plan_engine(config, latency=streaming)
+        pipeline = build_pipeline(dataclasses.replace(config, video=False), engine,
+                                  [(source, source.close)], name=Path(str(input)).name,
+                                  pictures=render,
+                                  live=LiveQueues(queue_size=live.queue_size) if streaming else None)
         with pipeline:
             yield from pipeline
+
+
+def live_source_options(config: JobConfig, live: LiveConfig) -> dict:
+    """``LiveSource`` keywords from the run's settings."""
+    return {"transport": live.transport, "stall_timeout": live.stall_timeout,
+            "max_retries": live.max_retries}
 
 
 def run(input: str | Path, outdir: str | Path = "out", *, config: JobConfig | None = None) -> JobSummary:

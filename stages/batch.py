@@ -20,16 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from models.devices import plan_devices
-from pipeline import Pipeline
-from stages.decode import ImageFileSource, open_source
+from stages.builder import Sink, build_pipeline, file_outputs, open_file_source, plan_engine
 from stages.errors import OutputError, PosestreamError
 from stages.frames import Result
 from stages.inputs import BatchItem
-from stages.job import EngineRecord, JobConfig, PipelineJob, add_annotation, add_inference, model_file
+from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.manifest import completed, input_identity, output_settings, write_manifest
 from stages.atomic import clean_dead_partials
-from stages.outputs import FAILED, INTERRUPTED, FileOutputs, manifest_path
+from stages.outputs import FAILED, INTERRUPTED, manifest_path
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +102,14 @@ class BatchJob(PipelineJob):
         config: Model and pipeline settings.
         lanes: Files decoded at once.
         force: Redo inputs whose outputs are already complete.
+        preview: Shown each annotated frame as it is processed (the browser preview).
     """
 
     def __init__(self, items: list[BatchItem], outdir: Path, config: JobConfig, *,
-                 lanes: int = 2, force: bool = False) -> None:
+                 lanes: int = 2, force: bool = False,
+                 preview: Callable[[Result], Result] | None = None) -> None:
         self.outdir = Path(outdir)
+        self.preview = preview
         self.config = config
         self.lanes = max(1, lanes)
         todo, self.reports = plan_batch(items, self.outdir, config, force=force)
@@ -126,14 +127,13 @@ class BatchJob(PipelineJob):
         """Process every pending input; return a report per input (skipped ones too)."""
         self._on_file = on_file
         if self.todo:
-            c = self.config
-            plan = plan_devices(c.device, workers=c.workers, backend=c.backend)
-            graph = model_file(c, plan)
+            engine = plan_engine(self.config)
+            self.engine = engine.record
             feeds = [(self._lane(), None) for _ in range(min(self.lanes, self.todo))]
-            pipeline = Pipeline(queue_size=c.queue_size, name="batch")
-            pipeline.sources("decode", feeds, key=lambda frame: frame.source)
-            self.engine = EngineRecord(c, plan)
-            add_annotation(add_inference(pipeline, c, plan, graph, engine=self.engine), c, self._write)
+            sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
+            pipeline = build_pipeline(self.config, engine, feeds, name="batch", keyed=True,
+                                      pictures=bool(self.preview),
+                                      sinks=sinks + [("write", self._write)])
             try:
                 self._drive(pipeline, on_result)
             except Exception:
@@ -155,7 +155,7 @@ class BatchJob(PipelineJob):
     def _frames_of(self, item: BatchItem):
         report = self.reports[item.key]
         try:
-            source = open_source(item.path, name=item.key)
+            source = open_file_source(item.path, self.config, name=item.key)
         except PosestreamError as exc:
             self._failed(report, str(exc))
             return
@@ -268,7 +268,5 @@ class _Open:
         self.item = item
         self.identity = input_identity(item.path)
         self.decoded: int | None = None
-        self.outputs = FileOutputs(outdir / item.rel.parent, item.path, source.info,
-                                   preset=config.preset, still=isinstance(source, ImageFileSource),
-                                   formats=config.formats, audio=config.audio, clean=False)
+        self.outputs = file_outputs(outdir / item.rel.parent, item.path, source, config, clean=False)
         self.outputs.__enter__()

@@ -1,6 +1,6 @@
 """Batches past one machine: whole files sent to a Dask distributed cluster.
 
-Each task runs the ordinary file pipeline on one input on a Dask worker and
+Each task runs the batch pipeline on one input on a Dask worker and
 writes its outputs and manifest under the output root, which every worker
 must see at the same path (a shared file system). Dask does the scheduling,
 retries of lost workers and data transfer; nothing here schedules.
@@ -12,39 +12,24 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from stages.batch import FileReport, plan_batch
+from stages.batch import BatchJob, FileReport, plan_batch
 from stages.inputs import BatchItem
-from stages.job import FileJob, JobConfig
-from stages.manifest import input_identity, output_settings, write_manifest
+from stages.job import JobConfig
 
 log = logging.getLogger(__name__)
 
 
 def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
-    """One input on a worker: outputs, then its manifest; returns its report as a dict."""
+    """One input on a worker, as a batch of one: the same pipeline and finishing
+    step (outputs as a set, then its manifest) as a local batch; returns its report."""
     item = BatchItem(Path(path), Path(rel))
-    report = FileReport(item.key)
-    try:
-        summary = FileJob(item.path, Path(outdir) / item.rel.parent, config).run()
+    try:  # the client planned the batch: what is sent here is to be done
+        job = BatchJob([item], Path(outdir), config, lanes=1, force=True)
+        return job.run()[item.key].as_dict()
     except Exception as exc:  # reported per file; the batch goes on
+        report = FileReport(item.key)
         report.status, report.error = "failed", str(exc)
         return report.as_dict()
-    report.engine = summary.engine.as_dict() if summary.engine is not None else None
-    report.outputs = [str(p) for p in summary.outputs]
-    report.frames, report.seconds = summary.frames_written, summary.seconds
-    if summary.interrupted:  # its outputs were committed as an interrupted set: no manifest
-        report.status = "interrupted"
-        return report.as_dict()
-    try:  # the job removed any old manifest before putting the new outputs in place
-        write_manifest(summary.manifest, input_identity(item.path), output_settings(config),
-                       summary.outputs, summary.frames_written, report.engine)
-    except Exception as exc:  # reported per file; the batch goes on
-        report.status, report.error = "failed", str(exc)
-        return report.as_dict()
-    report.status, report.frames = "done", summary.frames_written
-    report.seconds, report.truncated = summary.seconds, summary.truncated
-    report.frames_lost = summary.frames_lost
-    return report.as_dict()
 
 
 def run_on_cluster(address: str, items: list[BatchItem], outdir: Path, config: JobConfig, *,

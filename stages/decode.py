@@ -40,8 +40,11 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -57,12 +60,16 @@ from stages.errors import InputError, InputNotFoundError
 from stages.frames import Frame
 from stages.orientation import UPRIGHT, Orientation, UnsupportedOrientation, frame_orientation
 from stages.read_tally import ReadTally
+from stages.selection import Selection, frame_grid, grid_index, pictures_before
 from stages.source import StoppableSource
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _DEFAULT_RATE = Fraction(25)
+_AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw streams)
+# a decoded picture: (decode index, pts ticks, the PyAV frame)
+_Picture = tuple[int, int, av.VideoFrame]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +117,8 @@ def probe_input(path: str | os.PathLike) -> None:
         _video_stream(container, path)
 
 
-def open_source(path: str | os.PathLike, *, name: str | None = None
+def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step: int = 1,
+                start: float | None = None, end: float | None = None
                 ) -> VideoFileSource | ImageFileSource:
     """Open a file as the right kind of source.
 
@@ -121,17 +129,28 @@ def open_source(path: str | os.PathLike, *, name: str | None = None
     Args:
         path: Video or image file.
         name: Source id; defaults to the path as given.
+        frame_step: Keep every Nth frame of the range (videos only).
+        start: Seconds from the file's start time where the range begins
+            (videos only; see ``VideoFileSource``).
+        end: Seconds from the file's start time where the range ends,
+            exclusive (videos only).
 
     Returns:
         An open source; use it as a context manager.
 
     Raises:
-        InputError: The file cannot be used (see ``probe_input``).
+        InputError: The file cannot be used (see ``probe_input``), a
+            selection setting is out of range, a selection is given for a
+            still image, or the range holds no frame.
     """
+    selection = Selection(frame_step=frame_step, start=start, end=end)
     p = _check_path(path)
     if p.suffix.lower() in IMAGE_EXTENSIONS or _is_still_image(path):
+        if not selection.everything:
+            raise InputError(f"{os.fspath(path)}: --frame-step, --start and --end apply to "
+                             f"videos; this is a still image")
         return ImageFileSource(path, name=name)
-    return VideoFileSource(path, name=name)
+    return VideoFileSource(path, name=name, frame_step=frame_step, start=start, end=end)
 
 
 class _Source(StoppableSource):
@@ -154,33 +173,48 @@ class _Source(StoppableSource):
 class VideoFileSource(_Source):
     """Frames of a video file, decoded by PyAV (slice-threaded; see ``_prime``).
 
+    A ``Selection`` (``frame_step``, ``start``, ``end``) limits what is
+    yielded; see the module's notes on frame stride and time range.
+
     Attributes:
         info: ``SourceInfo`` of the video stream.
         frames_read: Frames handed out so far.
+        frames_decoded: Pictures the decoder put out so far, counting those a
+            stride or range skipped (a seek keeps it low).
+        seeked: True when the source seeked to ``start`` instead of decoding
+            from the file's start.
         truncated: True when the file is cut short at its end (see the
             module's notes).
         packets_skipped: Video packets the decoder rejected (damaged data).
         frames_concealed: Frames handed out that the decoder repaired (its
             ``corrupt`` flag); they are kept, as FFmpeg keeps them.
         frames_lost: Pictures of the file that did not decode, counted once
-            the file was read to its end (0 before, and for an undamaged
-            file).
+            the file (or the range) was read to its end (0 before, and for an
+            undamaged file).
     """
 
-    def __init__(self, path: str | os.PathLike, *, name: str | None = None) -> None:
-        """Open ``path`` and decode its first frame.
+    def __init__(self, path: str | os.PathLike, *, name: str | None = None, frame_step: int = 1,
+                 start: float | None = None, end: float | None = None) -> None:
+        """Open ``path`` and decode its first frame (the first one selected).
 
         Args:
             path: Video file.
             name: Source id; defaults to the path as given.
+            frame_step: Keep every Nth frame of the range, from its first.
+            start: Seconds from the file's start time where the range begins.
+            end: Seconds from the file's start time where it ends (exclusive).
 
         Raises:
-            InputError: The file cannot be used, or has no decodable frame.
+            InputError: The file cannot be used, has no decodable frame, a
+                selection setting is out of range, or the range holds no frame.
         """
+        self._selection = Selection(frame_step=frame_step, start=start, end=end)
         _check_path(path)
         self._path = os.fspath(path)
         self._error: av.FFmpegError | None = None
         self.frames_lost = 0
+        self.frames_decoded = 0
+        self.seeked = False
         self._released = False
         self._container = _open_container(path)
         try:
@@ -196,21 +230,140 @@ class VideoFileSource(_Source):
         # draining, PyAV stops the drain and the frames still in its threads are
         # lost (the last thread_count frames of a cut or damaged file).
         stream.thread_type = "SLICE"
-        self._tally = ReadTally(os.path.getsize(self._path), _time_base(stream), _rate(stream),
-                                stream.frames or None, _declared_end(stream, self._container))
-        self._decoded = self._decode(stream)
-        self._first = next(self._decoded, None)
-        if self._first is None:
+        self._stream = stream
+        self._tb, rate = _time_base(stream), _rate(stream)
+        self._step = max(1, round(1 / (rate * self._tb)))
+        self._start = stream.start_time or 0
+        self._last_ticks: int | None = None
+        self._begin_reading(stream.frames or None)
+        first = next(self._pictures, None)
+        if first is None:
             why = f" ({_reason(self._error)})" if self._error else ""
             raise InputError(f"{self._path}: no decodable video frame, "
                              f"the file is truncated or damaged{why}")
-        self._orientation = self._orientation_of(self._first)
-        self.info = _stream_info(name or self._path, stream, self._container, self._first,
-                                 self._orientation)
-        self._tb = self.info.time_base
-        self._step = max(1, round(1 / (self.info.rate * self._tb)))
-        self._start = stream.start_time or 0
-        self._last_ticks: int | None = None
+        self._orientation = self._orientation_of(first[2])
+        self._first_ticks = first[1]
+        self._period = frame_grid(stream, rate, self._tb)
+        self._start_at, self._end_at = self._selection.bounds(self._origin(first))
+        self._at_end = False
+        self._pending = self._first_in_range(first)
+        info = _stream_info(name or self._path, stream, self._container, first[2],
+                            self._orientation)
+        frames, duration = self._planned(info)
+        self.info = dataclasses.replace(info, frames=frames, duration=duration)
+
+    def _begin_reading(self, declared_frames: int | None) -> None:
+        """Start (or, after a seek, restart) the tally and the decoded pictures."""
+        stream = self._stream
+        self._tally = ReadTally(os.path.getsize(self._path), self._tb, _rate(stream),
+                                declared_frames, _declared_end(stream, self._container))
+        self._tallied = 0  # pictures out of the decoder since the tally began
+        self._index = 0
+        self._pictures = self._number(self._decode(stream))
+
+    def _number(self, decoded: Iterator[av.VideoFrame]) -> Iterator[_Picture]:
+        for av_frame in decoded:
+            self._tallied += 1
+            self.frames_decoded += 1
+            index, self._index = self._index, self._index + 1
+            yield index, self._ticks(av_frame), av_frame
+
+    def _origin(self, first: _Picture) -> Fraction:
+        """The file's start time in seconds, as ``ffmpeg -ss`` counts from it."""
+        start = self._stream.start_time
+        video = (first[1] if start is None else start) * self._tb
+        start_us = self._container.start_time
+        if start_us is None or round(video * 1_000_000) == start_us:
+            return video
+        return Fraction(start_us, 1_000_000)
+
+    def _in_range(self, picture: _Picture, bound: Fraction | None) -> bool:
+        return bound is None or picture[1] * self._tb >= bound
+
+    def _first_in_range(self, first: _Picture) -> _Picture:
+        """The first picture at or after ``start`` (seeking there if it can)."""
+        picture = first
+        if not self._in_range(first, self._start_at):
+            if self._seekable(first):
+                picture = self._seek(math.floor(self._start_at / self._tb)) or first
+            while not self._in_range(picture, self._start_at):
+                picture = next(self._pictures, None)
+                if picture is None:
+                    raise InputError(f"{self._path}: --start {self._selection.start:g} s is at "
+                                     f"or beyond the end of the video: no frame to process")
+        if self._end_at is not None and self._in_range(picture, self._end_at):
+            raise InputError(f"{self._path}: no frame between --start "
+                             f"{self._selection.start or 0:g} s and --end "
+                             f"{self._selection.end:g} s")
+        return picture
+
+    def _seekable(self, first: _Picture) -> bool:
+        return (first[2].pts is not None
+                and not self._container.format.flags & _AVFMT_NOTIMESTAMPS)
+
+    def _seek(self, target: int) -> _Picture | None:
+        """Seek to the key frame at or before pts ``target`` and number the pictures.
+
+        The index of the picture landed on comes from the frame grid (CFR,
+        see ``frame_grid``) or else from counting the pictures before it
+        (``pictures_before``). A seek that lands after ``target`` (a container
+        indexing key frames by dts) is retried further back.
+
+        Returns:
+            The picture landed on, or None when the file cannot seek.
+        """
+        back, first = 0, self._first_ticks
+        while True:
+            to = max(target - back, first)
+            try:
+                self._container.seek(to, stream=self._stream, backward=True)
+            except av.FFmpegError as exc:
+                log.info("%s: cannot seek (%s); decoding up to --start", self._path,
+                         _reason(exc))
+                return None
+            self._pictures.close()
+            self._begin_reading(None)
+            landed = next(self._pictures, None)
+            if landed is None or landed[1] <= target or to == first:
+                break
+            back = max(2 * back, round(1 / self._tb))
+        self.seeked = True
+        if landed is not None:
+            landed = (self._index_of(landed[1], target), *landed[1:])
+            self._index = landed[0] + 1
+        return landed
+
+    def _index_of(self, ticks: int, target: int) -> int:
+        index = None
+        if self._period is not None:
+            index = grid_index(ticks, self._first_ticks, self._period)
+        if index is None:
+            log.info("%s: not constant frame rate: counting the frames before --start "
+                     "(reading, not decoding, them)", self._path)
+            before = pictures_before(self._path, self._stream.index, self._first_ticks,
+                                     max(target, ticks) + 1)
+            index = bisect.bisect_left(before, ticks)
+        return index
+
+    def _planned(self, info: SourceInfo) -> tuple[int | None, float | None]:
+        """(frames, duration) that will be yielded, where known; see ``SourceInfo``."""
+        declared = info.frames
+        step = self._selection.frame_step
+        if self._start_at is None and self._end_at is None:
+            return (None if declared is None else -(-declared // step)), info.duration
+        if self._period is None:
+            return None, None
+        period_s = self._period * self._tb
+        first_s = self._first_ticks * self._tb
+        ends = [declared] if declared else []
+        if self._end_at is not None:
+            ends.append(math.ceil((self._end_at - first_s) / period_s))
+        if not ends:
+            return None, None
+        span = min(ends) - self._pending[0]
+        if span <= 0:
+            return None, None
+        return -(-span // step), float(span * period_s)
 
     @property
     def packets_skipped(self) -> int:
@@ -256,20 +409,31 @@ class VideoFileSource(_Source):
 
     def _frames(self) -> Iterator[Frame]:
         try:
-            first, self._first = self._first, None
-            for av_frame in itertools.chain((first,), self._decoded):
-                frame = self._to_frame(av_frame)
-                self.frames_read += 1
-                yield frame
+            step = self._selection.frame_step
+            for position, picture in enumerate(self._selected()):
+                if position % step == 0:
+                    frame = self._to_frame(*picture)
+                    self.frames_read += 1
+                    yield frame
+                elif self._stop.is_set():
+                    return
             self._check_complete()
         finally:
             self._release()
 
-    def _to_frame(self, av_frame: av.VideoFrame) -> Frame:
-        ticks = self._ticks(av_frame)
+    def _selected(self) -> Iterator[_Picture]:
+        """The pictures of the range, from the first; stops reading at ``end``."""
+        pending, self._pending = self._pending, None
+        for picture in itertools.chain((pending,), self._pictures):
+            if self._end_at is not None and self._in_range(picture, self._end_at):
+                self._at_end = True
+                return
+            yield picture
+
+    def _to_frame(self, index: int, ticks: int, av_frame: av.VideoFrame) -> Frame:
         tb = self._tb
         image = self._orientation.apply(av_frame.to_ndarray(format="bgr24"))
-        return Frame(source=self.info.name, index=self.frames_read,
+        return Frame(source=self.info.name, index=index,
                      pts=ticks * tb.numerator / tb.denominator, image=image, wall=time.time(),
                      pts_ticks=ticks, time_base=(tb.numerator, tb.denominator))
 
@@ -283,14 +447,24 @@ class VideoFileSource(_Source):
 
     def _check_complete(self) -> None:
         tally = self._tally
+        if self._at_end:
+            # Reading stopped at --end: the rest of the file was never read, so it is
+            # neither lost nor truncated; rejected packets are the pictures lost.
+            self.frames_lost = tally.rejected
+            self._warn_damage()
+            return
         cut = tally.settle_cut()
-        self.frames_lost = tally.lost(self.frames_read)
+        self.frames_lost = tally.lost(self._tallied)
+        self._warn_damage()
+        self.truncated = self._truncated(cut)
+
+    def _warn_damage(self) -> None:
+        tally = self._tally
         if self.frames_lost or tally.repaired:
             log.warning("%s: damaged: %d of %d pictures could not be decoded and were "
                         "skipped (%d undecodable packets), %d decoded with repairs",
                         self._path, self.frames_lost, tally.packets, tally.rejected,
                         tally.repaired)
-        self.truncated = self._truncated(cut)
 
     def _truncated(self, cut: bool) -> bool:
         tally = self._tally
@@ -313,7 +487,7 @@ class VideoFileSource(_Source):
     def _release(self) -> None:
         if not self._released:
             self._released = True
-            self._decoded.close()
+            self._pictures.close()
             self._container.close()
 
 
@@ -412,14 +586,19 @@ def _stream_info(name: str, stream, container, first: av.VideoFrame,
 def _declared_end(stream, container) -> float | None:
     """Where the file says the video ends, in seconds of stream time: the
     stream's duration, else its Matroska ``DURATION`` tag, else the file's
-    duration when the video is its only stream."""
+    duration when the video is its only stream.
+
+    FFmpeg writes the tag as the time the track ends (its start included),
+    other muxers as a length; past the start it is read as the end, so a
+    file that starts late is not taken for a cut one.
+    """
     tb = _time_base(stream)
     start = float((stream.start_time or 0) * tb)
     if stream.duration is not None:
         return start + float(stream.duration * tb)
     tag = _parse_clock(stream.metadata.get("DURATION", ""))
     if tag is not None:
-        return start + tag
+        return tag if tag > start else start + tag
     if container.duration is not None and len(container.streams) == 1:
         return (container.start_time or 0) / av.time_base + container.duration / av.time_base
     return None

@@ -22,3 +22,8 @@ class OutputError(PosestreamError, OSError):
 
 class ModelError(PosestreamError, RuntimeError):
     """A model file cannot be fetched, verified or loaded."""
+
+
+class UsageError(InputError):
+    """An option given where it means nothing (e.g. a file-only option on a live
+    source); the command line exits 2 for it, as for other usage errors."""

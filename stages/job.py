@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from models.backend import Backend, BackendConfig
-from models.devices import DevicePlan, plan_devices, usable_cores
-from models.fetch import fetch_model
+from models.devices import usable_cores
 from models.graph_file import check_frozen_graph
-from models.registry import DEFAULT_MODEL, get_model
+from models.registry import DEFAULT_MODEL
 from pipeline import Pipeline, PipelineStatistics
-from stages.decode import ImageFileSource, SourceInfo, open_source
+from stages.builder import (EngineRecord, Sink, build_pipeline, compiled_model,  # noqa: F401
+                            file_outputs, model_file, open_file_source, plan_engine,
+                            resolve_graph)
+from stages.decode import SourceInfo
 from stages.errors import InputError
 from stages.frames import Result
-from stages.inference import worker_initializer
-from stages.outputs import FileOutputs
 from stages.postprocess import PostprocessConfig
-from stages.render import Renderer
-from stages.tracking import PoseTracker
-from stages.resize import DEFAULT_RESOLUTION, STRIDE, Resizer
+from stages.resize import DEFAULT_RESOLUTION, STRIDE
 
 log = logging.getLogger(__name__)
 
@@ -167,53 +163,6 @@ def _check_workers(workers: int) -> None:
                          f"({usable_cores()} cores; more only wait for a core and take memory)")
 
 
-class EngineRecord:
-    """What ran the network, so that a run's results can be traced to it.
-
-    Filled from the plan, then from each model copy as it loads (on the pool's
-    threads): the precision is what the copies report, since "auto" resolves
-    per machine (bf16 on one CPU, f32 on another).
-
-    Args:
-        config: The run's settings.
-        plan: The devices and backend chosen for it.
-    """
-
-    def __init__(self, config: JobConfig, plan: DevicePlan) -> None:
-        self.backend = plan.backend
-        self.devices = plan.slots
-        self.model = config.model if config.graph is None else str(config.graph)
-        self.resolution = config.resolution
-        self.requested = config.precision
-        self.host = socket.gethostname()
-        self._precisions: set[str] = set()
-        self._lock = threading.Lock()
-
-    def loaded(self, backend: Backend) -> None:
-        """Note one loaded copy's precision."""
-        with self._lock:
-            self._precisions.add(str(getattr(backend, "precision", None) or self.requested))
-
-    @property
-    def precision(self) -> str:
-        """The copies' precision ("/"-joined if they differ); "" before any loaded."""
-        with self._lock:
-            return "/".join(sorted(self._precisions))
-
-    def as_dict(self) -> dict:
-        """JSON-ready record."""
-        w, h = self.resolution
-        return {"backend": self.backend, "precision": self.precision, "devices": list(self.devices),
-                "model": self.model, "resolution": f"{w}x{h}", "host": self.host}
-
-    def __str__(self) -> str:
-        w, h = self.resolution
-        n = len(self.devices)
-        where = ", ".join(dict.fromkeys(self.devices))
-        return (f"{self.backend} {self.precision or self.requested} on {where} "
-                f"({n} worker{'s' if n != 1 else ''}), {self.model} at {w}x{h}")
-
-
 @dataclass(frozen=True, slots=True)
 class JobSummary:
     """What a finished (or interrupted) run did.
@@ -241,65 +190,6 @@ class JobSummary:
     def fps(self) -> float:
         """Frames written per second of wall time."""
         return self.frames_written / self.seconds if self.seconds > 0 else 0.0
-
-
-def add_inference(pipeline: Pipeline, config: JobConfig, plan: DevicePlan, graph: Path, *,
-                  live: dict | None = None, engine: EngineRecord | None = None) -> Pipeline:
-    """Append resize and the inference pool (one model copy per device slot) to ``pipeline``.
-
-    ``live``: options for the resize stage's output channel (``policy``,
-    ``key``, ``queue_size``, ``on_drop``) so live frames are dropped right
-    before the pool rather than queued for it. ``engine`` is told of each
-    model copy as it loads.
-    """
-    c = config
-    threads = max(1, usable_cores() // plan.workers) if plan.kind == "cpu" else 0
-    backend = BackendConfig(backend=plan.backend, graph=graph, model=get_model(c.model),
-                            threads=threads, precision=c.precision, resolution=c.resolution)
-    init = worker_initializer(backend, plan.slots, c.postprocess, batch=c.batch,
-                              on_load=engine.loaded if engine is not None else None)
-    log.info("inference: %d worker(s) on %s, backend %s", plan.workers, ", ".join(plan.slots),
-             plan.backend)
-    return (pipeline.map("resize", Resizer(c.resolution), **(live or {}))
-            .pool("inference", init, workers=plan.workers, batch=c.batch,
-                  batch_timeout=c.batch_timeout))
-
-
-def add_annotation(pipeline: Pipeline, config: JobConfig, write,
-                   preview: Callable[[Result], Result] | None = None) -> Pipeline:
-    """Append tracking (in frame order: after the ordered pool), render, the
-    browser preview when given (its own stage: JPEG encoding never slows the
-    writer), and ``write``."""
-    if config.track:
-        pipeline.map("track", PoseTracker())
-    pipeline.map("render", Renderer())
-    if preview is not None:
-        pipeline.map("preview", preview)
-    return pipeline.map("write", write)
-
-
-def model_file(config: JobConfig, plan: DevicePlan) -> Path:
-    """What the backend loads: the compiled model for NeuronCores, else the graph file."""
-    return compiled_model(config) if plan.kind == "neuron" else resolve_graph(config)
-
-
-def compiled_model(config: JobConfig) -> Path:
-    """The Neuron-compiled model of ``config.graph``, checked against the run's resolution."""
-    if config.graph is None:
-        raise InputError("--device neuron needs --graph COMPILED_DIR "
-                         "(make one with: python -m models.compile_neuron --resolution WxH -o DIR)")
-    from models.neuron_backend import check_resolution
-    check_resolution(config.graph, config.resolution)
-    return Path(config.graph)
-
-
-def resolve_graph(config: JobConfig) -> Path:
-    """The graph file to load: ``config.graph``, else the fetched registry model."""
-    if config.graph is not None:
-        if not Path(config.graph).is_file():
-            raise InputError(f"--graph {config.graph}: no such file")
-        return Path(config.graph)
-    return fetch_model(get_model(config.model))
 
 
 class PipelineJob:
@@ -366,33 +256,24 @@ class FileJob(PipelineJob):
             Exception: The first failure of any stage.
         """
         start = time.perf_counter()
-        with open_source(self.input) as source:
-            plan = plan_devices(self.config.device, workers=self.config.workers,
-                                backend=self.config.backend)
-            graph = model_file(self.config, plan)
+        with open_file_source(self.input, self.config) as source:
+            engine = plan_engine(self.config)
             if on_start is not None:
                 on_start(source.info)
-            with FileOutputs(self.outdir, self.input, source.info, preset=self.config.preset,
-                             still=isinstance(source, ImageFileSource), formats=self.config.formats,
-                             audio=self.config.audio) as outputs:
-                engine = EngineRecord(self.config, plan)
-                pipeline = self._build(source, graph, plan, outputs, engine)
+            with file_outputs(self.outdir, self.input, source, self.config) as outputs:
+                sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
+                pipeline = build_pipeline(self.config, engine, [(source, source.close)],
+                                          name=self.input.name, pictures=bool(self.preview),
+                                          sinks=sinks + [("write", outputs.write)])
                 written = self._drive(pipeline, on_result)
                 if not self.cancelled:
                     outputs.complete()
                 self._log_stages(pipeline)
             return JobSummary(self.input, outputs.written, source.frames_read, written,
                               source.truncated, outputs.state != "complete",
-                              time.perf_counter() - start, pipeline.statistics(), engine,
+                              time.perf_counter() - start, pipeline.statistics(), engine.record,
                               frames_lost=source.frames_lost, kept_aside=outputs.kept_aside,
                               manifest=outputs.manifest)
-
-    def _build(self, source, graph: Path, plan: DevicePlan, outputs: FileOutputs,
-               engine: EngineRecord) -> Pipeline:
-        pipeline = Pipeline(queue_size=self.config.queue_size, name=self.input.name)
-        pipeline.source("decode", source, stop=source.close)
-        return add_annotation(add_inference(pipeline, self.config, plan, graph, engine=engine),
-                              self.config, outputs.write, self.preview)
 
     @staticmethod
     def _log_stages(pipeline: Pipeline) -> None:

@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from models.devices import plan_devices
-from pipeline import Pipeline, Policy
+from stages.builder import LiveQueues, Sink, build_pipeline, plan_engine
 from stages.errors import InputError
 from stages.frames import Frame, Result
-from stages.job import EngineRecord, JobConfig, PipelineJob, add_annotation, add_inference, model_file
+from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.live import LiveSource, SourceEvent
-from stages.resize import NetInput
 from stages.segments import SegmentedOutputs
 
 log = logging.getLogger(__name__)
@@ -110,7 +108,8 @@ class LiveJob(PipelineJob):
         if len(set(names)) != len(names):
             raise InputError(f"live sources need distinct names, got {', '.join(names)}")
         self.stats = {s.name: SourceStats(s.name) for s in self._sources}
-        self._outputs = {s.name: SegmentedOutputs(self.outdir, s.name,
+        self._outputs = {s.name: SegmentedOutputs(self.outdir, s.name, formats=config.formats,
+                                                  video=config.video,
                                                   segment_seconds=60 * live.segment_minutes,
                                                   preset=config.preset) for s in self._sources}
         self.failures: dict[str, str] = {}
@@ -125,20 +124,16 @@ class LiveJob(PipelineJob):
         Raises:
             InputError: Some source gave up (after the others ended), naming each.
         """
-        c = self.config
-        plan = plan_devices(c.device, workers=c.workers, backend=c.backend, latency=True)
-        graph = model_file(c, plan)
+        engine = plan_engine(self.config, latency=True)
+        self.engine = engine.record
         self._started = time.monotonic()
         feeds = [(self._feed(source), source.close) for source in self._sources]
+        sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
         # every queue is short: a frame waits behind at most a few others anywhere
-        pipeline = Pipeline(queue_size=min(c.queue_size, self.live.queue_size), name="live")
-        pipeline.sources("capture", feeds, key=_source_of, policy=Policy.DROP_OLDEST,
-                         queue_size=self.live.queue_size, on_drop=self._dropped)
-        freshest = {"policy": Policy.DROP_OLDEST, "key": _source_of_input,
-                    "on_drop": self._dropped_input, "queue_size": 1}
-        self.engine = EngineRecord(c, plan)
-        add_annotation(add_inference(pipeline, c, plan, graph, live=freshest, engine=self.engine),
-                       c, self._write, self.preview)
+        pipeline = build_pipeline(self.config, engine, feeds, name="live",
+                                  pictures=bool(self.preview), sinks=sinks + [("write", self._write)],
+                                  live=LiveQueues(queue_size=self.live.queue_size,
+                                                  on_drop=self._dropped))
         try:
             self._drive(pipeline, on_result)
         finally:
@@ -195,9 +190,6 @@ class LiveJob(PipelineJob):
         with self._lock:
             self.stats[frame.source].dropped += 1
 
-    def _dropped_input(self, item: NetInput) -> None:
-        self._dropped(item.frame)
-
     def _on_event(self, event: SourceEvent) -> None:
         if event.kind in ("disconnected", "stalled", "gave_up"):
             self._outputs[event.source].end_segment()  # finished and renamed while the camera is away
@@ -205,10 +197,3 @@ class LiveJob(PipelineJob):
             with self._lock:
                 self.stats[event.source].reconnects += 1
 
-
-def _source_of(frame: Frame) -> str:
-    return frame.source
-
-
-def _source_of_input(item: NetInput) -> str:
-    return item.frame.source

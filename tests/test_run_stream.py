@@ -76,7 +76,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "workers negative": ([good, "--workers", "-1"], "--workers"),
         "unknown device": ([good, "--device", "tpu"], "tpu"),
         "even smoothing kernel": ([good, "--smooth-kernel", "24"], "--smooth-kernel"),
-        "unknown format": ([good, "--format", "jsonl", "csv"], "'csv'"),
+        "unknown format": ([good, "--format", "jsonl", "xml"], "'xml'"),
         "zero resize ratio": ([good, "--resize-out-ratio", "0"], "--resize-out-ratio"),
         "neuron without tensorflow-neuron": ([good, "--device", "neuron"], "tensorflow-neuron"),
     }

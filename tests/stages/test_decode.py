@@ -240,8 +240,8 @@ def test_close_from_another_thread_while_decoding(tiny_clip):
     source = VideoFileSource(tiny_clip(frames=10))
     convert = source._to_frame
 
-    def to_frame_then_close(av_frame):
-        frame = convert(av_frame)
+    def to_frame_then_close(*picture):
+        frame = convert(*picture)
         if frame.index == 2:  # the iterating thread is inside __next__ now
             closer = threading.Thread(target=source.close)
             closer.start()
