@@ -1,13 +1,22 @@
-"""End-to-end FPS against bare network FPS, measured in the same run.
+"""End-to-end FPS with and without the video, against bare network FPS, in the same run.
 
 On a 720p clip with people (made from scikit-image's photos unless a file is
 given), prints:
 - end-to-end FPS: file in, annotated video and keypoint log out;
+- end-to-end FPS keypoints only (``--no-video``: nothing drawn or encoded),
+  and its ratio to the run with the video (issue 12's target: at least 1.25x);
+- per run, each stage's busy time per frame (wall time inside the stage's
+  function, summed over its workers) and the process's CPU time per frame in
+  the steady state (which a machine loaded by others disturbs less than the
+  FPS), and the ratio of those CPU times;
 - bare network FPS of the same backend at the same resolution, batch 1,
-  timed on the clip's own resized frames;
-- their ratio (end-to-end / network).
+  timed on the clip's own resized frames, and end-to-end / network.
+
+The two kinds of run alternate, ``--repeat`` times each (default 2); the
+ratio is of their medians.
 
 Usage: .venv/bin/python bench/bench_pipeline.py [--clip FILE] [--seconds 6] [--workers N]
+       [--repeat 2]
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as run_stream.py does
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -30,7 +41,7 @@ from models.backend import BackendConfig, load_backend  # noqa: E402
 from models.devices import plan_devices  # noqa: E402
 from models.registry import get_model  # noqa: E402
 from stages.decode import open_source  # noqa: E402
-from stages.job import FileJob, JobConfig, resolve_graph  # noqa: E402
+from stages.job import FileJob, JobConfig, JobSummary, resolve_graph  # noqa: E402
 from stages.resize import Resizer, parse_resolution  # noqa: E402
 from stages.sample import make_sample_clip  # noqa: E402
 
@@ -54,6 +65,37 @@ def network_fps(config: JobConfig, clip: Path, frames: int = 40) -> float:
     return 1.0 / statistics.median(times)
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One end-to-end run of the clip."""
+
+    video: bool
+    summary: JobSummary
+    fps: float  # steady state: from the first result out to the last (model loading excluded)
+    cpu_per_frame: float  # process CPU seconds (every thread) per frame, steady state
+
+    def stages(self) -> str:
+        """Each stage's busy milliseconds per frame (summed over its workers)."""
+        stats = self.summary.statistics.stages if self.summary.statistics else ()
+        frames = max(1, self.summary.frames_written)
+        return "  ".join(f"{s.name} {1000 * s.busy_seconds / frames:.1f}" for s in stats)
+
+
+def end_to_end(clip: Path, outdir: Path, config: JobConfig) -> Run:
+    """Process ``clip`` into ``outdir`` once, as the command line does."""
+    stamps: list[tuple[float, float]] = []  # (wall, process CPU) as each result comes out
+    summary = FileJob(clip, outdir, config).run(
+        on_result=lambda _r: stamps.append((time.perf_counter(), _cpu_seconds())))
+    (wall0, cpu0), (wall1, cpu1) = stamps[0], stamps[-1]
+    frames = len(stamps) - 1
+    return Run(config.video, summary, frames / (wall1 - wall0), (cpu1 - cpu0) / frames)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", type=Path)
@@ -63,6 +105,7 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--precision", default="f32")
     ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each kind, alternating")
     args = ap.parse_args()
     config = JobConfig(resolution=parse_resolution(args.resolution), workers=args.workers,
                        backend=args.backend, precision=args.precision, preset=args.preset)
@@ -70,16 +113,31 @@ def main() -> None:
         clip = args.clip or make_sample_clip(Path(tmp) / "people720p.mp4", seconds=args.seconds,
                                              fps=Fraction(25), size=(1280, 720))
         net = network_fps(config, clip)
-        stamps: list[float] = []
-        summary = FileJob(clip, Path(tmp) / "out", config).run(
-            on_result=lambda _r: stamps.append(time.perf_counter()))
-    # steady state: from the first result out to the last (model loading excluded)
-    e2e = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        runs = []
+        for i in range(max(1, args.repeat)):
+            for video in (True, False):
+                run = end_to_end(clip, Path(tmp) / f"out-{i}-{video}",
+                                 dataclasses.replace(config, video=video))
+                runs.append(run)
+                print(f"run {i + 1} {'with video' if video else 'no video  '}: {run.fps:6.2f} FPS, "
+                      f"CPU {1000 * run.cpu_per_frame:5.1f} ms/frame; stage ms/frame: {run.stages()}",
+                      flush=True)
+    with_video = [r for r in runs if r.video]
+    without = [r for r in runs if not r.video]
+    e2e = statistics.median(r.fps for r in with_video)
+    e2e_nv = statistics.median(r.fps for r in without)
     plan = plan_devices(config.device, workers=config.workers, backend=config.backend)
-    print(f"clip: {clip.name if args.clip else '1280x720 sample'}, {summary.frames_written} frames, "
-          f"network {args.resolution}, backend {plan.backend} {args.precision}, workers {plan.workers}")
-    print(f"whole run FPS (incl. model load):  {summary.fps:6.2f}")
+    print(f"clip: {clip.name if args.clip else '1280x720 sample'}, "
+          f"{with_video[0].summary.frames_written} frames, network {args.resolution}, "
+          f"backend {plan.backend} {args.precision}, workers {plan.workers}")
+    print(f"whole run FPS (incl. model load):  {statistics.median(r.summary.fps for r in with_video):6.2f}")
     print(f"end-to-end FPS (steady state):     {e2e:6.2f}")
+    print(f"end-to-end FPS, --no-video:        {e2e_nv:6.2f}")
+    print(f"ratio --no-video / video:          {e2e_nv / e2e:6.3f}  (target >= 1.25)")
+    cpu = statistics.median(r.cpu_per_frame for r in with_video)
+    cpu_nv = statistics.median(r.cpu_per_frame for r in without)
+    print(f"CPU ms/frame, video / --no-video:  {1000 * cpu:6.1f} / {1000 * cpu_nv:.1f} "
+          f"(ratio {cpu / cpu_nv:.3f})")
     print(f"bare network FPS (batch 1):        {net:6.2f}")
     print(f"ratio end-to-end / network:        {e2e / net:6.3f}")
 

@@ -10,16 +10,21 @@ import numpy as np
 import pytest
 
 import stages.outputs
+from stages.batch import BatchJob
 from stages.decode import ImageFileSource, VideoFileSource
 from stages.errors import InputError
+from stages.formats import FORMATS as ALL_FORMATS
 from stages.frames import Result
-from stages.job import JobConfig
+from stages.inputs import expand_inputs
+from stages.job import FileJob, JobConfig
 from stages.manifest import output_settings, settings_serve
 from stages.outputs import FileOutputs
+from stages.sample import make_test_clip
 from tests.stages.test_outputs import _run
 from tests.stages.test_video_sink import make_clip_with_audio
 
 FORMATS = ("jsonl", "openpose", "coco")
+ONE_PERSON = dict(backend="tests.fakes:OnePersonBackend", resolution=(432, 368), workers=1)
 ZERO = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48), workers=2)
 
 
@@ -76,7 +81,7 @@ def test_an_image_without_video_gets_no_annotated_image(tmp_path, no_encoding):
     with ImageFileSource(photo) as source:
         _run(source, FileOutputs(tmp_path, photo, source.info, still=True,
                                  formats=["jsonl", "openpose"], video=False))
-    assert sorted(os.listdir(tmp_path)) == ["photo.jsonl", "photo.openpose", "photo.png"]
+    assert sorted(os.listdir(tmp_path)) == ["photo.jsonl", "photo.png", "photo_keypoints.json"]
     assert photo.read_bytes() == before
     with pytest.raises(InputError, match="would overwrite the input"):
         FileOutputs(tmp_path, photo, source.info, still=True, video=True)
@@ -146,3 +151,50 @@ def test_the_manifest_settings_say_whether_the_video_was_written():
     old = {k: v for k, v in with_video.items() if k != "video"}
     assert settings_serve(old, with_video) and settings_serve(old, without)
     assert not settings_serve(None, without)
+
+
+# -- whole runs (fake backend) -----------------------------------------------------
+
+def test_a_file_run_without_video_writes_the_same_keypoint_files(tmp_path, monkeypatch):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=8, size=(160, 120))
+    formats = ALL_FORMATS  # jsonl, openpose, coco and those added since
+    stats = {}
+    for video in (False, True):
+        if video:
+            monkeypatch.undo()
+        else:
+            _refuse_encoding(monkeypatch)
+        config = JobConfig(**ONE_PERSON, formats=formats, video=video)
+        summary = FileJob(clip, tmp_path / str(video), config).run()
+        assert summary.frames_written == 8 and not summary.interrupted
+        stats[video] = {s.name for s in summary.statistics.stages}
+    with_video, without = _tree_bytes(tmp_path / "True"), _tree_bytes(tmp_path / "False")
+    assert with_video.pop("clip.mp4")
+    assert set(without) == set(with_video) and without == with_video
+    assert any(b'"people":[{' in data for data in without.values())  # somebody was found
+    assert "render" in stats[True] and "render" not in stats[False]
+
+
+def test_a_batch_without_video_resumes_and_a_video_run_redoes_it(tmp_path):
+    data = tmp_path / "data"
+    (data / "b").mkdir(parents=True)
+    make_test_clip(data / "a.mp4", frames=6)
+    make_test_clip(data / "b" / "c.mov", frames=4)
+    image = data / "b" / "photo.png"
+    cv2.imwrite(str(image), np.full((48, 64, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    items = expand_inputs([str(data)])
+    no_video = JobConfig(**ZERO, video=False, formats=("jsonl", "coco"))
+    reports = BatchJob(items, out, no_video).run()
+    assert {r.status for r in reports.values()} == {"done"}
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "a.coco.json", "a.jsonl", "a.manifest.json", "b/c.coco.json", "b/c.jsonl",
+        "b/c.manifest.json", "b/photo.coco.json", "b/photo.jsonl", "b/photo.manifest.json"]
+    assert BatchJob(items, out, no_video).todo == 0
+    assert BatchJob(items, out, JobConfig(**ZERO, video=False, preset="slow",
+                                          formats=("jsonl", "coco"))).todo == 0
+    with_video = JobConfig(**ZERO, formats=("jsonl", "coco"))
+    assert BatchJob(items, out, with_video).todo == 3  # the videos are missing
+    BatchJob(items, out, with_video).run()
+    assert (out / "a.mp4").is_file() and (out / "b" / "photo.png").is_file()
+    assert BatchJob(items, out, no_video).todo == 0  # a set with the video serves too
