@@ -26,6 +26,12 @@ missing parts (``0, 0, 0``) and rounding are identical across formats.
     and adds six foot points. The folder is built under a hidden temporary
     name and put in place on close, so it never mixes frames of two runs.
 
+    An image input (``still=True``) is written as OpenPose writes a set of
+    images (``--image_dir``): one file ``<stem>_keypoints.json`` straight in
+    the output folder, no ``.openpose`` folder and no frame number, so a
+    folder of images gives one flat folder of ``*_keypoints.json`` files (in
+    a batch, mirrored like the other outputs).
+
 ``coco``
     One COCO keypoint-detection results array, ``<stem>.coco.json``::
 
@@ -109,13 +115,15 @@ class KeypointWriter(Protocol):
     def __exit__(self, *exc_info) -> None: ...
 
 
-def format_path(fmt: str, outdir: Path, stem: str) -> Path:
-    """Where format ``fmt`` writes the keypoints of input ``stem`` in ``outdir``.
+def format_path(fmt: str, outdir: Path, stem: str, *, still: bool = False) -> Path:
+    """Where format ``fmt`` writes the keypoints of input ``stem`` in ``outdir``
+    (``still``: the input is an image, see ``openpose`` in the module docstring).
 
     Raises:
         InputError: ``fmt`` is not one of ``FORMATS``.
     """
-    names = {"jsonl": f"{stem}.jsonl", "openpose": f"{stem}.openpose",
+    openpose = f"{stem}_keypoints.json" if still else f"{stem}.openpose"
+    names = {"jsonl": f"{stem}.jsonl", "openpose": openpose,
              "coco": f"{stem}.coco.json", "csv": f"{stem}.csv"}
     if fmt not in names:
         raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -123,7 +131,7 @@ def format_path(fmt: str, outdir: Path, stem: str) -> Path:
 
 
 def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *,
-                 wall_clock: bool = False) -> list[KeypointWriter]:
+                 wall_clock: bool = False, still: bool = False) -> list[KeypointWriter]:
     """Open one writer per format, in the order given.
 
     Args:
@@ -132,6 +140,8 @@ def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *
         stem: Base name of the outputs (the input's stem).
         wall_clock: JSON Lines records and CSV rows carry the capture time
             (live sources).
+        still: The input is an image: OpenPose writes one flat
+            ``<stem>_keypoints.json`` (``OpenPoseImageWriter``).
 
     Returns:
         Open writers; on failure the ones already opened are closed.
@@ -140,14 +150,15 @@ def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *
         InputError: An unknown format name.
         OutputError: A file or folder cannot be created.
     """
-    paths = {fmt: format_path(fmt, Path(outdir), stem) for fmt in dict.fromkeys(formats)}
+    paths = {fmt: format_path(fmt, Path(outdir), stem, still=still)
+             for fmt in dict.fromkeys(formats)}
     writers: list[KeypointWriter] = []
     try:
         for fmt, path in paths.items():
             if fmt == "jsonl":
                 writers.append(KeypointLog(path, wall_clock=wall_clock))
             elif fmt == "openpose":
-                writers.append(OpenPoseWriter(path, stem))
+                writers.append(OpenPoseImageWriter(path) if still else OpenPoseWriter(path, stem))
             elif fmt == "csv":
                 writers.append(CsvWriter(path, wall_clock=wall_clock))
             else:
@@ -249,6 +260,67 @@ class OpenPoseWriter:
         staged = self.finish()
         if staged is not None:
             commit_set([staged])
+
+
+class OpenPoseImageWriter:
+    """The OpenPose ``--write_json`` file of an image: one file, ``<stem>_keypoints.json``.
+
+    Attributes:
+        path: Final file.
+        frames_written: 0, or 1 once the image's frame was written.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        """Create the temporary file next to ``path``.
+
+        Raises:
+            OutputError: The file cannot be created.
+        """
+        self.path = Path(path)
+        self._out = AtomicTextFile(self.path)
+        self.frames_written = 0
+
+    def __enter__(self) -> OpenPoseImageWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def write(self, result: Result) -> None:
+        """Write the image's document.
+
+        Raises:
+            OutputError: A second frame, the writer is closed, or the write failed.
+        """
+        if self.frames_written:
+            raise OutputError(f"{self.path}: an image has one frame; got frame "
+                              f"{result.frame.index} too")
+        document = openpose_document(keypoint_record(result))
+        self._out.write(json.dumps(document, separators=(",", ":"), allow_nan=False))
+        self.frames_written = 1
+
+    @property
+    def tmp(self) -> Path:
+        """The partial file being written."""
+        return self._out.tmp
+
+    def finish(self) -> Staged | None:
+        """Close the file under its partial name and return it (None, and the file
+        removed, when nothing was written); idempotent.
+
+        Raises:
+            OutputError: Closing failed (the partial file stays).
+        """
+        return self._out.finish(keep=self.frames_written > 0)
+
+    def close(self) -> None:
+        """Close the file and rename it to ``path``; idempotent. With nothing
+        written the file is removed and ``path`` left as it was.
+
+        Raises:
+            OutputError: Closing or renaming failed.
+        """
+        self._out.close(keep=self.frames_written > 0)
 
 
 def openpose_document(record: dict) -> dict:

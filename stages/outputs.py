@@ -94,7 +94,7 @@ def output_paths(outdir: Path, input: Path, *, still: bool,
     """
     stem = stem or output_stem(input)
     media = (outdir / (input.name if still else f"{stem}.mp4"),) if video else ()
-    paths = (*media, *(format_path(f, outdir, stem) for f in dict.fromkeys(formats)))
+    paths = (*media, *(format_path(f, outdir, stem, still=still) for f in dict.fromkeys(formats)))
     for p in paths:
         if p.exists() and p.resolve() == Path(input).resolve():
             raise InputError(f"{input}: output {p} would overwrite the input; choose another -o OUTDIR")
@@ -185,7 +185,7 @@ class FileOutputs:
                               f"({exc.strerror})") from exc
         if self._clean:
             clean_dead_partials(self._outdir)
-        self._writers = make_writers(self._formats, self._outdir, self._stem)
+        self._writers = make_writers(self._formats, self._outdir, self._stem, still=self._still)
         if self._media is not None and not self._still:
             try:
                 self._video = VideoWriter(self._media, self._info, preset=self._preset,
