@@ -300,9 +300,9 @@ def batch_entries(items: Sequence, reports: dict) -> list[DatasetEntry]:
 
     Args:
         items: ``stages.inputs.BatchItem``s, in batch order.
-        reports: ``stages.batch.FileReport`` by item key (``status``,
-            ``outputs``); inputs not done or skipped (failed, interrupted) are
-            left out.
+        reports: By item key, ``stages.batch.FileReport``s or their
+            ``as_dict()`` (a cluster's): ``status`` and ``outputs`` are read;
+            inputs not done or skipped (failed, interrupted) are left out.
 
     Returns:
         Entries with each input's size probed from the file (as displayed);
@@ -313,7 +313,11 @@ def batch_entries(items: Sequence, reports: dict) -> list[DatasetEntry]:
     entries = []
     for item in items:
         report = reports.get(item.key)
-        if report is None or report.status not in ("done", "skipped"):
+        if isinstance(report, dict):
+            status, outputs = report.get("status"), report.get("outputs", ())
+        else:
+            status, outputs = getattr(report, "status", None), getattr(report, "outputs", ())
+        if status not in ("done", "skipped"):
             continue
         try:
             with open_source(item.path, name=item.key) as source:
@@ -322,7 +326,7 @@ def batch_entries(items: Sequence, reports: dict) -> list[DatasetEntry]:
             log.warning("%s: left out of the COCO dataset: %s", item.key, exc)
             continue
         entries.append(DatasetEntry(item.key, info.width, info.height,
-                                    tuple(Path(p) for p in report.outputs), still))
+                                    tuple(Path(p) for p in outputs), still))
     return entries
 
 

@@ -231,3 +231,38 @@ def test_batch_entries_take_completed_inputs_with_their_displayed_size(tmp_path)
     assert entries == [
         DatasetEntry("photo.png", 40, 30, (Path("out/photo.jsonl"),), still=True),
         DatasetEntry("v/clip.mp4", 96, 64, (Path("out/v/clip.mp4"), Path("out/v/clip.coco.json")))]
+
+
+def test_a_batch_and_its_resumed_run_give_the_same_dataset(tmp_path):
+    """Through BatchJob's real outputs: the skipped inputs of a resumed run count too."""
+    from stages.batch import BatchJob
+    from stages.job import JobConfig
+
+    data = tmp_path / "in"
+    (data / "sub").mkdir(parents=True)
+    make_test_clip(data / "walk.mp4", frames=4, size=(96, 64))
+    cv2.imwrite(str(data / "sub" / "photo.png"), np.full((64, 96, 3), 90, np.uint8))
+    config = JobConfig(backend="tests.fakes:OnePersonBackend", formats=("coco",))
+    out = tmp_path / "out"
+    items = expand_inputs([str(data)])
+    reports = BatchJob(items, out, config).run()
+    path = dataset_path(out)
+    first = write_batch_dataset(path, batch_entries(items, reports))
+    assert (first.images, first.annotations) == (5, 5)  # one person on every frame
+    coco = _quiet(COCO, str(path))
+    assert [(i["file_name"], i["frame_index"], i["width"], i["height"])
+            for i in coco.dataset["images"]] == (
+        [("sub/photo.png", 0, 96, 64)] + [("walk.mp4", f, 96, 64) for f in range(4)])
+    gt_results = [{k: a[k] for k in ("image_id", "category_id", "keypoints", "score")}
+                  for a in coco.dataset["annotations"]]
+    assert _evaluate(coco, gt_results) == pytest.approx(1.0)
+    before = json.loads(path.read_text())
+
+    again = BatchJob(items, out, config)
+    assert again.todo == 0
+    resumed = again.run()
+    assert {r.status for r in resumed.values()} == {"skipped"}
+    write_batch_dataset(path, batch_entries(items, {k: r.as_dict() for k, r in resumed.items()}))
+    after = json.loads(path.read_text())
+    before.pop("info"), after.pop("info")
+    assert after == before
