@@ -211,7 +211,7 @@ def _is_many(spec: str) -> bool:
 
 
 def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
-    from stages.console import BatchProgress, print_batch_table, write_summary_json
+    from stages.console import BatchProgress, batch_summary, print_batch_table, write_summary_json
     from stages.inputs import expand_inputs
 
     items = expand_inputs(paths, args.list)
@@ -222,20 +222,21 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
                                      on_file=progress.file_done)
         stop_signal = None
     else:
-        from stages.batch import BatchJob
+        from stages.batch import BatchJob, batch_progress
         job = BatchJob(items, args.outdir, config, lanes=args.files_in_flight, force=args.force)
-        with BatchProgress(job.todo) as progress:
+        with batch_progress(items, job.reports, config) as progress:
             result, stop_signal = _until_stopped(stop, job, on_result=progress.frame_done,
                                                  on_file=lambda r: progress.file_done(r.as_dict()))
         reports = {key: r.as_dict() for key, r in result.items()}
         if job.engine is not None:
             print(f"engine: {job.engine}")
     rows = sorted(reports.values(), key=lambda r: r["input"])
-    print_batch_table(rows)
-    write_summary_json(Path(args.outdir) / "batch-summary.json", {"files": rows})
+    summary = batch_summary(rows, progress.elapsed)
+    print_batch_table(rows, summary["totals"])
+    write_summary_json(Path(args.outdir) / "batch-summary.json", summary)
     print(f"summary: {Path(args.outdir) / 'batch-summary.json'}")
     if args.summary_json is not None:  # the same table where the user asked for it
-        write_summary_json(args.summary_json, {"files": rows})
+        write_summary_json(args.summary_json, summary)
     if stop_signal:
         return 128 + stop_signal
     return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK

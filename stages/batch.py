@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 from stages.builder import Sink, build_pipeline, file_outputs, open_file_source, plan_engine
 from stages.errors import OutputError, PosestreamError
@@ -27,20 +27,27 @@ from stages.inputs import BatchItem
 from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.manifest import completed, input_identity, output_settings, write_manifest
 from stages.atomic import clean_dead_partials
+from stages.console import BatchProgress
 from stages.outputs import FAILED, INTERRUPTED, manifest_path
+from stages.probe import expected_frames
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class FileReport:
-    """What happened to one input."""
+    """What happened to one input.
+
+    ``people`` and ``seconds`` are None for an input skipped as complete whose
+    manifest does not record them (written before they were recorded): its
+    people per frame and FPS are then unknown, not zero.
+    """
 
     input: str
-    status: str = "pending"  # done | skipped (already complete) | failed | interrupted
+    status: str = "pending"  # done | skipped (already complete) | failed | interrupted | pending
     frames: int = 0
-    people: int = 0
-    seconds: float = 0.0
+    people: int | None = 0
+    seconds: float | None = 0.0
     truncated: bool = False
     frames_lost: int = 0  # pictures of a damaged input that did not decode (skipped)
     error: str = ""
@@ -49,24 +56,42 @@ class FileReport:
     started: float = field(default=0.0, repr=False)
 
     @property
-    def fps(self) -> float:
+    def fps(self) -> float | None:
         """Frames per second of this file's wall time in the pipeline."""
+        if self.seconds is None:
+            return None
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     @property
-    def mean_people(self) -> float:
+    def mean_people(self) -> float | None:
         """Mean people per frame."""
+        if self.people is None:
+            return None
         return self.people / self.frames if self.frames else 0.0
 
     def as_dict(self) -> dict:
         """JSON-ready record."""
+        fps, mean_people = self.fps, self.mean_people
         record = {"input": self.input, "status": self.status, "frames": self.frames,
-                  "mean_people": round(self.mean_people, 3), "fps": round(self.fps, 2),
+                  "mean_people": None if mean_people is None else round(mean_people, 3),
+                  "fps": None if fps is None else round(fps, 2),
+                  "people": self.people,
+                  "seconds": None if self.seconds is None else round(self.seconds, 3),
                   "truncated": self.truncated, "frames_lost": self.frames_lost,
                   "error": self.error, "outputs": self.outputs}
         if self.engine is not None:
             record["engine"] = self.engine
         return record
+
+    def recall(self, manifest: dict) -> None:
+        """Fill in a skipped input's figures from its manifest (what it recorded)."""
+        self.frames = manifest["frames"]
+        self.engine = manifest.get("engine")
+        people, seconds = manifest.get("people"), manifest.get("seconds")
+        self.people = people if isinstance(people, int) else None
+        self.seconds = float(seconds) if isinstance(seconds, (int, float)) else None
+        self.truncated = bool(manifest.get("truncated", False))
+        self.frames_lost = int(manifest.get("frames_lost", 0) or 0)
 
 
 def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force: bool = False
@@ -86,11 +111,33 @@ def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force
             reports[item.key].status, reports[item.key].error = "failed", f"{item.path}: {exc.strerror}"
             continue
         if done is not None:
-            reports[item.key].status, reports[item.key].engine = "skipped", done.get("engine")
+            reports[item.key].status = "skipped"
+            reports[item.key].recall(done)
             reports[item.key].outputs = [str(manifest.parent / n) for n in done["outputs"]]
         else:
             todo.append(item)
     return todo, reports
+
+
+def batch_progress(items: list[BatchItem], reports: dict[str, FileReport], config: JobConfig, *,
+                   tty: bool | None = None, interval: float = 30.0,
+                   clock: Callable[[], float] = time.monotonic, stream: TextIO | None = None
+                   ) -> BatchProgress:
+    """The progress of a whole batch (``stages.console.BatchProgress``, which
+    explains the keywords): the frames each input should give (a settled
+    input's own count, else what its container declares, under the config's
+    stride and range), with the inputs ``plan_batch`` settled counted done at once."""
+    expected = {}
+    for item in items:
+        report = reports.get(item.key)
+        if report is not None and report.status != "pending":
+            expected[item.key] = report.frames
+        else:
+            expected[item.key] = expected_frames(item.path, frame_step=config.frame_step,
+                                                 start=config.start, end=config.end)
+    settled = [r.as_dict() for r in reports.values() if r.status != "pending"]
+    return BatchProgress(len(items), expected, settled=settled, tty=tty, interval=interval,
+                         clock=clock, stream=stream)
 
 
 class BatchJob(PipelineJob):
@@ -211,16 +258,18 @@ class BatchJob(PipelineJob):
         report = self.reports[key]
         report.engine = self.engine.as_dict()
         opened.outputs.complete()
+        report.seconds = time.monotonic() - report.started
         try:
             report.outputs = [str(p) for p in opened.outputs.close()]
             write_manifest(opened.outputs.manifest, opened.identity, output_settings(self.config),
-                           opened.outputs.written, report.frames, report.engine)
+                           opened.outputs.written, report.frames, report.engine, people=report.people,
+                           seconds=report.seconds, truncated=report.truncated,
+                           frames_lost=report.frames_lost)
         except OutputError as exc:
             report.outputs = [str(p) for p in opened.outputs.written]
             self._failed(report, str(exc))
             return
         report.status = "done"
-        report.seconds = time.monotonic() - report.started
         log.info("%s: done, %d frames", key, report.frames)
         if self._on_file is not None:
             self._on_file(report)

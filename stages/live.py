@@ -4,7 +4,10 @@ A ``LiveSource`` runs until closed: it connects with PyAV, yields ``Frame``s,
 and when the stream ends, stalls or cannot be opened it waits (exponential
 backoff) and connects again, for ever or until ``max_retries`` consecutive
 failures. Dropping frames a slow consumer cannot take is the job of the queue
-after it (``pipeline.channel.Policy.DROP_OLDEST``), not of the source.
+after it (``pipeline.channel.Policy.DROP_OLDEST``), not of the source; the
+source only drops frames beyond ``max_fps`` (``--max-fps``, see ``RateCap``),
+by their ``pts``, before they are converted to pixels, and counts them in
+``rate_dropped``.
 
 Behaviour worth knowing (PyAV 18 / FFmpeg 8, seen here):
 
@@ -28,8 +31,9 @@ Behaviour worth knowing (PyAV 18 / FFmpeg 8, seen here):
   is held to its own frame rate (``RealTimePacer``, like ``ffmpeg -re``) to
   stand in for a camera: downstream drops then mean a slow pipeline.
 
-Frames: ``index`` is gapless over the whole life of the source, across
-reconnects. ``pts`` is a clock in seconds that only goes forward
+Frames: ``index`` numbers every decoded picture over the whole life of the
+source, across reconnects; it is gapless unless ``max_fps`` drops pictures
+(their numbers are skipped, as the queue's drops skip them downstream). ``pts`` is a clock in seconds that only goes forward
 (``StreamClock``): 0 at the first frame ever, advancing with the stream's own
 timestamps within a connection, and at the start of a later connection set to
 the seconds elapsed since the first frame, so an outage shows as a gap.
@@ -60,6 +64,7 @@ from stages.credentials import display_name, mask_credentials
 from stages.decode import SourceInfo
 from stages.errors import InputError
 from stages.frames import Frame
+from stages.rate_cap import RateCap
 from stages.source import StoppableSource
 from stages.stream_url import STREAM_SCHEMES, validate_live_spec
 
@@ -260,13 +265,17 @@ class LiveSource(StoppableSource):
             the first connection delivers a picture.
         connection: Connections that delivered a picture so far.
         frames_read: Frames handed out so far.
+        max_fps: The rate cap in frames per second, or None.
+        rate_dropped: Pictures dropped because they came faster than
+            ``max_fps``.
         events: Recent ``SourceEvent``s, oldest first (the last 100).
     """
 
     def __init__(self, spec: str, *, name: str | None = None, transport: str = "tcp",
                  stall_timeout: float = 5.0, max_retries: int | None = None,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                 on_event: Callable[[SourceEvent], None] | None = None) -> None:
+                 on_event: Callable[[SourceEvent], None] | None = None,
+                 max_fps: float | None = None) -> None:
         """Check the settings; the first connection is made on the first ``next()``.
 
         Args:
@@ -287,6 +296,9 @@ class LiveSource(StoppableSource):
             backoff_max: Longest wait between attempts, in seconds.
             on_event: Called with each ``SourceEvent``, in the iterating
                 thread; what it raises propagates.
+            max_fps: Most frames per second handed out, by the frames'
+                ``pts``; pictures beyond it are dropped here (counted in
+                ``rate_dropped``). None for no cap.
 
         Raises:
             InputError: ``spec`` is not live, is a URL that ``validate_live_spec``
@@ -300,6 +312,13 @@ class LiveSource(StoppableSource):
         validate_live_spec(spec)
         _check_settings(self.masked_url, transport, stall_timeout, max_retries,
                         backoff_initial, backoff_max)
+        self.max_fps = max_fps
+        try:
+            self._cap = None if max_fps is None else RateCap(max_fps)
+        except ValueError as exc:
+            raise InputError(f"{self.masked_url}: --max-fps: {exc}") from None
+        self.rate_dropped = 0
+        self._pictures = 0
         self._spec = spec.strip()
         self.name = _checked_name(name) if name else _default_name(self._spec)
         self.transport = transport
@@ -385,7 +404,8 @@ class LiveSource(StoppableSource):
                         self._connected(stream, av_frame, failures)
                     frame = self._to_frame(av_frame, first=count == 0)
                     count += 1
-                    yield frame
+                    if frame is not None:
+                        yield frame
                     last_picture = time.monotonic()
                 if self._stop.is_set():
                     break
@@ -413,18 +433,23 @@ class LiveSource(StoppableSource):
         self._emit("connected", message, failures, 0.0, reconnected=self.connection > 1,
                    size_changed=size_changed)
 
-    def _to_frame(self, av_frame: av.VideoFrame, *, first: bool) -> Frame:
+    def _to_frame(self, av_frame: av.VideoFrame, *, first: bool) -> Frame | None:
+        """The picture as a Frame, or None when ``max_fps`` drops it."""
+        wall = time.time()
+        if first:
+            self._clock.start_connection(1.0 / float(self.info.rate))
+        pts = self._clock.stamp(_seconds(av_frame))
+        index, self._pictures = self._pictures, self._pictures + 1
+        if self._cap is not None and not self._cap.admit(pts):
+            self.rate_dropped += 1
+            return None
         image = av_frame.to_ndarray(format="bgr24")
         if self.info is not None and image.shape[:2] != (self.info.height, self.info.width):
             self.info = _resized(self.info, image.shape[1], image.shape[0])
             log.info("%s: picture size changed to %dx%d", self.name,
                      self.info.width, self.info.height)
-        if first:
-            self._clock.start_connection(1.0 / float(self.info.rate))
-        frame = Frame(source=self.name, index=self.frames_read,
-                      pts=self._clock.stamp(_seconds(av_frame)), image=image, wall=time.time())
         self.frames_read += 1
-        return frame
+        return Frame(source=self.name, index=index, pts=pts, image=image, wall=wall)
 
     def _emit(self, kind: EventKind, message: str, attempt: int, delay: float,
               **flags: bool) -> None:

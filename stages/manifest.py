@@ -73,15 +73,24 @@ def settings_serve(recorded: dict, wanted: dict) -> bool:
 
 
 def write_manifest(path: Path, identity: dict, settings: dict, outputs: tuple[Path, ...],
-                   frames: int, engine: dict | None = None) -> None:
+                   frames: int, engine: dict | None = None, *, people: int | None = None,
+                   seconds: float | None = None, truncated: bool = False, frames_lost: int = 0
+                   ) -> None:
     """Record a completed input at ``path`` (call after its outputs are in place;
     ``stages.outputs.manifest_path`` names it).
 
-    ``engine`` (what ran the network) is kept for the record; it does not
-    decide whether the input is complete.
+    ``engine`` (what ran the network), ``people`` (found over all frames),
+    ``seconds`` (its processing time), ``truncated`` and ``frames_lost`` are
+    kept for the record, so a later run that skips the input can still report
+    them; they do not decide whether the input is complete.
     """
     data = {"input": identity, "settings": settings, "frames": frames,
-            "outputs": [p.name for p in outputs], "engine": engine}
+            "outputs": [p.name for p in outputs], "engine": engine,
+            "truncated": truncated, "frames_lost": frames_lost}
+    if people is not None:
+        data["people"] = people
+    if seconds is not None:
+        data["seconds"] = round(seconds, 3)
     tmp = partial_path(path)
     try:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
