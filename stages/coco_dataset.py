@@ -70,7 +70,7 @@ from pathlib import Path
 
 from stages.atomic import AtomicTextFile
 from stages.errors import InputError, OutputError, PosestreamError
-from stages.formats import COCO_PARTS, COCO_PERSON, coco_records
+from stages.formats import COCO_PARTS, COCO_PERSON, coco_records, format_path
 
 log = logging.getLogger(__name__)
 
@@ -277,20 +277,24 @@ class DatasetEntry:
     still: bool = False
 
 
-def dataset_path(outdir: Path, taken: Iterable[Path] = ()) -> Path:
+def dataset_path(outdir: Path, items: Iterable = ()) -> Path:
     """Where a batch's dataset goes: ``outdir/keypoints.coco.json``, unless an
-    input's own output has that name (an input ``keypoints.mp4`` at the batch
-    root): then ``outdir/keypoints.dataset.coco.json`` (a number added if that
-    is taken too), so the two never overwrite each other.
+    input's own COCO results have that name (an input ``keypoints.mp4`` at the
+    batch's root): then ``outdir/keypoints.dataset.coco.json`` (``-1``, ``-2``
+    ... added while taken too), so the two never overwrite each other.
 
     Args:
         outdir: The batch's output root.
-        taken: The outputs the batch's inputs write (any folder).
+        items: The batch's inputs (``stages.inputs.BatchItem``).
     """
-    taken = {Path(p) for p in taken}
-    path, n = Path(outdir) / DATASET_NAME, 0
+    from stages.outputs import output_stem
+
+    outdir = Path(outdir)
+    taken = {format_path("coco", outdir / item.rel.parent, output_stem(item.path))
+             for item in items if item.rel.parent == Path(".")}
+    path, n = outdir / DATASET_NAME, 0
     while path in taken:
-        path = Path(outdir) / f"keypoints.dataset{f'-{n}' if n else ''}.coco.json"
+        path = outdir / f"keypoints.dataset{f'-{n}' if n else ''}.coco.json"
         n += 1
     return path
 
@@ -354,6 +358,28 @@ def write_batch_dataset(path: str | os.PathLike, entries: Iterable[DatasetEntry]
                 log.warning("%s: left out of the COCO dataset: %s", entry.file_name, exc)
     log.info("%s: %d images, %d people", dataset.path, dataset.images, dataset.annotations)
     return dataset
+
+
+def write_for_batch(outdir: str | os.PathLike, items: Sequence, reports: dict) -> CocoDataset:
+    """The end of a batch with ``--format coco``: its dataset, in one call.
+
+    ``dataset_path`` + ``batch_entries`` + ``write_batch_dataset``; call it
+    when the batch ran to its end (not after a stop: the previous dataset
+    then stays, as the inputs in flight keep their previous outputs).
+
+    Args:
+        outdir: The batch's output root.
+        items: The batch's inputs, in order.
+        reports: By item key, ``FileReport``s or their ``as_dict()``.
+
+    Returns:
+        The closed dataset; ``path`` says where it went.
+
+    Raises:
+        OutputError: It cannot be written (a previous one stays).
+    """
+    path = dataset_path(Path(outdir), items)
+    return write_batch_dataset(path, batch_entries(items, reports))
 
 
 def read_back(entry: DatasetEntry) -> Iterator[dict]:

@@ -15,7 +15,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from stages.coco_dataset import (COCO_KEYPOINT_NAMES, COCO_SKELETON, CocoDataset, DatasetEntry,
-                                 batch_entries, dataset_path, write_batch_dataset)
+                                 batch_entries, dataset_path, write_batch_dataset,
+                                 write_for_batch)
 from stages.formats import COCO_PARTS, make_writers
 from stages.frames import Frame, Result
 from stages.inputs import expand_inputs
@@ -203,13 +204,16 @@ def test_the_dataset_appears_whole_on_close_and_a_failed_build_keeps_the_previou
 
 
 def test_dataset_path_never_takes_an_inputs_own_output(tmp_path):
-    assert dataset_path(tmp_path) == tmp_path / "keypoints.coco.json"
-    taken = [tmp_path / "keypoints.coco.json", tmp_path / "keypoints.jsonl"]
-    assert dataset_path(tmp_path, taken) == tmp_path / "keypoints.dataset.coco.json"
-    taken.append(tmp_path / "keypoints.dataset.coco.json")
-    assert dataset_path(tmp_path, taken) == tmp_path / "keypoints.dataset-1.coco.json"
-    assert dataset_path(tmp_path, [tmp_path / "sub" / "keypoints.coco.json"]) == (
-        tmp_path / "keypoints.coco.json")
+    data = tmp_path / "in"
+    (data / "sub").mkdir(parents=True)
+    for name in ("sub/keypoints.mp4", "clip.mp4"):
+        make_test_clip(data / name, frames=1)
+    out = tmp_path / "out"
+    assert dataset_path(out, expand_inputs([str(data)])) == out / "keypoints.coco.json"
+    make_test_clip(data / "keypoints.mp4", frames=1)  # its own keypoints.coco.json
+    assert dataset_path(out, expand_inputs([str(data)])) == out / "keypoints.dataset.coco.json"
+    make_test_clip(data / "keypoints.dataset.mov", frames=1)
+    assert dataset_path(out, expand_inputs([str(data)])) == out / "keypoints.dataset-1.coco.json"
 
 
 class _Report:
@@ -262,7 +266,7 @@ def test_a_batch_and_its_resumed_run_give_the_same_dataset(tmp_path):
     assert again.todo == 0
     resumed = again.run()
     assert {r.status for r in resumed.values()} == {"skipped"}
-    write_batch_dataset(path, batch_entries(items, {k: r.as_dict() for k, r in resumed.items()}))
+    assert write_for_batch(out, items, {k: r.as_dict() for k, r in resumed.items()}).path == path
     after = json.loads(path.read_text())
     before.pop("info"), after.pop("info")
     assert after == before
