@@ -356,6 +356,9 @@ def write_batch_dataset(path: str | os.PathLike, entries: Iterable[DatasetEntry]
                 dataset.add(entry.file_name, entry.width, entry.height, read_back(entry))
             except InputError as exc:
                 log.warning("%s: left out of the COCO dataset: %s", entry.file_name, exc)
+            except (LookupError, TypeError, ValueError) as exc:  # JSON, but not our records
+                log.warning("%s: left out of the COCO dataset: its keypoint file is not one "
+                            "posestream wrote (%s: %s)", entry.file_name, type(exc).__name__, exc)
     log.info("%s: %d images, %d people", dataset.path, dataset.images, dataset.annotations)
     return dataset
 

@@ -168,8 +168,11 @@ def test_an_input_that_cannot_be_read_back_is_left_out_whole(tmp_path, caplog):
     lines = bad[0].read_text().splitlines()
     lines[4] = "{not json"
     bad[0].write_text("\n".join(lines) + "\n")
+    alien = out / "alien.jsonl"
+    alien.write_text('{"frame": 0, "people": []}\n{"frame": 1, "people": [{"score": 1}]}\n')
     path = out / "keypoints.coco.json"
     dataset = write_batch_dataset(path, [DatasetEntry("bad.mp4", 64, 48, bad),
+                                         DatasetEntry("alien.mp4", 64, 48, (alien,)),
                                          DatasetEntry("gone.mp4", 64, 48, (out / "gone.jsonl",)),
                                          DatasetEntry("none.mp4", 64, 48, ()),
                                          DatasetEntry("good.mp4", 64, 48, good)])
@@ -179,7 +182,7 @@ def test_an_input_that_cannot_be_read_back_is_left_out_whole(tmp_path, caplog):
     assert sorted(coco.getImgIds()) == list(range(1, 7))  # ids still gapless
     assert sorted(coco.getAnnIds()) == list(range(1, 7))
     assert {a["image_id"] for a in coco.dataset["annotations"]} <= set(coco.getImgIds())
-    for name in ("bad.mp4", "gone.mp4", "none.mp4"):
+    for name in ("bad.mp4", "alien.mp4", "gone.mp4", "none.mp4"):
         assert f"{name}: left out of the COCO dataset" in caplog.text
 
 
