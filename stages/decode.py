@@ -17,7 +17,7 @@ Behaviour worth knowing:
   it can (``frames_concealed`` counts pictures decoded with such repairs).
   Once the file is read to its end, ``frames_lost`` tells how many of its
   pictures (one per video packet) did not come out. ``Frame.index`` stays
-  gapless and ``Frame.pts`` is each decoded picture's own pts, so a lost
+  gapless (unless a stride or range is selected) and ``Frame.pts`` is each decoded picture's own pts, so a lost
   picture leaves a gap in time, not in index. The first frame is decoded at
   open, so a file with no decodable picture at all is an ``InputError``.
 * Truncated files (cut short at the end): decoding stops at a demux error or
@@ -33,6 +33,29 @@ Behaviour worth knowing:
   applied to every picture, as FFmpeg's ``-autorotate`` does:
   ``info.width``/``info.height`` are the displayed size and frames are
   upright; see ``stages.orientation``.
+* Stride and range (``frame_step``, ``start``, ``end``; see ``Selection``):
+  the source yields every Nth decoded picture of ``[start, end)``, counting
+  from the range's first picture. ``start``/``end`` are seconds from the
+  file's start time (the container's, as ``ffmpeg -ss`` counts), compared
+  with each picture's own pts. Every Frame keeps the original's numbers:
+  ``index`` is the picture's decode index in the whole file and ``pts`` its
+  own, so indexes have gaps. A file with timestamps is seeked (PyAV, on the
+  video stream, backward to the key frame before ``start``), then decoded and
+  discarded up to ``start``; a seek that lands after ``start`` is retried
+  further back. The index of the picture landed on comes from its pts when
+  the stream is CFR (``frame_grid``: an mp4/mov whose declared frame count
+  is its duration times its rate, the pts on that grid), else from counting
+  the packets before it, read from the file's start without decoding
+  (``pictures_before``: VFR, and Matroska/WebM, which declare no frame
+  count). After a seek the index counts every picture of the file before it,
+  the undecodable ones of a damaged file too. A file without timestamps (raw
+  H.264) is decoded from its start. Reading stops at the first picture at or
+  after ``end``: the rest of the file is not read, and it is neither lost nor
+  truncated (``frames_lost`` is then the rejected packets of what was read).
+  A range that holds no picture is an ``InputError`` at open.
+  ``info.frames`` is the number of frames that will be yielded, when known
+  (a declared frame count; for a range also a CFR grid), and
+  ``info.duration`` the span they cover.
 * Stopping: ``close()`` may be called from any thread. A source being
   iterated elsewhere stops at the next frame boundary and releases the file
   in the iterating thread; otherwise it is released at once.
@@ -83,8 +106,11 @@ class SourceInfo:
         rate: Frame rate: the container's average rate, else the guessed
             rate, else 25 (a hint only; timestamps are the truth).
         time_base: Exact stream time base.
-        frames: Frame count the container declares, or None if unknown.
-        duration: Stream duration in seconds, or None if unknown.
+        frames: Frames the source will yield: the count the container
+            declares (for a stride or range, the frames selected), or None if
+            unknown.
+        duration: Seconds the yielded frames span: the stream's duration
+            (for a range, the range's), or None if unknown.
         codec: Codec name (e.g. ``"h264"``, ``"png"``).
         rotation: Counter-clockwise degrees (0, 90, 180, 270) the coded
             pictures are turned by for display; frames come out turned.

@@ -20,7 +20,8 @@ class Frame:
 
     Attributes:
         source: Id of the source that produced it.
-        index: Gapless decode order within the source, from 0.
+        index: Decode order within the source, from 0; gapless unless a
+            stride, range or rate cap leaves pictures out (they keep their numbers).
         pts: Presentation time in seconds (stream time).
         time_base: Exact time base of the source stream as (num, den), or None.
         pts_ticks: Presentation time in ``time_base`` units, or None.
