@@ -1,7 +1,9 @@
 """The small manifest beside a batch input's outputs, which makes batches resumable.
 
 It records the input's identity (size, mtime and a hash of its first and last
-MiB), the settings that shape the outputs, the outputs and the frames written.
+MiB), the settings that shape the outputs, the outputs and the frames written,
+and, for the batch's report when the input is later skipped, the people found,
+the processing time and whether the input was truncated or damaged.
 It is removed before a new set of outputs is put in place and written only
 after the whole set is (``stages.outputs``), so an input whose manifest
 matches, and whose outputs hold every frame it says, was completed with the

@@ -44,7 +44,8 @@ def _summary(out):
     return json.loads((out / "batch-summary.json").read_text())
 
 
-def test_a_resumed_batch_keeps_each_files_figures_from_its_manifest_and_totals_add_up(clips, tmp_path, capsys):
+def test_a_resumed_batch_keeps_each_files_figures_from_its_manifest_and_totals_add_up(
+        clips, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_stream.main([str(clips), "-o", str(out), *ONE_PERSON]) == 0
     first = _summary(out)
@@ -107,7 +108,8 @@ def test_totals_count_every_status_and_the_frames_this_run_processed():
                                                     "people": None}], 1.0)
 
 
-def test_progress_totals_come_from_the_declared_frame_counts_and_skipped_files_are_done_at_once(clips, tmp_path):
+def test_progress_totals_come_from_declared_frame_counts_and_skipped_files_are_done_at_once(
+        clips, tmp_path):
     out = tmp_path / "out"
     BatchJob(expand_inputs([str(clips / "b.mp4")]), out, FAKE).run()  # b is done before the batch
     items = expand_inputs([str(clips)])
