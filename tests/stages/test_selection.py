@@ -27,18 +27,22 @@ CODECS = {".mp4": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 
 def make_clip(path, *, frames: int = 100, first_pts: int = 35, gop: int = 10,
               pts: list[int] | None = None, time_base: Fraction = Fraction(1, 25),
-              size: tuple[int, int] = (32, 32)):
+              size: tuple[int, int] = (32, 32), open_gop: bool = False):
     """A clip of ``frames`` flat colour frames at 25 fps, a key frame every ``gop``.
 
     The default first pts (35 ticks of 1/25 s) is 1.4 s: a file that does not
-    start at 0. libx264 uses B-frames, so pts and decode order differ.
+    start at 0. libx264 uses B-frames, so pts and decode order differ; with
+    ``open_gop`` the B-frames before a key frame refer to the GOP before it.
     """
     fmt = "mp4" if path.suffix == ".mp4" else ""
     ticks = pts if pts is not None else [first_pts + i * round(1 / (25 * time_base))
                                          for i in range(frames)]
     options = muxer_options(fmt, time_base, faststart=True) if fmt else {}
     with av.open(os.fspath(path), "w", options=options) as container:
-        stream = container.add_stream(CODECS[path.suffix], rate=25, options={"g": str(gop)})
+        codec_options = {"g": str(gop)}
+        if open_gop:
+            codec_options["x264-params"] = "open-gop=1:bframes=3:scenecut=0"
+        stream = container.add_stream(CODECS[path.suffix], rate=25, options=codec_options)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.time_base = stream.codec_context.time_base = time_base
@@ -230,3 +234,66 @@ def test_a_range_before_the_cut_of_a_truncated_file_is_complete(tmp_path):
     assert len(frames) == 25 and source.truncated is False and source.frames_lost == 0
     source, frames = read_all(cut, start=1)  # reaches the cut: still truncated
     assert 25 < len(frames) < 175 and source.truncated is True
+
+
+# --- against decoding everything ---------------------------------------------------
+
+CASES = [dict(frame_step=s, start=a, end=b) for s, a, b in [
+    (1, 0.0, None), (2, None, 0.4), (3, 0.96, 1.0), (1, 1.0, 1.04), (5, 0.5, None), (7, 2.37, 3.91),
+    (2, 3.95, None), (1, 0.01, 0.05), (4, 1.99, 2.01), (3, None, None), (1, 3.3, 4.6),
+]]
+
+
+@pytest.mark.parametrize("suffix, open_gop", [(".mp4", False), (".mkv", False), (".webm", False),
+                                              (".mp4", True), (".mkv", True)])
+def test_every_selection_is_the_filtered_full_decode(tmp_path, suffix, open_gop):
+    clip = make_clip(tmp_path / f"c{suffix}", gop=12, open_gop=open_gop)
+    with open_source(clip) as source:
+        everything = list(source)
+    tb = source.info.time_base
+    origin = Fraction(everything[0].pts_ticks) * tb  # the file starts at its first frame
+
+    def expected(frame_step, start, end):
+        times = [(f, Fraction(f.pts_ticks) * tb - origin) for f in everything]
+        return [f for f, t in times if (start is None or t >= Fraction(repr(start)))
+                and (end is None or t < Fraction(repr(end)))][::frame_step]
+
+    for case in CASES:
+        with open_source(clip, **case) as source:
+            got = list(source)
+        want = expected(**case)
+        assert [(f.index, f.pts_ticks) for f in got] == [(f.index, f.pts_ticks) for f in want], case
+        assert source.truncated is False and source.frames_lost == 0, case
+        assert_original_pictures(got)
+
+
+class LateSeeks:
+    """A container whose first seek lands ``late`` ticks after the offset asked for,
+    as a container that indexes key frames by dts can."""
+
+    def __init__(self, container, late: int) -> None:
+        self._container, self._late, self.seeks = container, late, []
+
+    def seek(self, offset, **kwargs):
+        self.seeks.append(offset)
+        late = self._late if len(self.seeks) == 1 else 0
+        return self._container.seek(offset + late, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+def test_a_seek_that_lands_after_the_start_is_retried_further_back(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "c.mp4", frames=200, first_pts=0)
+    containers = []
+    real_open = decode._open_container
+
+    def open_late(path):
+        containers.append(LateSeeks(real_open(path), late=2 * 12800))  # 2 s in ticks of 1/12800
+        return containers[-1]
+
+    monkeypatch.setattr(decode, "_open_container", open_late)
+    source, frames = read_all(clip, start=4.0, end=4.2)
+    assert [f.index for f in frames] == [100, 101, 102, 103, 104]
+    assert_original_pictures(frames)
+    assert len(containers[0].seeks) == 2 and containers[0].seeks[1] < containers[0].seeks[0]
