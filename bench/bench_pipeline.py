@@ -122,22 +122,27 @@ def main() -> None:
                 print(f"run {i + 1} {'with video' if video else 'no video  '}: {run.fps:6.2f} FPS, "
                       f"CPU {1000 * run.cpu_per_frame:5.1f} ms/frame; stage ms/frame: {run.stages()}",
                       flush=True)
+    plan = plan_devices(config.device, workers=config.workers, backend=config.backend)
+    print(f"clip: {clip.name if args.clip else '1280x720 sample'}, "
+          f"{runs[0].summary.frames_written} frames, network {args.resolution}, "
+          f"backend {plan.backend} {args.precision}, workers {plan.workers}")
+    report(runs, net)
+
+
+def report(runs: list[Run], net: float) -> None:
+    """Print the medians of the runs of each kind and their ratios."""
     with_video = [r for r in runs if r.video]
     without = [r for r in runs if not r.video]
     e2e = statistics.median(r.fps for r in with_video)
     e2e_nv = statistics.median(r.fps for r in without)
-    plan = plan_devices(config.device, workers=config.workers, backend=config.backend)
-    print(f"clip: {clip.name if args.clip else '1280x720 sample'}, "
-          f"{with_video[0].summary.frames_written} frames, network {args.resolution}, "
-          f"backend {plan.backend} {args.precision}, workers {plan.workers}")
+    cpu = statistics.median(r.cpu_per_frame for r in with_video)
+    cpu_nv = statistics.median(r.cpu_per_frame for r in without)
     print(f"whole run FPS (incl. model load):  {statistics.median(r.summary.fps for r in with_video):6.2f}")
     print(f"end-to-end FPS (steady state):     {e2e:6.2f}")
     print(f"end-to-end FPS, --no-video:        {e2e_nv:6.2f}")
     print(f"ratio --no-video / video:          {e2e_nv / e2e:6.3f}  (target >= 1.25)")
-    cpu = statistics.median(r.cpu_per_frame for r in with_video)
-    cpu_nv = statistics.median(r.cpu_per_frame for r in without)
     print(f"CPU ms/frame, video / --no-video:  {1000 * cpu:6.1f} / {1000 * cpu_nv:.1f} "
-          f"(ratio {cpu / cpu_nv:.3f})")
+          f"(ratio {cpu / cpu_nv:.3f}; the video's share of the CPU {1 - cpu_nv / cpu:.0%})")
     print(f"bare network FPS (batch 1):        {net:6.2f}")
     print(f"ratio end-to-end / network:        {e2e / net:6.3f}")
 
