@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+import run_stream
 import stages.outputs
 from stages.batch import BatchJob
 from stages.decode import ImageFileSource, VideoFileSource
@@ -198,3 +199,15 @@ def test_a_batch_without_video_resumes_and_a_video_run_redoes_it(tmp_path):
     BatchJob(items, out, with_video).run()
     assert (out / "a.mp4").is_file() and (out / "b" / "photo.png").is_file()
     assert BatchJob(items, out, no_video).todo == 0  # a set with the video serves too
+
+
+def test_the_command_line_without_video(tmp_path, capsys):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=5)
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((48, 64, 3), 90, np.uint8))
+    fake = ["--backend", "tests.fakes:ZeroBackend", "--resolution", "64x48", "--no-video"]
+    assert run_stream.main([str(clip), "-o", str(tmp_path / "one"), *fake]) == 0
+    assert sorted(os.listdir(tmp_path / "one")) == ["clip.jsonl"]
+    assert run_stream.main([str(photo), "-o", str(tmp_path / "img"), *fake,
+                            "--format", "jsonl", "coco"]) == 0
+    assert sorted(os.listdir(tmp_path / "img")) == ["photo.coco.json", "photo.jsonl"]
