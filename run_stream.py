@@ -235,7 +235,10 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
     if args.summary_json is not None:  # the same table where the user asked for it
         write_summary_json(args.summary_json, summary)
     if stop_signal:
-        return 128 + stop_signal
+        return 128 + stop_signal  # a stopped batch leaves the previous dataset as it was
+    if "coco" in config.formats:
+        from stages.coco_dataset import write_for_batch
+        print(f"coco dataset: {write_for_batch(args.outdir, items, reports).path}")
     return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK
 
 
