@@ -361,3 +361,38 @@ def test_after_sigkill_finished_keypoint_segments_parse(tmp_path):
     assert frames == list(range(len(frames)))
     for partial in folder.glob(".*.csv.partial-*"):  # flushed frame by frame: the header at least
         assert partial.read_text().startswith("source,frame,pts,wall,id,score,nose_x,")
+
+
+def test_live_job_writes_the_chosen_formats_per_segment_without_video(tmp_path):
+    """The live job passes --format and --no-video to its segments (a lavfi camera)."""
+    import pandas as pd
+
+    from stages.job import JobConfig
+    from stages.live_job import LiveJob
+
+    job = LiveJob([("lavfi:testsrc2=size=160x120:rate=25", "cam")], tmp_path / "out",
+                  JobConfig(backend="tests.fakes:OnePersonBackend", video=False,
+                            formats=("jsonl", "csv", "openpose")))
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(stats=job.run()), daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while job.stats["cam"].frames < 10:
+            assert time.monotonic() < deadline and runner.is_alive(), "no frames"
+            time.sleep(0.02)  # polling a counter the job keeps; bounded by the deadline
+    finally:
+        job.cancel()
+        runner.join(30)
+    assert not runner.is_alive() and "stats" in outcome
+    folder = tmp_path / "out" / "cam"
+    [base] = _bases(folder, ".jsonl")
+    assert sorted(p.name for p in folder.iterdir()) == [f"{base}.csv", f"{base}.jsonl",
+                                                         f"{base}.openpose"]
+    records = read_keypoint_log(folder / f"{base}.jsonl")
+    assert len(records) == job.stats["cam"].frames >= 10
+    table = pd.read_csv(folder / f"{base}.csv")
+    assert table["frame"].tolist() == [r["frame"] for r in records]  # one person a frame
+    assert table["wall"].tolist() == [r["wall"] for r in records]
+    assert (table["source"] == "cam").all() and (table["id"] == 1).all()
+    assert len(os.listdir(folder / f"{base}.openpose")) == len(records)
