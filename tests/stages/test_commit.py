@@ -278,7 +278,9 @@ def test_a_full_disk_in_a_batch_fails_that_file_and_the_batch_ends_with_its_tabl
     assert "No space left" in rows["b.mp4"]["error"]
     assert len(read_keypoint_log(out / "a.jsonl")) == 45 and (out / "a.manifest.json").is_file()
     assert sorted(os.listdir(out)) == ["a.coco.json", "a.jsonl", "a.manifest.json", "a.mp4",
-                                       "a.openpose", "batch-summary.json"]
+                                       "a.openpose", "batch-summary.json", "keypoints.coco.json"]
+    dataset = json.loads((out / "keypoints.coco.json").read_text())  # the completed input only
+    assert {image["file_name"] for image in dataset["images"]} == {"a.mp4"}
 
 
 # -- item 8: what a killed run leaves ---------------------------------------------
