@@ -14,7 +14,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-EXIT_OK, EXIT_ERROR = 0, 1  # argparse exits 2 on usage errors
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2  # argparse exits 2 on usage errors too
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,18 +123,23 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)  # also when a host program set up logging first
     from stages.credentials import CredentialFilter
     for handler in logging.getLogger().handlers:
         handler.addFilter(CredentialFilter())  # no user:pass@ in any log line, whoever logs it
     from pipeline.signals import StopOnSignals
+    from stages.errors import UsageError
 
     stop = StopOnSignals()  # every run ends within 2 s of SIGINT/SIGTERM
     try:
         with stop:
-            return _run(args, stop)
+            return _run(args, stop, parser)
     except KeyboardInterrupt:
         print("posestream: interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:  # an option that means nothing in this mode
+        print(f"posestream: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # one clear line for the user; tracebacks with --debug
         if stop.received is not None:  # e.g. an open cut short by the signal
             print(f"posestream: interrupted by {signal.Signals(stop.received).name}", file=sys.stderr)
@@ -145,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def _run(args: argparse.Namespace, stop) -> int:
+def _run(args: argparse.Namespace, stop, parser: argparse.ArgumentParser) -> int:
     from stages.errors import InputError
     from stages.live import is_live
+
+    from stages.modes import BATCH, FILE, IMAGE, LIVE, check_options
 
     config = _job_config(args)
     _check_run_options(args)
@@ -156,13 +163,25 @@ def _run(args: argparse.Namespace, stop) -> int:
     live = [spec for spec, _ in specs if is_live(spec)]
     if live and len(live) != len(specs):
         raise InputError("live sources and files cannot be mixed in one run")
-    if live:
-        return _run_live(args, stop, config, specs)
     paths = [spec for spec, _ in specs]
-    if args.list or args.cluster or len(paths) > 1 or any(_is_many(p) for p in paths):
+    if live:
+        mode = LIVE
+    elif args.list or args.cluster or len(paths) > 1 or any(_is_many(p) for p in paths):
+        mode = BATCH
+    else:
+        mode = IMAGE if paths and _is_image(paths[0]) else FILE
+    check_options(args, parser, mode)  # a config file's keys are defaults for every mode
+    if mode == LIVE:
+        return _run_live(args, stop, config, specs)
+    if mode == BATCH:
         return _run_batch(args, stop, config, paths)
     source = Path(paths[0]) if paths else _make_sample(args.outdir)
     return _run_file(args, stop, config, source)
+
+
+def _is_image(spec: str) -> bool:
+    from stages.decode import IMAGE_EXTENSIONS
+    return Path(spec).suffix.lower() in IMAGE_EXTENSIONS
 
 
 MAX_FILES_IN_FLIGHT = 32  # each file in flight has its own decoder threads and queues
@@ -176,8 +195,6 @@ def _check_run_options(args: argparse.Namespace) -> None:
         raise InputError(f"--files-in-flight {args.files_in_flight}: must be 1 to {MAX_FILES_IN_FLIGHT}")
     if args.summary_json is not None:
         _check_writable(args.summary_json, "--summary-json")
-    if args.max_fps is not None:  # the live sources take it; the live job does not pass it on yet
-        raise InputError("--max-fps: not yet supported")
 
 
 def _check_writable(path: Path, option: str) -> None:
@@ -221,7 +238,8 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
     else:
         from stages.batch import BatchJob, batch_progress
         job = BatchJob(items, args.outdir, config, lanes=args.files_in_flight, force=args.force)
-        with batch_progress(items, job.reports, config) as progress:
+        with batch_progress(items, job.reports, config) as progress, _preview(args) as preview:
+            job.preview = preview.publish if preview else None
             result, stop_signal = _until_stopped(stop, job, on_result=progress.frame_done,
                                                  on_file=lambda r: progress.file_done(r.as_dict()))
         reports = {key: r.as_dict() for key, r in result.items()}

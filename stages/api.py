@@ -66,7 +66,7 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
 def live_source_options(config: JobConfig, live: LiveConfig) -> dict:
     """``LiveSource`` keywords from the run's settings."""
     return {"transport": live.transport, "stall_timeout": live.stall_timeout,
-            "max_retries": live.max_retries}
+            "max_retries": live.max_retries, "max_fps": config.max_fps}
 
 
 def run(input: str | Path, outdir: str | Path = "out", *, config: JobConfig | None = None) -> JobSummary:

@@ -202,7 +202,7 @@ class BatchJob(PipelineJob):
     def _frames_of(self, item: BatchItem):
         report = self.reports[item.key]
         try:
-            source = open_file_source(item.path, self.config, name=item.key)
+            source = open_file_source(item.path, self.config, name=item.key, batch=True)
         except PosestreamError as exc:
             self._failed(report, str(exc))
             return

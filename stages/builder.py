@@ -32,7 +32,7 @@ from models.devices import DevicePlan, plan_devices, usable_cores
 from models.fetch import fetch_model
 from models.registry import get_model
 from pipeline import Pipeline, Policy
-from stages.decode import ImageFileSource, open_source
+from stages.decode import IMAGE_EXTENSIONS, ImageFileSource, open_source
 from stages.errors import InputError, UsageError
 from stages.frames import Frame, Result
 from stages.inference import worker_initializer
@@ -204,13 +204,21 @@ def check_mode(config: JobConfig, live: bool) -> None:
             raise UsageError(f"{option} is for {where}")
 
 
-def open_file_source(path: Path, config: JobConfig, *, name: str | None = None):
-    """A file source (video or image) with the run's frame selection.
+def open_file_source(path: Path, config: JobConfig, *, name: str | None = None,
+                     batch: bool = False):
+    """A file source (video or image) with the run's frame stride and time range.
+
+    In a batch (``batch``), stride and range apply to its videos; its images
+    (by extension) are taken whole, so one setting serves a mixed folder.
 
     Raises:
-        InputError: The file cannot be read.
+        InputError: The file cannot be read, or (outside a batch) a stride or
+            range is given for a still image.
     """
-    return open_source(path, name=name)
+    if batch and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+        return open_source(path, name=name)
+    return open_source(path, name=name, frame_step=config.frame_step, start=config.start,
+                       end=config.end)
 
 
 def file_outputs(outdir: Path, input: Path, source, config: JobConfig, *,

@@ -103,7 +103,8 @@ class LiveJob(PipelineJob):
         self.preview = preview
         self._sources = [LiveSource(spec, name=name, transport=live.transport,
                                     stall_timeout=live.stall_timeout, max_retries=live.max_retries,
-                                    on_event=self._on_event) for spec, name in sources]
+                                    max_fps=config.max_fps, on_event=self._on_event)
+                         for spec, name in sources]
         names = [s.name for s in self._sources]
         if len(set(names)) != len(names):
             raise InputError(f"live sources need distinct names, got {', '.join(names)}")
@@ -161,9 +162,10 @@ class LiveJob(PipelineJob):
         elapsed = max(time.monotonic() - self._started, 1e-9)
         with self._lock:
             sources = [{"source": st.name, "frames": st.frames, "dropped": st.dropped,
-                        "reconnects": st.reconnects, "fps": st.frames / elapsed,
-                        "latency_p50_ms": 1000 * st.latency(0.5),
-                        "latency_p95_ms": 1000 * st.latency(0.95)} for st in self.stats.values()]
+                        "rate_dropped": source.rate_dropped, "reconnects": st.reconnects,
+                        "fps": st.frames / elapsed, "latency_p50_ms": 1000 * st.latency(0.5),
+                        "latency_p95_ms": 1000 * st.latency(0.95)}
+                       for st, source in zip(self.stats.values(), self._sources)]
         stages = stage_rows(self._pipeline.statistics(), elapsed) if self._pipeline else []
         engine = self.engine.as_dict() if self.engine is not None else None
         return {"sources": sources, "stages": stages, "seconds": elapsed,
