@@ -92,7 +92,7 @@ def write_manifest(path: Path, identity: dict, settings: dict, outputs: tuple[Pa
     if people is not None:
         data["people"] = people
     if seconds is not None:
-        data["seconds"] = round(seconds, 3)
+        data["seconds"] = round(seconds, 6)  # a short file takes milliseconds: keep its FPS exact
     tmp = partial_path(path)
     try:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
