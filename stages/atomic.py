@@ -281,3 +281,70 @@ def _close_quietly(file) -> None:
         file.close()
     except OSError:
         pass
+
+
+class StreamedTextWriter:
+    """Base of the keypoint writers that stream text into one ``AtomicTextFile``.
+
+    A subclass gives the text of each frame (``_text``) and, if the file needs
+    them, a ``header`` and ``footer``; the file is kept only when a frame was
+    written (otherwise it is removed and any file at ``path`` stays).
+
+    Attributes:
+        path: Final file.
+        frames_written: Frames written so far.
+    """
+
+    header = ""
+    footer = ""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        """Create the temporary file and write the header.
+
+        Raises:
+            OutputError: The file cannot be created.
+        """
+        self.path = Path(path)
+        self._out = AtomicTextFile(self.path, header=self.header)
+        self.frames_written = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _text(self, result) -> str:
+        raise NotImplementedError
+
+    def write(self, result) -> None:
+        """Append one frame's text and flush it.
+
+        Raises:
+            OutputError: The writer is closed or the write failed.
+        """
+        self._out.write(self._text(result))
+        self.frames_written += 1
+
+    @property
+    def tmp(self) -> Path:
+        """The partial file being written."""
+        return self._out.tmp
+
+    def finish(self) -> Staged | None:
+        """Close the file under its partial name and return it (None, and the file
+        removed, when no frame was written); idempotent.
+
+        Raises:
+            OutputError: Closing failed (the partial file stays).
+        """
+        return self._out.finish(footer=self.footer, keep=self.frames_written > 0)
+
+    def close(self) -> None:
+        """Close the file and rename it to ``path``; idempotent. With no frame
+        written, the file is removed and ``path`` left as it was.
+
+        Raises:
+            OutputError: Closing or renaming failed.
+        """
+        self._out.close(footer=self.footer, keep=self.frames_written > 0)

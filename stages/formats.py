@@ -78,7 +78,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from stages.atomic import AtomicTextFile, Staged, commit, commit_set, partial_path, remove_quietly
+from stages.atomic import Staged, StreamedTextWriter, commit, commit_set, partial_path, remove_quietly
 from stages.errors import InputError, OutputError
 from stages.frames import PART_NAMES, Result
 from stages.keypoint_log import KeypointLog, keypoint_record
@@ -262,7 +262,7 @@ class OpenPoseWriter:
             commit_set([staged])
 
 
-class OpenPoseImageWriter:
+class OpenPoseImageWriter(StreamedTextWriter):
     """The OpenPose ``--write_json`` file of an image: one file, ``<stem>_keypoints.json``.
 
     Attributes:
@@ -270,57 +270,12 @@ class OpenPoseImageWriter:
         frames_written: 0, or 1 once the image's frame was written.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        """Create the temporary file next to ``path``.
-
-        Raises:
-            OutputError: The file cannot be created.
-        """
-        self.path = Path(path)
-        self._out = AtomicTextFile(self.path)
-        self.frames_written = 0
-
-    def __enter__(self) -> OpenPoseImageWriter:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def write(self, result: Result) -> None:
-        """Write the image's document.
-
-        Raises:
-            OutputError: A second frame, the writer is closed, or the write failed.
-        """
+    def _text(self, result: Result) -> str:
         if self.frames_written:
             raise OutputError(f"{self.path}: an image has one frame; got frame "
                               f"{result.frame.index} too")
         document = openpose_document(keypoint_record(result))
-        self._out.write(json.dumps(document, separators=(",", ":"), allow_nan=False))
-        self.frames_written = 1
-
-    @property
-    def tmp(self) -> Path:
-        """The partial file being written."""
-        return self._out.tmp
-
-    def finish(self) -> Staged | None:
-        """Close the file under its partial name and return it (None, and the file
-        removed, when nothing was written); idempotent.
-
-        Raises:
-            OutputError: Closing failed (the partial file stays).
-        """
-        return self._out.finish(keep=self.frames_written > 0)
-
-    def close(self) -> None:
-        """Close the file and rename it to ``path``; idempotent. With nothing
-        written the file is removed and ``path`` left as it was.
-
-        Raises:
-            OutputError: Closing or renaming failed.
-        """
-        self._out.close(keep=self.frames_written > 0)
+        return json.dumps(document, separators=(",", ":"), allow_nan=False)
 
 
 def openpose_document(record: dict) -> dict:
@@ -341,72 +296,29 @@ def openpose_document(record: dict) -> dict:
     return {"version": OPENPOSE_VERSION, "people": people}
 
 
-class CocoWriter:
+class CocoWriter(StreamedTextWriter):
     """A COCO keypoint results array, streamed record by record.
 
     Attributes:
-        path: Final file.
+        path: Final file (conventionally ``<stem>.coco.json``).
         frames_written: Frames written so far.
         records_written: People (array elements) written so far.
     """
 
+    header = "["
+    footer = "\n]\n"
+
     def __init__(self, path: str | os.PathLike) -> None:
-        """Create the temporary file and open the array.
-
-        Args:
-            path: Final path (conventionally ``<stem>.coco.json``).
-
-        Raises:
-            OutputError: The file cannot be created.
-        """
-        self.path = Path(path)
-        self._out = AtomicTextFile(self.path, header="[")
-        self.frames_written = 0
+        super().__init__(path)
         self.records_written = 0
 
-    def __enter__(self) -> CocoWriter:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def write(self, result: Result) -> None:
-        """Append the people of one frame and flush.
-
-        Raises:
-            OutputError: The writer is closed or the write failed.
-        """
+    def _text(self, result: Result) -> str:
         text = ""
         for record in coco_records(keypoint_record(result)):
             text += (",\n" if self.records_written else "\n") + json.dumps(
                 record, separators=(",", ":"), allow_nan=False)
             self.records_written += 1
-        self._out.write(text)
-        self.frames_written += 1
-
-    @property
-    def tmp(self) -> Path:
-        """The partial file being written."""
-        return self._out.tmp
-
-    def finish(self) -> Staged | None:
-        """Close the array under the partial name and return it (None, and the file
-        removed, when no frame was written); idempotent.
-
-        Raises:
-            OutputError: Closing failed (the partial file stays).
-        """
-        return self._out.finish(footer="\n]\n", keep=self.frames_written > 0)
-
-    def close(self) -> None:
-        """Close the array and rename the file to ``path``; idempotent.
-
-        With no frame written, the file is removed and ``path`` left as it was.
-
-        Raises:
-            OutputError: Closing or renaming failed.
-        """
-        self._out.close(footer="\n]\n", keep=self.frames_written > 0)
+        return text
 
 
 def coco_records(record: dict) -> list[dict]:
@@ -459,76 +371,30 @@ def csv_rows(record: dict, source: str) -> list[list]:
     return rows
 
 
-class CsvWriter:
-    """A CSV table, one row per person per frame, flushed frame by frame.
+class CsvWriter(StreamedTextWriter):
+    """A CSV table, one row per person per frame, flushed frame by frame; frames
+    with nobody leave a table of the header alone.
 
     Attributes:
-        path: Final file.
+        path: Final file (conventionally ``<stem>.csv``).
         wall_clock: Rows carry the capture time (live sources).
         frames_written: Frames written so far (with or without rows).
         rows_written: People (rows) written so far.
     """
 
     def __init__(self, path: str | os.PathLike, *, wall_clock: bool = False) -> None:
-        """Create the temporary file and write the header.
-
-        Args:
-            path: Final path (conventionally ``<stem>.csv``).
-            wall_clock: Add the ``wall`` column.
-
-        Raises:
-            OutputError: The file cannot be created.
-        """
-        self.path = Path(path)
         self.wall_clock = wall_clock
-        self._out = AtomicTextFile(self.path, header=_csv_text([csv_columns(wall_clock)]))
-        self.frames_written = 0
+        self.header = _csv_text([csv_columns(wall_clock)])
+        super().__init__(path)
         self.rows_written = 0
 
-    def __enter__(self) -> CsvWriter:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def write(self, result: Result) -> None:
-        """Append the rows of one frame and flush.
-
-        Raises:
-            OutputError: The writer is closed or the write failed.
-        """
+    def _text(self, result: Result) -> str:
         record = keypoint_record(result)
         if self.wall_clock:
             record["wall"] = round(result.frame.wall, 3)
         rows = csv_rows(record, result.frame.source)
-        self._out.write(_csv_text(rows))  # also for no row: a closed writer fails alike
-        self.frames_written += 1
         self.rows_written += len(rows)
-
-    @property
-    def tmp(self) -> Path:
-        """The partial file being written."""
-        return self._out.tmp
-
-    def finish(self) -> Staged | None:
-        """Close the file under its partial name and return it (None, and the file
-        removed, when no frame was written); idempotent.
-
-        Raises:
-            OutputError: Closing failed (the partial file stays).
-        """
-        return self._out.finish(keep=self.frames_written > 0)
-
-    def close(self) -> None:
-        """Close the file and rename it to ``path``; idempotent.
-
-        With no frame written, the file is removed and ``path`` left as it was;
-        frames with nobody leave a table of the header alone.
-
-        Raises:
-            OutputError: Closing or renaming failed.
-        """
-        self._out.close(keep=self.frames_written > 0)
+        return _csv_text(rows)  # also for no row: a closed writer fails alike
 
 
 def _csv_text(rows: list[list]) -> str:

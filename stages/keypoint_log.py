@@ -25,7 +25,7 @@ import math
 import os
 from pathlib import Path
 
-from stages.atomic import AtomicTextFile, Staged
+from stages.atomic import StreamedTextWriter
 from stages.errors import InputError, InputNotFoundError
 from stages.frames import Person, Result
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 _MISSING = [0, 0, 0]
 
 
-class KeypointLog:
+class KeypointLog(StreamedTextWriter):
     """Writes one JSON line per Result, flushed line by line.
 
     Attributes:
@@ -53,55 +53,19 @@ class KeypointLog:
         Raises:
             OutputError: The file cannot be created.
         """
-        self.path = Path(path)
+        super().__init__(path)
         self.wall_clock = wall_clock
-        self._out = AtomicTextFile(self.path)
-        self.records_written = 0
 
-    def __enter__(self) -> KeypointLog:
-        return self
+    @property
+    def records_written(self) -> int:
+        """Lines written so far (one per frame)."""
+        return self.frames_written
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def write(self, result: Result) -> None:
-        """Append the record of one frame and flush it to the file.
-
-        Args:
-            result: The frame's result.
-
-        Raises:
-            OutputError: The log is closed or the write failed.
-        """
+    def _text(self, result: Result) -> str:
         record = keypoint_record(result)
         if self.wall_clock:
             record["wall"] = round(result.frame.wall, 3)
-        self._out.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-        self.records_written += 1
-
-    @property
-    def tmp(self) -> Path:
-        """The partial file being written."""
-        return self._out.tmp
-
-    def finish(self) -> Staged | None:
-        """Close the file under its partial name and return it (None, and the file
-        removed, when no record was written); idempotent.
-
-        Raises:
-            OutputError: Closing failed (the partial file stays).
-        """
-        return self._out.finish(keep=self.records_written > 0)
-
-    def close(self) -> None:
-        """Close the file and rename it to ``path``; idempotent.
-
-        A log with no record is removed instead, leaving any file at ``path``.
-
-        Raises:
-            OutputError: Closing or renaming failed.
-        """
-        self._out.close(keep=self.records_written > 0)  # nothing to keep: an existing log stays
+        return json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def keypoint_record(result: Result) -> dict:
