@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace, stop, parser: argparse.ArgumentParser) -> int
 
 
 def _is_image(spec: str) -> bool:
-    from stages.decode import IMAGE_EXTENSIONS
+    from stages.probe import IMAGE_EXTENSIONS
     return Path(spec).suffix.lower() in IMAGE_EXTENSIONS
 
 

@@ -41,7 +41,8 @@ from models.backend import BackendConfig, load_backend  # noqa: E402
 from models.devices import plan_devices  # noqa: E402
 from models.registry import get_model  # noqa: E402
 from stages.decode import open_source  # noqa: E402
-from stages.job import FileJob, JobConfig, JobSummary, resolve_graph  # noqa: E402
+from stages.builder import resolve_graph  # noqa: E402
+from stages.job import FileJob, JobConfig, JobSummary  # noqa: E402
 from stages.resize import Resizer, parse_resolution  # noqa: E402
 from stages.sample import make_sample_clip  # noqa: E402
 

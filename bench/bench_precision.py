@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from models.backend import BackendConfig, load_backend  # noqa: E402
 from models.fetch import fetch_model  # noqa: E402
 from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
-from stages.decode import IMAGE_EXTENSIONS  # noqa: E402
+from stages.probe import IMAGE_EXTENSIONS  # noqa: E402
 from stages.postprocess import PafDecoder, PostprocessConfig  # noqa: E402
 from tests.stages.people_maps import compose  # noqa: E402
 

@@ -32,7 +32,9 @@ from models.devices import DevicePlan, plan_devices, usable_cores
 from models.fetch import fetch_model
 from models.registry import get_model
 from pipeline import Pipeline, Policy
-from stages.decode import IMAGE_EXTENSIONS, ImageFileSource, open_source
+from stages.decode import open_source
+from stages.image_source import ImageFileSource
+from stages.probe import IMAGE_EXTENSIONS
 from stages.errors import InputError, UsageError
 from stages.frames import Frame, Result
 from stages.inference import worker_initializer

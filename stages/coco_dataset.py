@@ -312,7 +312,8 @@ def batch_entries(items: Sequence, reports: dict) -> list[DatasetEntry]:
         Entries with each input's size probed from the file (as displayed);
         an input that can no longer be opened is left out with a warning.
     """
-    from stages.decode import ImageFileSource, open_source
+    from stages.decode import open_source
+    from stages.image_source import ImageFileSource
 
     entries = []
     for item in items:

@@ -71,60 +71,25 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import av
-import cv2
-import numpy as np
 
-from stages.errors import InputError, InputNotFoundError
+from stages.errors import InputError
+from stages.file_source import FileSource, SourceInfo, check_path, reason
 from stages.frames import Frame
-from stages.orientation import UPRIGHT, Orientation, UnsupportedOrientation, frame_orientation
+from stages.image_source import ImageFileSource, is_still_image
+from stages.orientation import Orientation, orientation_of
+from stages.probe import (IMAGE_EXTENSIONS, declared_end, stream_duration, stream_rate,
+                          stream_time_base)
 from stages.read_tally import ReadTally
 from stages.selection import Selection, frame_grid, grid_index, pictures_before
-from stages.source import StoppableSource
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-_DEFAULT_RATE = Fraction(25)
 _AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw streams)
 # a decoded picture: (decode index, pts ticks, the PyAV frame)
 _Picture = tuple[int, int, av.VideoFrame]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
-    """What a source knows about its pictures before decoding them.
-
-    Attributes:
-        name: Source id, copied into every ``Frame.source``.
-        width: Picture width in pixels, as displayed (after ``rotation``).
-        height: Picture height in pixels, as displayed.
-        rate: Frame rate: the container's average rate, else the guessed
-            rate, else 25 (a hint only; timestamps are the truth).
-        time_base: Exact stream time base.
-        frames: Frames the source will yield: the count the container
-            declares (for a stride or range, the frames selected), or None if
-            unknown.
-        duration: Seconds the yielded frames span: the stream's duration
-            (for a range, the range's), or None if unknown.
-        codec: Codec name (e.g. ``"h264"``, ``"png"``).
-        rotation: Counter-clockwise degrees (0, 90, 180, 270) the coded
-            pictures are turned by for display; frames come out turned.
-    """
-
-    name: str
-    width: int
-    height: int
-    rate: Fraction
-    time_base: Fraction
-    frames: int | None
-    duration: float | None
-    codec: str
-    rotation: int = 0
 
 
 def probe_input(path: str | os.PathLike) -> None:
@@ -138,7 +103,7 @@ def probe_input(path: str | os.PathLike) -> None:
         InputError: A directory, an empty or unreadable file, a file PyAV
             cannot read, or one without a video stream.
     """
-    _check_path(path)
+    check_path(path)
     with _open_container(path) as container:
         _video_stream(container, path)
 
@@ -170,8 +135,8 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
             still image, or the range holds no frame.
     """
     selection = Selection(frame_step=frame_step, start=start, end=end)
-    p = _check_path(path)
-    if p.suffix.lower() in IMAGE_EXTENSIONS or _is_still_image(path):
+    p = check_path(path)
+    if p.suffix.lower() in IMAGE_EXTENSIONS or is_still_image(path):
         if not selection.everything:
             raise InputError(f"{os.fspath(path)}: --frame-step, --start and --end apply to "
                              f"videos; this is a still image")
@@ -179,24 +144,7 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
     return VideoFileSource(path, name=name, frame_step=frame_step, start=start, end=end)
 
 
-class _Source(StoppableSource):
-    """A file source: ``StoppableSource`` plus whether the file was cut short
-    or damaged (see ``VideoFileSource``; an image is all or nothing).
-
-    Subclasses set ``info`` and define ``_frames()`` and ``_release()``.
-    """
-
-    info: SourceInfo
-    packets_skipped = 0
-    frames_concealed = 0
-    frames_lost = 0
-
-    def __init__(self) -> None:
-        self.truncated = False
-        super().__init__()
-
-
-class VideoFileSource(_Source):
+class VideoFileSource(FileSource):
     """Frames of a video file, decoded by PyAV (slice-threaded; see ``_prime``).
 
     A ``Selection`` (``frame_step``, ``start``, ``end``) limits what is
@@ -235,7 +183,7 @@ class VideoFileSource(_Source):
                 selection setting is out of range, or the range holds no frame.
         """
         self._selection = Selection(frame_step=frame_step, start=start, end=end)
-        _check_path(path)
+        check_path(path)
         self._path = os.fspath(path)
         self._error: av.FFmpegError | None = None
         self.frames_lost = 0
@@ -257,14 +205,14 @@ class VideoFileSource(_Source):
         # lost (the last thread_count frames of a cut or damaged file).
         stream.thread_type = "SLICE"
         self._stream = stream
-        self._tb, rate = _time_base(stream), _rate(stream)
+        self._tb, rate = stream_time_base(stream), stream_rate(stream)
         self._step = max(1, round(1 / (rate * self._tb)))
         self._start = stream.start_time or 0
         self._last_ticks: int | None = None
         self._begin_reading(stream.frames or None)
         first = next(self._pictures, None)
         if first is None:
-            why = f" ({_reason(self._error)})" if self._error else ""
+            why = f" ({reason(self._error)})" if self._error else ""
             raise InputError(f"{self._path}: no decodable video frame, "
                              f"the file is truncated or damaged{why}")
         self._orientation = self._orientation_of(first[2])
@@ -281,8 +229,8 @@ class VideoFileSource(_Source):
     def _begin_reading(self, declared_frames: int | None) -> None:
         """Start (or, after a seek, restart) the tally and the decoded pictures."""
         stream = self._stream
-        self._tally = ReadTally(os.path.getsize(self._path), self._tb, _rate(stream),
-                                declared_frames, _declared_end(stream, self._container))
+        self._tally = ReadTally(os.path.getsize(self._path), self._tb, stream_rate(stream),
+                                declared_frames, declared_end(stream, self._container))
         self._tallied = 0  # pictures out of the decoder since the tally began
         self._index = 0
         self._pictures = self._number(self._decode(stream))
@@ -345,7 +293,7 @@ class VideoFileSource(_Source):
                 self._container.seek(to, stream=self._stream, backward=True)
             except av.FFmpegError as exc:
                 log.info("%s: cannot seek (%s); decoding up to --start", self._path,
-                         _reason(exc))
+                         reason(exc))
                 return None
             self._pictures.close()
             self._begin_reading(None)
@@ -400,7 +348,7 @@ class VideoFileSource(_Source):
         return self._tally.repaired
 
     def _orientation_of(self, av_frame: av.VideoFrame) -> Orientation:
-        orientation = _orientation(av_frame, self._path)
+        orientation = orientation_of(av_frame, self._path)
         if not orientation.upright:
             log.info("%s: display matrix (rotation %d degrees%s): frames are turned to "
                      "display orientation", self._path, orientation.rotation,
@@ -428,7 +376,7 @@ class VideoFileSource(_Source):
         except av.FFmpegError as exc:
             self._tally.reject()
             log.debug("%s: skipped an undecodable packet at byte %s: %s", self._path,
-                      packet.pos, _reason(exc))
+                      packet.pos, reason(exc))
             return []
         self._tally.decoded(f.is_corrupt for f in frames)
         return frames
@@ -495,7 +443,7 @@ class VideoFileSource(_Source):
     def _truncated(self, cut: bool) -> bool:
         tally = self._tally
         if self._error is not None:
-            why = f"reading stopped after {self.frames_read} frames: {_reason(self._error)}"
+            why = f"reading stopped after {self.frames_read} frames: {reason(self._error)}"
         elif tally.short_of_declared_count():
             why = (f"the file declares {tally.declared_frames} frames but holds only "
                    f"{tally.packets}; it is truncated")
@@ -517,64 +465,12 @@ class VideoFileSource(_Source):
             self._container.close()
 
 
-class ImageFileSource(_Source):
-    """A still image as a one-frame source (pts 0, time base 1/1, rate 1).
-
-    Decoded with OpenCV (by content, whatever the extension); formats OpenCV
-    cannot read are tried with PyAV.
-    """
-
-    def __init__(self, path: str | os.PathLike, *, name: str | None = None) -> None:
-        """Open and decode ``path``.
-
-        Args:
-            path: Image file.
-            name: Source id; defaults to the path as given.
-
-        Raises:
-            InputError: The file cannot be used or is not a readable image.
-        """
-        p = _check_path(path)
-        self._image: np.ndarray | None = _read_image(p, os.fspath(path))
-        h, w = self._image.shape[:2]
-        self.info = SourceInfo(name=name or os.fspath(path), width=w, height=h,
-                               rate=Fraction(1), time_base=Fraction(1), frames=1,
-                               duration=None, codec=p.suffix.lower().lstrip(".") or "image")
-        super().__init__()
-
-    def _frames(self) -> Iterator[Frame]:
-        try:
-            image, self._image = self._image, None
-            frame = Frame(source=self.info.name, index=0, pts=0.0, image=image,
-                          wall=time.time(), pts_ticks=0, time_base=(1, 1))
-            self.frames_read = 1
-            yield frame
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        self._image = None
-
-
-def _check_path(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise InputNotFoundError(f"{os.fspath(path)}: no such file")
-    if p.is_dir():
-        raise InputError(f"{os.fspath(path)}: is a directory, not a video or image file")
-    if p.is_file() and p.stat().st_size == 0:
-        raise InputError(f"{os.fspath(path)}: empty file (0 bytes)")
-    if not os.access(p, os.R_OK):
-        raise InputError(f"{os.fspath(path)}: permission denied")
-    return p
-
-
 def _open_container(path: str | os.PathLike) -> av.container.InputContainer:
     try:
         return av.open(os.fspath(path))
     except av.FFmpegError as exc:
         raise InputError(f"{os.fspath(path)}: not a video file PyAV can read "
-                         f"({_reason(exc)})") from exc
+                         f"({reason(exc)})") from exc
 
 
 def _video_stream(container, path: str | os.PathLike):
@@ -585,95 +481,12 @@ def _video_stream(container, path: str | os.PathLike):
     return container.streams.video[0]
 
 
-def _time_base(stream) -> Fraction:
-    return Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
-
-
-def _rate(stream) -> Fraction:
-    return Fraction(stream.average_rate or stream.guessed_rate or _DEFAULT_RATE)
-
-
 def _stream_info(name: str, stream, container, first: av.VideoFrame,
                  orientation: Orientation) -> SourceInfo:
-    tb = _time_base(stream)
-    rate = _rate(stream)
-    if stream.duration is not None:
-        duration = float(stream.duration * tb)
-    elif container.duration is not None:
-        duration = container.duration / av.time_base
-    else:
-        duration = None
+    tb = stream_time_base(stream)
+    rate = stream_rate(stream)
+    duration = stream_duration(stream, container)
     width, height = orientation.size(first.width, first.height)
     return SourceInfo(name=name, width=width, height=height, rate=Fraction(rate),
                       time_base=tb, frames=stream.frames or None, duration=duration,
                       codec=stream.codec_context.name, rotation=orientation.rotation)
-
-
-def _declared_end(stream, container) -> float | None:
-    """Where the file says the video ends, in seconds of stream time: the
-    stream's duration, else its Matroska ``DURATION`` tag, else the file's
-    duration when the video is its only stream.
-
-    FFmpeg writes the tag as the time the track ends (its start included),
-    other muxers as a length; past the start it is read as the end, so a
-    file that starts late is not taken for a cut one.
-    """
-    tb = _time_base(stream)
-    start = float((stream.start_time or 0) * tb)
-    if stream.duration is not None:
-        return start + float(stream.duration * tb)
-    tag = _parse_clock(stream.metadata.get("DURATION", ""))
-    if tag is not None:
-        return tag if tag > start else start + tag
-    if container.duration is not None and len(container.streams) == 1:
-        return (container.start_time or 0) / av.time_base + container.duration / av.time_base
-    return None
-
-
-def _parse_clock(text: str) -> float | None:
-    """Seconds of an ``HH:MM:SS.fraction`` clock, or None."""
-    try:
-        h, m, sec = text.strip().split(":")
-        return 3600 * int(h) + 60 * int(m) + float(sec)
-    except ValueError:
-        return None
-
-
-def _orientation(av_frame: av.VideoFrame, path: str | os.PathLike) -> Orientation:
-    try:
-        return frame_orientation(av_frame)
-    except UnsupportedOrientation as exc:
-        log.warning("%s: %s; processing the pictures as coded", os.fspath(path), exc)
-        return UPRIGHT
-
-
-def _is_still_image(path: str | os.PathLike) -> bool:
-    try:
-        with av.open(os.fspath(path)) as container:
-            fmt = container.format.name
-    except av.FFmpegError:
-        return False
-    return fmt == "image2" or fmt.endswith("_pipe")
-
-
-def _read_image(p: Path, shown: str) -> np.ndarray:
-    image = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        image = _read_image_av(p)
-    if image is None:
-        raise InputError(f"{shown}: not an image file OpenCV or PyAV can read")
-    return np.ascontiguousarray(image)
-
-
-def _read_image_av(p: Path) -> np.ndarray | None:
-    try:
-        with av.open(os.fspath(p)) as container:
-            for frame in container.decode(video=0):
-                return _orientation(frame, p).apply(frame.to_ndarray(format="bgr24"))
-    except (av.FFmpegError, IndexError):
-        return None
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

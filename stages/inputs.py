@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.decode import IMAGE_EXTENSIONS
+from stages.probe import IMAGE_EXTENSIONS
 from stages.errors import InputError, InputNotFoundError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts",

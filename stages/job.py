@@ -14,10 +14,9 @@ from models.devices import usable_cores
 from models.graph_file import check_frozen_graph
 from models.registry import DEFAULT_MODEL
 from pipeline import Pipeline, PipelineStatistics
-from stages.builder import (EngineRecord, Sink, build_pipeline, compiled_model,  # noqa: F401
-                            file_outputs, model_file, open_file_source, plan_engine,
-                            resolve_graph)
-from stages.decode import SourceInfo
+from stages.builder import (EngineRecord, Sink, build_pipeline, file_outputs, open_file_source,
+                            plan_engine)
+from stages.file_source import SourceInfo
 from stages.errors import InputError
 from stages.frames import Result
 from stages.postprocess import PostprocessConfig

@@ -61,7 +61,7 @@ from typing import Literal
 import av
 
 from stages.credentials import display_name, mask_credentials
-from stages.decode import SourceInfo
+from stages.file_source import SourceInfo
 from stages.errors import InputError
 from stages.frames import Frame
 from stages.rate_cap import RateCap

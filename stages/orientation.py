@@ -19,11 +19,15 @@ unsupported and the picture is left as coded.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 
 import av
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 _DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
 
@@ -116,3 +120,13 @@ def from_matrix(matrix) -> Orientation:
         return Orientation(False, d < 0, a < 0)
     raise UnsupportedOrientation(f"display matrix {[int(v) for v in matrix]} is not a "
                                  f"right-angle rotation or mirroring")
+
+
+def orientation_of(av_frame: av.VideoFrame, path: str | os.PathLike) -> Orientation:
+    """``frame_orientation``, or upright with a warning naming ``path`` when the
+    matrix is not a right angle or mirroring."""
+    try:
+        return frame_orientation(av_frame)
+    except UnsupportedOrientation as exc:
+        log.warning("%s: %s; processing the pictures as coded", os.fspath(path), exc)
+        return UPRIGHT

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from stages.atomic import (Staged, aside_path, clean_dead_partials, commit_set, remove_quietly,
                            set_aside)
-from stages.decode import SourceInfo
+from stages.file_source import SourceInfo
 from stages.errors import InputError, OutputError
 from stages.formats import KeypointWriter, format_path, make_writers
 from stages.frames import Result

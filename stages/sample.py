@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from stages.decode import SourceInfo
+from stages.file_source import SourceInfo
 from stages.video_sink import VideoWriter, muxer_options
 
 _BACKGROUND = (182, 190, 196)  # light grey-blue, BGR

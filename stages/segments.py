@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from stages.decode import SourceInfo
+from stages.file_source import SourceInfo
 from stages.errors import OutputError
 from stages.formats import FORMATS, KeypointWriter, format_path, make_writers
 from stages.frames import Result

@@ -81,7 +81,7 @@ from stages.atomic import Staged, commit, partial_path, remove_quietly
 from stages.errors import OutputError
 
 if TYPE_CHECKING:
-    from stages.decode import SourceInfo
+    from stages.file_source import SourceInfo
 
 log = logging.getLogger(__name__)
 

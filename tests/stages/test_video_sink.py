@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.decode import SourceInfo, VideoFileSource
+from stages.decode import VideoFileSource
+from stages.file_source import SourceInfo
 from stages.errors import OutputError
 from stages.sample import frame_colour
 from stages.video_sink import VideoWriter, muxer_options, write_image
