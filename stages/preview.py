@@ -12,10 +12,8 @@ first), ``/stream.mjpg?source=NAME`` the multipart JPEG stream,
 ``/stats.json`` figures per source, ``/healthz``; GET and HEAD.
 
 Bounds: at most ``max_viewers`` streams and ``max_connections`` connections
-at once (each has a thread); beyond them a request gets ``503`` and a short
-body, from one of a few (``_REFUSERS``) short-lived threads, or, when those
-are busy too, the connection is closed at once. Thread count therefore
-never exceeds ``max_connections + _REFUSERS`` plus the server's own.
+at once (each has a thread); beyond them a request gets ``503`` (see
+``stages.http_server.BoundedHTTPServer`` for how threads stay bounded).
 
 Host check (DNS rebinding): a page on another site that resolves its own
 name to 127.0.0.1 could read the stream, so a request whose ``Host`` header
@@ -29,16 +27,12 @@ from __future__ import annotations
 
 import json
 import logging
-import select
 import socket
-import socketserver
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -47,6 +41,9 @@ import numpy as np
 from pipeline import Cancelled, Channel, EndOfStream, Policy
 from stages.errors import InputError
 from stages.frames import Result
+from stages.http_server import (TEXT, BoundedHTTPServer, QuietHandler, allowed_hosts,
+                                hostport, hung_up, split_host, wake)
+from stages.preview_page import PAGE
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +51,9 @@ DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "frame"
 MAX_VIEWERS = 16  # streams at once
 MAX_CONNECTIONS = 32  # connections at once: the viewers, their pages' stats polls, others
-_REFUSERS = 4  # threads at most answering 503 beyond MAX_CONNECTIONS
-_REFUSE_TIMEOUT = 1.0  # seconds a refused client has to send its request
-_WILDCARDS = ("0.0.0.0", "::", "")
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _MAX_WARNED_HOSTS = 64
 _HANGUP_CHECK = 1.0  # seconds between checks that an idle viewer is still there
 FPS_WINDOW = 3.0  # seconds of publish times behind the FPS figure
-_GONE = (ConnectionError, TimeoutError)  # a viewer went away or stopped reading: normal
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -159,11 +151,11 @@ class PreviewServer:
         self._warned_hosts: set[str] = set()
         handler = type("_BoundHandler", (_Handler,), {"preview": self, "timeout": send_timeout})
         try:
-            self._httpd = _HTTPServer((host, port), handler, max_connections)
+            self._httpd = BoundedHTTPServer((host, port), handler, max_connections)
         except OSError as exc:
-            raise InputError(f"--preview {_hostport(host, port)}: cannot listen: "
+            raise InputError(f"--preview {hostport(host, port)}: cannot listen: "
                              f"{exc.strerror or exc}") from exc
-        self._hosts = _allowed_hosts(host, self._httpd.server_address[0])
+        self._hosts = allowed_hosts(host, self._httpd.server_address[0])
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                          name="preview-http", daemon=True)
 
@@ -172,7 +164,7 @@ class PreviewServer:
         """The page's address, with the actual port (a wildcard host shows as loopback)."""
         host, port = self._httpd.server_address[:2]
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-        return f"http://{_hostport(host, port)}/"
+        return f"http://{hostport(host, port)}/"
 
     @property
     def viewers(self) -> int:
@@ -238,7 +230,7 @@ class PreviewServer:
             viewers = [v for group in self._viewers.values() for v in group]
         for viewer in viewers:
             viewer.channel.cancel()
-            _wake(viewer.connection)
+            wake(viewer.connection)
         if self._thread.is_alive():
             self._httpd.shutdown()
             self._thread.join()
@@ -266,7 +258,7 @@ class PreviewServer:
         """Whether a request's ``Host`` header names this server (None: no header, allowed)."""
         if header is None or self._hosts is None:
             return True
-        name, port = _split_host(header)
+        name, port = split_host(header)
         return name in self._hosts and port in (None, self._httpd.server_address[1])
 
     def _warn_host(self, header: str, client: str) -> None:
@@ -323,117 +315,7 @@ class PreviewServer:
         return head.encode("ascii") + jpeg + b"\r\n"
 
 
-class _HTTPServer(HTTPServer):
-    """A thread per connection, up to a bound; a 503 from a few more threads beyond it.
-
-    No reverse DNS look-up at bind; quiet about viewers leaving. Every open
-    connection is known, so ``wake_all`` can end their threads at close.
-    """
-
-    request_queue_size = 128  # listen backlog: a burst of connections is accepted, then refused
-
-    def __init__(self, address: tuple[str, int], handler, max_connections: int) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._refusers = threading.BoundedSemaphore(_REFUSERS)
-        self.max_connections = max_connections
-        self._open: dict[socket.socket, threading.Thread] = {}
-        self._open_lock = threading.Lock()
-        self._count = 0
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address) -> None:
-        for slots, handler in ((self._slots, self.RequestHandlerClass),
-                               (self._refusers, _BusyHandler)):
-            if slots.acquire(blocking=False):
-                self._count += 1
-                thread = threading.Thread(target=self._serve, daemon=True,
-                                          name=f"preview-connection-{self._count}",
-                                          args=(request, client_address, handler, slots))
-                with self._open_lock:
-                    self._open[request] = thread
-                thread.start()
-                return
-        log.debug("preview: %s closed at once: %d connections and %d refusals under way",
-                  client_address, self.max_connections, _REFUSERS)
-        self.shutdown_request(request)
-
-    def _serve(self, request, client_address, handler, slots) -> None:
-        try:
-            handler(request, client_address, self)
-        except Exception:  # noqa: BLE001 - reported by handle_error, as socketserver does
-            self.handle_error(request, client_address)
-        finally:
-            with self._open_lock:
-                self._open.pop(request, None)
-            self.shutdown_request(request)
-            slots.release()
-
-    def wake_all(self) -> list[threading.Thread]:
-        """Shut every open connection down (its thread then ends); return those threads."""
-        with self._open_lock:
-            open_now = dict(self._open)
-        for connection in open_now:
-            _wake(connection)
-        return list(open_now.values())
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, _GONE):
-            log.debug("preview: %s went away: %s", client_address, exc)
-        else:
-            log.exception("preview: error serving %s", client_address)
-
-
-_TEXT = "text/plain; charset=utf-8"
-
-
-class _QuietHandler(BaseHTTPRequestHandler):
-    """Request-handler basics shared by the server's handlers."""
-
-    server_version = "posestream-preview"
-
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes,
-              headers: tuple[tuple[str, str], ...] = ()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-cache, no-store")
-        for key, value in headers:
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args) -> None:
-        log.debug("preview: %s %s", self.address_string(), format % args)
-
-
-class _BusyHandler(_QuietHandler):
-    """Answers any request with 503: the server already serves all the connections it may."""
-
-    timeout = _REFUSE_TIMEOUT
-
-    def handle_one_request(self) -> None:
-        self.close_connection = True
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-        except TimeoutError:
-            return
-        if not self.raw_requestline or not self.parse_request():
-            return
-        limit = self.server.max_connections
-        self._send(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT,
-                   f"busy: {limit} connections at most; try again\n".encode(),
-                   (("Retry-After", "1"), ("Connection", "close")))
-
-
-class _Handler(_QuietHandler):
+class _Handler(QuietHandler):
     """Serves one request; a stream request holds its thread until the viewer leaves."""
 
     preview: PreviewServer  # set on the subclass made per server
@@ -452,7 +334,7 @@ class _Handler(_QuietHandler):
         if self.preview._host_allowed(header):
             return True
         self.preview._warn_host(header, self.address_string())
-        self._send(HTTPStatus.MISDIRECTED_REQUEST, _TEXT,
+        self._send(HTTPStatus.MISDIRECTED_REQUEST, TEXT,
                    b"this server answers to its own host names only\n")
         return False
 
@@ -468,23 +350,23 @@ class _Handler(_QuietHandler):
             body = json.dumps(self.preview.statistics()).encode()
             self._send(HTTPStatus.OK, "application/json", body)
         elif url.path == "/healthz":
-            self._send(HTTPStatus.OK, _TEXT, b"ok\n")
+            self._send(HTTPStatus.OK, TEXT, b"ok\n")
         else:
-            self._send(HTTPStatus.NOT_FOUND, _TEXT, b"not found\n")
+            self._send(HTTPStatus.NOT_FOUND, TEXT, b"not found\n")
 
     def _stream(self, source: str | None) -> None:
         if source is not None and not self.preview._source_known(source):
-            self._send(HTTPStatus.NOT_FOUND, _TEXT, f"no source {source!r}\n".encode())
+            self._send(HTTPStatus.NOT_FOUND, TEXT, f"no source {source!r}\n".encode())
             return
         if self.command == "HEAD":
             self._stream_headers()
             return
         viewer = self.preview._subscribe(source, self.connection)
         if viewer is None:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT, b"closing\n")
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT, b"closing\n")
             return
         if viewer is False:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT,
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT,
                        f"busy: {self.preview.max_viewers} viewers at most; try again\n".encode(),
                        (("Retry-After", "5"),))
             return
@@ -510,7 +392,7 @@ class _Handler(_QuietHandler):
             except EndOfStream:
                 return
             except TimeoutError:
-                if _hung_up(self.connection):
+                if hung_up(self.connection):
                     return
                 continue
             self.wfile.write(part)
@@ -521,147 +403,3 @@ class _Handler(_QuietHandler):
         self.send_header("Cache-Control", "no-cache, no-store")
         self.send_header("Pragma", "no-cache")
         self.end_headers()
-
-
-def _allowed_hosts(requested: str, bound: str) -> frozenset[str] | None:
-    """Host names a request may use: loopback names, the bound address, this machine's name.
-
-    None (any) when bound to a wildcard address: the user chose to serve
-    every network, under names this server cannot know.
-    """
-    if requested in _WILDCARDS or bound in _WILDCARDS:
-        return None
-    names = {*_LOOPBACK_NAMES, requested, bound, socket.gethostname()}
-    return frozenset(_split_host(name)[0] for name in names if name)
-
-
-def _split_host(header: str) -> tuple[str, int | None]:
-    """(name, port or None) of a Host header: lower case, no brackets, no final dot."""
-    text = header.strip().lower()
-    port = None
-    if text.startswith("["):
-        name, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else None
-    elif text.count(":") == 1:
-        name, _, port_text = text.partition(":")
-    else:
-        name, port_text = text, None
-    if port_text is not None:
-        port = int(port_text) if port_text.isdigit() else -1  # -1 matches no port
-    return name.rstrip("."), port
-
-
-def _hung_up(connection: socket.socket) -> bool:
-    """Whether the peer closed or reset ``connection`` (never blocks)."""
-    try:
-        readable, _, _ = select.select([connection], [], [], 0)
-        return bool(readable) and not connection.recv(1, socket.MSG_PEEK)
-    except (OSError, ValueError):
-        return True
-
-
-def _wake(connection: socket.socket) -> None:
-    """Make a send blocked on a viewer that stopped reading fail now."""
-    try:
-        connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already gone
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>posestream live</title>
-<style>
-  html, body { margin: 0; height: 100%; background: #000; color: #f2f2f2; overflow: hidden;
-               font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
-  #view { position: fixed; inset: 0; width: 100vw; height: 100vh; object-fit: contain;
-          background: #000; }
-  .panel { position: fixed; top: 1.5vh; padding: .35em .7em; border-radius: .4em;
-           background: rgba(0, 0, 0, .6); }
-  #hud { left: 1.5vw; font-size: clamp(18px, 2.6vw, 48px); font-weight: 600;
-         font-variant-numeric: tabular-nums; text-shadow: 0 0 4px #000; }
-  #hud .unit { font-weight: 400; opacity: .75; }
-  #controls { right: 1.5vw; display: flex; gap: .5em; transition: opacity .4s; }
-  :fullscreen #controls { opacity: 0; }
-  :fullscreen #controls:hover { opacity: 1; }
-  select, button { font: inherit; font-size: clamp(14px, 1.4vw, 26px); color: #f2f2f2;
-                   background: #222; border: 1px solid #555; border-radius: .3em;
-                   padding: .2em .6em; cursor: pointer; }
-  #offline { color: #ff7060; }
-</style>
-</head>
-<body>
-<img id="view" alt="live pose stream">
-<div id="hud" class="panel">
-  <span id="fps">&ndash;</span> <span class="unit">fps</span> &middot;
-  <span id="people">&ndash;</span> <span id="people-unit" class="unit">people</span>
-  <span id="offline" hidden>&middot; offline</span>
-</div>
-<div id="controls" class="panel">
-  <select id="source" hidden title="source"></select>
-  <button id="fullscreen" type="button" title="full screen (f)">Full screen</button>
-</div>
-<script>
-"use strict";
-const source = new URLSearchParams(location.search).get("source");
-const view = document.getElementById("view");
-const picker = document.getElementById("source");
-const offline = document.getElementById("offline");
-
-function connect() {
-  const query = source ? "source=" + encodeURIComponent(source) + "&" : "";
-  view.src = "/stream.mjpg?" + query + "t=" + Date.now();
-}
-view.addEventListener("error", () => setTimeout(connect, 1000));
-
-function showSources(list, current) {
-  const names = list.map(s => s.source);
-  if (names.join("\\n") !== Array.from(picker.options, o => o.value).join("\\n")) {
-    picker.replaceChildren(...names.map(n => new Option(n, n)));
-  }
-  picker.value = current;
-  picker.hidden = names.length < 2;
-}
-picker.addEventListener("change", () => {
-  location.search = "?source=" + encodeURIComponent(picker.value);
-});
-
-async function poll() {
-  try {
-    const reply = await fetch("/stats.json", {cache: "no-store"});
-    const stats = await reply.json();
-    const row = stats.sources.find(s => s.source === source) || stats.sources[0];
-    if (row) {
-      document.getElementById("fps").textContent = row.fps.toFixed(1);
-      document.getElementById("people").textContent = row.people;
-      document.getElementById("people-unit").textContent = row.people === 1 ? "person" : "people";
-      showSources(stats.sources, row.source);
-    }
-    if (!offline.hidden) { offline.hidden = true; connect(); }
-  } catch (e) {
-    offline.hidden = false;
-  }
-}
-
-function toggleFullscreen() {
-  if (document.fullscreenElement) document.exitFullscreen();
-  else document.documentElement.requestFullscreen();
-}
-document.getElementById("fullscreen").addEventListener("click", toggleFullscreen);
-view.addEventListener("dblclick", toggleFullscreen);
-document.addEventListener("keydown", e => { if (e.key === "f") toggleFullscreen(); });
-
-connect();
-poll();
-setInterval(poll, 1000);
-</script>
-</body>
-</html>
-"""

@@ -9,7 +9,7 @@ import pytest
 from stages.sample import make_test_clip
 
 # the RTSP server fixtures (gstreamer, rtsp_server) for the live-source tests
-pytest_plugins = ["tests.live_fixtures"]
+pytest_plugins = ["tests.live_fixtures", "tests.stages.preview_fixtures"]
 
 
 @pytest.fixture

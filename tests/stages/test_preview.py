@@ -2,142 +2,24 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import socket
-import struct
 import threading
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 import pytest
 
-from stages import preview as preview_module
 from stages.errors import InputError
 from stages.frames import Frame, Person, Result
 from stages.preview import PreviewServer, parse_bind
 from stages.render import COLORS, LIMBS, SkeletonAnnotator
 from tests import browser
-
-WAIT = 5.0  # bound on every poll
-
-
-def wait_until(predicate, timeout: float = WAIT) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not (ok := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return ok
-
-
-def result(index: int, colour=(0, 0, 0), *, source: str = "cam", size=(640, 480),
-           people: int = 0, image: np.ndarray | None = None) -> Result:
-    if image is None:
-        image = np.empty((size[1], size[0], 3), np.uint8)
-        image[:] = colour
-    frame = Frame(source=source, index=index, pts=index / 25, image=image)
-    person = Person(keypoints=np.zeros((18, 3), np.float32), score=1.0)
-    return Result(frame, (person,) * people, image=image)
-
-
-def fetch(url: str) -> tuple[int, str, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=WAIT) as reply:
-            return reply.status, reply.headers["Content-Type"], reply.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers["Content-Type"], exc.read()
-
-
-class MjpegReader:
-    """A viewer of ``/stream.mjpg`` reading on its own thread; keeps indices and the last JPEG."""
-
-    def __init__(self, url: str, query: str = "") -> None:
-        parts = urlsplit(url)
-        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=WAIT)
-        self.sock.sendall(f"GET /stream.mjpg{query} HTTP/1.0\r\n\r\n".encode())
-        self.file = self.sock.makefile("rb")
-        self.indices: list[int] = []
-        self.jpegs: list[bytes] = []
-        self.status = b""
-        self.error: Exception | None = None
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        try:
-            self.status = self.file.readline()
-            while self.file.readline().strip():
-                pass  # response headers
-            while line := self.file.readline():
-                if line.strip() != b"--frame":
-                    continue
-                headers = {}
-                while line := self.file.readline().strip():
-                    key, _, value = line.decode().partition(":")
-                    headers[key.lower()] = value.strip()
-                self.jpegs.append(self.file.read(int(headers["content-length"])))
-                self.indices.append(int(headers["x-frame-index"]))
-        except (OSError, ValueError) as exc:
-            self.error = exc
-
-    def close(self, *, reset: bool = False) -> None:
-        if reset:  # leave abruptly: the server sees a connection reset
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(WAIT)
-
-
-def preview_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("preview-")]
-
-
-@pytest.fixture
-def server():
-    with PreviewServer(port=0, sources=("cam",)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def encodes(monkeypatch):
-    """Counts JPEG encodings done by the preview."""
-    calls = []
-    real = cv2.imencode
-
-    def counting(ext, image, params=()):
-        calls.append(image.shape)
-        return real(ext, image, params)
-
-    monkeypatch.setattr(preview_module.cv2, "imencode", counting)
-    return calls
-
-
-def connect(server: PreviewServer, n: int = 1, query: str = "") -> list[MjpegReader]:
-    before = server.viewers
-    readers = [MjpegReader(server.url, query) for _ in range(n)]
-    assert wait_until(lambda: server.viewers == before + n), server.statistics()
-    return readers
-
-
-def publish_until_seen(server: PreviewServer, readers, res: Result) -> None:
-    """Publish ``res`` again until every reader has its frame (bounded)."""
-    def seen():
-        return all(r.indices and r.indices[-1] == res.frame.index for r in readers)
-
-    deadline = time.monotonic() + WAIT
-    while not seen() and time.monotonic() < deadline:
-        server.publish(res)
-        wait_until(seen, 0.05)
-    assert seen(), [r.indices[-3:] for r in readers]
-
+from tests.stages.preview_fixtures import (WAIT, connect, fetch, preview_threads,
+                                          publish_until_seen, result, wait_until)
 
 # -- bind parsing
 
@@ -395,126 +277,3 @@ def test_chromium_shows_the_live_skeleton(chromium, tmp_path):
     near = {i: int((np.abs(shot.astype(int) - COLORS[i]).sum(axis=2) < 60).sum()) for i in drawn}
     assert sum(n >= 300 for n in near.values()) >= len(drawn) - 2, near
     assert (np.abs(shot.astype(int) - 40).sum(axis=2) < 12).sum() > 100_000  # the frame's grey
-
-
-# -- bounds on viewers and connections (issue 11, item 12)
-
-def request(server: PreviewServer, path: str = "/healthz", *, method: str = "GET",
-            host: str | None = None) -> tuple[int, dict, bytes]:
-    """One request with http.client; ``host`` replaces the Host header it would send."""
-    conn = http.client.HTTPConnection("127.0.0.1", urlsplit(server.url).port, timeout=WAIT)
-    try:
-        conn.request(method, path, headers={"Host": host} if host is not None else {})
-        reply = conn.getresponse()
-        return reply.status, dict(reply.getheaders()), reply.read()
-    finally:
-        conn.close()
-
-
-def connection_threads() -> list[str]:
-    return [n for n in preview_threads() if n.startswith(("preview-connection", "preview-viewer"))]
-
-
-def test_viewers_beyond_the_bound_get_503_and_the_page_still_loads():
-    with PreviewServer(port=0, sources=("cam",), max_viewers=2, max_connections=4) as srv:
-        readers = connect(srv, 2)
-        status, headers, body = request(srv, "/stream.mjpg")
-        assert status == 503 and b"2 viewers at most" in body and len(body) < 100
-        assert headers["Retry-After"] and srv.viewers == 2
-        assert request(srv, "/")[0] == 200 and request(srv, "/stats.json")[0] == 200
-        readers[0].close()
-        assert wait_until(lambda: srv.viewers == 1)
-        readers[1:] += connect(srv)  # a place came free
-        publish_until_seen(srv, readers[1:], result(0))
-        for reader in readers[1:]:
-            reader.close()
-
-
-def test_connections_beyond_the_bound_get_503_and_threads_stay_bounded():
-    bound, attempts = 3, 100
-    with PreviewServer(port=0, sources=("cam",), max_viewers=2, max_connections=bound) as srv:
-        port = urlsplit(srv.url).port
-        idle = [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(bound)]
-        assert wait_until(lambda: len(connection_threads()) == bound), connection_threads()
-        status, _, body = request(srv)
-        assert status == 503 and body.startswith(b"busy: 3 connections at most")
-        crowd = [socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-                 for _ in range(attempts)]  # connect and say nothing, like 100 stalled viewers
-        most = len(connection_threads())
-        assert most <= bound + preview_module._REFUSERS, connection_threads()
-        for sock in crowd + idle:
-            sock.close()
-        assert wait_until(lambda: request(srv)[0] == 200)  # slots come back when clients go
-        assert wait_until(lambda: not connection_threads()), connection_threads()
-
-
-def test_close_ends_idle_connections_at_once():
-    srv = PreviewServer(port=0, max_viewers=2, max_connections=4, send_timeout=30).start()
-    port = urlsplit(srv.url).port
-    idle = [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(3)]
-    assert wait_until(lambda: len(connection_threads()) == 3)
-    started = time.monotonic()
-    srv.close()
-    assert not connection_threads() and time.monotonic() - started < 2.0
-    for sock in idle:
-        sock.close()
-
-
-# -- Host header check and HEAD (issue 11, item 13)
-
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LocalHost.:{port}",
-                                  "[::1]:{port}", "127.0.0.1", "localhost"])
-def test_own_host_names_are_served(server, host):
-    port = urlsplit(server.url).port
-    assert request(server, "/", host=host.format(port=port))[0] == 200
-
-
-@pytest.mark.parametrize("host", ["evil.example:{port}", "evil.example", "127.0.0.1:1",
-                                  "localhost:{port}0", "127.0.0.1.evil.example:{port}",
-                                  "[::2]:{port}", "", "localhost:x"])
-def test_foreign_host_names_get_421_and_one_log_line(server, caplog, host):
-    port = urlsplit(server.url).port
-    header = host.format(port=port)
-    with caplog.at_level(logging.DEBUG, logger="stages.preview"):
-        for path in ("/", "/stream.mjpg", "/stats.json", "/healthz", "/stream.mjpg"):
-            status, _, body = request(server, path, host=header)
-            assert status == 421 and b"own host names" in body, (path, status)
-    assert server.viewers == 0
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and repr(header) in warnings[0].getMessage()
-
-
-def test_a_request_without_host_is_served(server):
-    (reader,) = connect(server)  # MjpegReader speaks HTTP/1.0 without a Host header
-    publish_until_seen(server, [reader], result(0))
-    reader.close()
-
-
-def test_explicit_bind_address_is_allowed_and_a_wildcard_allows_any_name():
-    assert preview_module._allowed_hosts("0.0.0.0", "0.0.0.0") is None
-    assert preview_module._allowed_hosts("::", "::") is None
-    names = preview_module._allowed_hosts("127.0.0.2", "127.0.0.2")
-    assert {"127.0.0.1", "localhost", "::1", "127.0.0.2"} <= names and "evil.example" not in names
-    with PreviewServer("127.0.0.2", 0) as srv:
-        port = urlsplit(srv.url).port
-        conn = http.client.HTTPConnection("127.0.0.2", port, timeout=WAIT)
-        conn.request("GET", "/healthz")  # Host: 127.0.0.2:port
-        assert conn.getresponse().status == 200
-        conn.close()
-
-
-@pytest.mark.parametrize("path", ["/", "/healthz", "/stats.json", "/nope"])
-def test_head_answers_the_headers_of_get(server, path):
-    get_status, get_headers, get_body = request(server, path)
-    status, headers, body = request(server, path, method="HEAD")
-    assert status == get_status != 501 and body == b""
-    assert headers["Content-Type"] == get_headers["Content-Type"]
-    if path != "/stats.json":  # its figures may change between the two requests
-        assert int(headers["Content-Length"]) == len(get_body)
-
-
-def test_head_of_the_stream_subscribes_no_viewer(server):
-    status, headers, body = request(server, "/stream.mjpg", method="HEAD")
-    assert status == 200 and body == b""
-    assert headers["Content-Type"].startswith("multipart/x-mixed-replace")
-    assert server.viewers == 0 and server.statistics()["viewers"] == 0
