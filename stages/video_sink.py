@@ -64,11 +64,9 @@ mp4/mov keep it in an edit list and every timestamp stays exact.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +76,7 @@ import cv2
 import numpy as np
 
 from stages.atomic import Staged, commit, partial_path, remove_quietly
+from stages.audio_copy import open_audio
 from stages.errors import OutputError
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ class VideoWriter:
         self._container = _open_output(self._tmp, self.path, fmt, _partial_options(fmt, self._tb))
         self._stream = self._add_stream(info.rate, preset, crf, threads)
         self._firsts = _FirstPackets()
-        self._audio = _open_audio(audio_from, self._container, fmt, self.path,
+        self._audio = open_audio(audio_from, self._container, fmt, self.path,
                                   on_mux=self._firsts.note)
         self._duration = info.duration
         self.frames_written = 0
@@ -339,110 +338,6 @@ class VideoWriter:
                               f"partial video left at {self._tmp}") from exc
         remove_quietly(self._tmp)
         self._tmp = flat
-
-
-class _AudioCopy:
-    """Muxes the audio packets of an input file into an output, in time order.
-
-    Attributes:
-        packets: Packets copied so far.
-    """
-
-    def __init__(self, input: str | os.PathLike, container, fmt: str, shown: Path,
-                 on_mux=None) -> None:
-        self.packets = 0
-        self._on_mux = on_mux
-        self._shown = shown
-        self._container = container
-        self._input = av.open(os.fspath(input))
-        self._outputs = {}
-        try:
-            for stream in self._input.streams.audio:
-                if _muxer_takes(fmt, stream):
-                    self._outputs[stream.index] = container.add_stream_from_template(stream)
-                else:
-                    log.warning("%s: the %s container cannot hold %s audio (stream %d); "
-                                "audio stream dropped", shown, fmt,
-                                stream.codec_context.name, stream.index)
-        except BaseException:
-            self._input.close()
-            raise
-        self._packets: Iterator[av.Packet] | None = None
-        self._next: av.Packet | None = None
-        if self._outputs:
-            ins = [s for s in self._input.streams.audio if s.index in self._outputs]
-            self._packets = self._input.demux(*ins)
-            self._advance()
-        else:
-            self.close()
-
-    @property
-    def streams(self) -> int:
-        """Audio streams being copied."""
-        return len(self._outputs)
-
-    def copy_until(self, seconds: Fraction | None) -> None:
-        """Mux the packets that start before ``seconds`` (all when None)."""
-        while self._next is not None:
-            packet = self._next
-            ticks = packet.dts if packet.dts is not None else packet.pts
-            if seconds is not None and ticks is not None and ticks * packet.time_base >= seconds:
-                return
-            packet.stream = self._outputs[packet.stream_index]
-            if self._on_mux is not None:
-                self._on_mux(packet)
-            try:
-                self._container.mux(packet)
-            except av.FFmpegError as exc:
-                log.warning("%s: audio copy stopped after %d packets: the muxer refused "
-                            "one (%s)", self._shown, self.packets, exc)
-                self.close()
-                return
-            self.packets += 1
-            self._advance()
-
-    def _advance(self) -> None:
-        self._next = None
-        try:
-            for packet in self._packets:
-                if packet.size:  # the demuxer ends with empty flush packets
-                    self._next = packet
-                    return
-        except av.FFmpegError as exc:
-            log.warning("%s: audio copy stopped after %d packets: the input's audio "
-                        "cannot be read (%s)", self._shown, self.packets, exc)
-        self.close()
-
-    def close(self) -> None:
-        """Release the input; idempotent."""
-        self._next = None
-        self._packets = None
-        self._input.close()
-
-
-def _open_audio(input: str | os.PathLike | None, container, fmt: str,
-                path: Path, on_mux=None) -> _AudioCopy | None:
-    """The audio copy from ``input``, or None (no input, no audio stream, unreadable)."""
-    if input is None:
-        return None
-    try:
-        audio = _AudioCopy(input, container, fmt, path, on_mux)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        log.warning("%s: audio not copied: %s cannot be read for its audio (%s)",
-                    path, os.fspath(input), exc)
-        return None
-    return audio if audio.streams else None
-
-
-def _muxer_takes(fmt: str, stream) -> bool:
-    """Whether format ``fmt`` accepts ``stream``'s codec: a trial header in memory."""
-    try:
-        with av.open(io.BytesIO(), "w", format=fmt) as trial:
-            trial.add_stream_from_template(stream)
-            trial.start_encoding()
-    except (ValueError, av.FFmpegError):
-        return False
-    return True
 
 
 def _whole_ticks(info: SourceInfo, tb: Fraction) -> tuple[int, int] | None:
