@@ -220,6 +220,7 @@ class AtomicTextFile:
         try:
             self._file = open(self.tmp, "w", encoding="utf-8", newline="\n")
             self._file.write(header)
+            self._file.flush()  # a kill before the first frame still leaves the header
         except OSError as exc:
             remove_quietly(self.tmp)
             raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
