@@ -352,21 +352,27 @@ def _fifo_inputs(tmp_path: Path, mode: str) -> list[Path]:
     return [fifo]
 
 
+def _stop_with(proc: subprocess.Popen, sig: int, *, ready) -> tuple[str, str, float]:
+    """Once ``ready()`` returns, send ``sig`` and wait for the process; return its
+    stdout, its stderr and the seconds it took to end. It is killed if anything fails."""
+    try:
+        ready()
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+        return out, err, time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @needs_wchan
 @pytest.mark.parametrize("mode, sig", [("video", signal.SIGINT), ("image", signal.SIGTERM),
                                        ("batch", signal.SIGINT)])
 def test_a_run_blocked_opening_a_fifo_ends_soon_after_one_signal(tmp_path, mode, sig):
     proc = _run_cli(tmp_path, *_fifo_inputs(tmp_path, mode))
-    try:
-        _wait_until_blocked_in(proc, "wait_for_partner")
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=20)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err, took = _stop_with(proc, sig, ready=lambda: _wait_until_blocked_in(proc, "wait_for_partner"))
     assert proc.returncode == 128 + sig, err
     assert took < 5, f"{took:.1f} s after the signal"  # the promise is 2 s; this margin is for load
     lines = err.strip().splitlines()
@@ -400,18 +406,12 @@ def test_a_live_run_waiting_on_a_silent_camera_ends_soon_after_sigterm(tmp_path)
     with socket.create_server(("127.0.0.1", 0)) as server:  # accepts, then never says a word
         port = server.getsockname()[1]
         proc = _run_cli(tmp_path, f"rtsp://127.0.0.1:{port}/cam", "--stall-timeout", "60")
-        try:
-            server.settimeout(60)
-            conn, _ = server.accept()  # the run is now waiting for the camera's answer
-            with conn:
-                sent = time.monotonic()
-                proc.send_signal(signal.SIGTERM)
-                out, err = proc.communicate(timeout=20)
-                took = time.monotonic() - sent
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        server.settimeout(60)
+        connections = []  # the run is waiting for the camera's answer once it connected
+        out, err, took = _stop_with(proc, signal.SIGTERM,
+                                    ready=lambda: connections.append(server.accept()[0]))
+        for conn in connections:
+            conn.close()
     assert proc.returncode == 143, err
     assert took < 5, f"{took:.1f} s after the signal"
     assert "posestream: SIGTERM: stopping, keeping what is done" in err
@@ -440,16 +440,7 @@ def test_a_stopped_run_exits_even_if_a_thread_would_hold_the_interpreter(tmp_pat
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), str(clip), "-o", str(outdir),
                              "--backend", "lingering:Lingering", "--resolution", "64x48"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_progress(outdir, proc)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err, took = _stop_with(proc, signal.SIGINT, ready=lambda: _wait_for_progress(outdir, proc))
     assert proc.returncode == 130, err
     assert took < 8, f"{took:.1f} s after the signal"
     assert "interrupted" in out  # the run itself stopped and reported

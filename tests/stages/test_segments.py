@@ -74,8 +74,8 @@ for i in range(100000):
 """
 
 
-def test_after_sigkill_finished_segments_play_and_logs_parse(tmp_path):
-    code = WRITER.format(root=str(ROOT), outdir=str(tmp_path))
+def _kill_once_written(code: str) -> None:
+    """Run the writer ``code`` in a child process and SIGKILL it once it says WROTE."""
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "WROTE"
@@ -84,6 +84,11 @@ def test_after_sigkill_finished_segments_play_and_logs_parse(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_after_sigkill_finished_segments_play_and_logs_parse(tmp_path):
+    code = WRITER.format(root=str(ROOT), outdir=str(tmp_path))
+    _kill_once_written(code)
     folder = tmp_path / "cam"
     finished = sorted(folder.glob("cam-*.mkv"))
     assert len(finished) >= 3
@@ -341,14 +346,7 @@ def test_after_sigkill_finished_keypoint_segments_parse(tmp_path):
     import pandas as pd
 
     code = KEYPOINTS_WRITER.format(root=str(ROOT), outdir=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "WROTE"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _kill_once_written(code)
     folder = tmp_path / "cam"
     bases = _bases(folder, ".csv")
     assert len(bases) >= 3 and _bases(folder, ".jsonl")[:len(bases)] == bases
