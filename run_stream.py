@@ -97,12 +97,30 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--max-fps", type=float, default=None, metavar="F",
                       help="process at most F frames per second per source; the rest are "
                            "dropped at the source and counted (default: no cap)")
+    live.add_argument("--record", default="annotated", choices=("annotated", "raw", "none"),
+                      help="what the segments record: annotated (the processed frames with "
+                           "skeletons, default), raw (the camera's own packets, copied at full "
+                           "rate without re-encoding) or none (keypoint logs only)")
+    live.add_argument("--retain", metavar="AGE",
+                      help="delete closed segments older than AGE (7d, 12h, 30m; default: keep)")
+    live.add_argument("--max-disk", metavar="SIZE",
+                      help="keep the output folder's segments under SIZE (50G, 500M), deleting "
+                           "the oldest closed ones first (default: no cap)")
+    live.add_argument("--live-log-size", default="64M", metavar="SIZE",
+                      help="OUT/<source>/live.jsonl, the feed to follow with tail -F, rolls to "
+                           "live.jsonl.1 at SIZE (default: 64M)")
+    live.add_argument("--mqtt", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
+                      help="publish each frame's keypoints to PREFIX/<source>/pose and the "
+                           "source's state to PREFIX/<source>/state (retained); needs paho-mqtt")
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="options from a TOML file (keys as the long options, e.g. workers = 2, "
                         'resolution = "656x368", input = ["rtsp://..."]); the command line overrides it')
     p.add_argument("--preview", metavar="[HOST:]PORT",
                    help="serve the annotated stream to browsers (MJPEG page with FPS and people "
                         "count) on 127.0.0.1:PORT, or HOST:PORT")
+    p.add_argument("--http", metavar="[HOST:]PORT",
+                   help="serve /healthz, /metrics (Prometheus) and /events (Server-Sent Events "
+                        "of the keypoints) without the preview page; --preview implies it")
     p.add_argument("--summary-json", type=Path, metavar="PATH",
                    help="also write the final summary (per source and stage) as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -339,9 +357,15 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
 
     if not args.verbose and not args.debug:
         logging.getLogger().setLevel(logging.INFO)  # operators want every connection event
+    from stages.quantities import parse_duration, parse_size
+
     live = LiveConfig(transport=args.rtsp_transport, stall_timeout=args.stall_timeout,
                       max_retries=args.max_retries, segment_minutes=args.segment,
-                      queue_size=args.live_queue)
+                      queue_size=args.live_queue, record="none" if not args.video else args.record,
+                      retain=parse_duration(args.retain, "--retain") if args.retain else None,
+                      max_disk=parse_size(args.max_disk, "--max-disk") if args.max_disk else None,
+                      live_log_size=parse_size(args.live_log_size, "--live-log-size"),
+                      mqtt=args.mqtt)
     job = LiveJob(specs, args.outdir, config, live)
     try:
         with _preview(args, tuple(job.names)) as preview, LiveDashboard(job.snapshot):

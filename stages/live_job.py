@@ -15,8 +15,7 @@ import logging
 import math
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,11 +24,14 @@ from stages.errors import InputError
 from stages.frames import Frame, Result
 from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.live import LiveSource, SourceEvent
+from stages.live_feed import LiveFeed
 from stages.segments import SegmentedOutputs
+from stages.source_status import SourceMonitor
 
 log = logging.getLogger(__name__)
 
 MAX_LIVE_QUEUE = 100  # frames per source: seconds of latency at camera rates
+RECORD_MODES = ("annotated", "raw", "none")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +45,14 @@ class LiveConfig:
         segment_minutes: Longest output segment.
         queue_size: Frames held per source before the oldest is dropped; also
             the most any later queue holds, so latency stays short.
+        record: What segments record: ``annotated`` (processed frames with
+            skeletons), ``raw`` (the camera's packets, copied) or ``none``
+            (keypoint logs only). ``JobConfig.video=False`` means ``none``.
+        retain: Seconds after which closed segments are deleted (None: kept).
+        max_disk: Bytes the output folder's segments may take (None: no cap).
+        live_log_size: Bytes at which ``OUT/<source>/live.jsonl`` rolls to
+            ``live.jsonl.1``.
+        mqtt: ``mqtt://[user:pass@]host[:port]/prefix`` to publish to, or None.
     """
 
     transport: str = "tcp"
@@ -50,6 +60,11 @@ class LiveConfig:
     max_retries: int | None = None
     segment_minutes: float = 10.0
     queue_size: int = 1
+    record: str = "annotated"
+    retain: float | None = None
+    max_disk: int | None = None
+    live_log_size: int = 64 << 20
+    mqtt: str | None = None
 
     def __post_init__(self) -> None:
         if self.transport not in ("tcp", "udp"):
@@ -63,24 +78,14 @@ class LiveConfig:
         if not 1 <= self.queue_size <= MAX_LIVE_QUEUE:
             raise InputError(f"--live-queue {self.queue_size}: must be 1 to {MAX_LIVE_QUEUE} frames "
                              "(each held frame adds its time to the latency)")
-
-
-@dataclass(slots=True)
-class SourceStats:
-    """Running figures of one live source."""
-
-    name: str
-    frames: int = 0
-    dropped: int = 0
-    reconnects: int = 0
-    latencies: deque = field(default_factory=lambda: deque(maxlen=2000))
-
-    def latency(self, q: float) -> float:
-        """The q-quantile (0..1) of recent arrival-to-written latencies, in seconds."""
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        if self.record not in RECORD_MODES:
+            raise InputError(f"--record {self.record!r}: expected one of {', '.join(RECORD_MODES)}")
+        if self.retain is not None and not 0 < self.retain < math.inf:
+            raise InputError(f"--retain {self.retain}: must be a positive number of seconds")
+        if self.max_disk is not None and self.max_disk <= 0:
+            raise InputError(f"--max-disk {self.max_disk}: must be a positive number of bytes")
+        if self.live_log_size < 4096:
+            raise InputError(f"--live-log-size {self.live_log_size}: must be at least 4K")
 
 
 class LiveJob(PipelineJob):
@@ -108,7 +113,9 @@ class LiveJob(PipelineJob):
         names = [s.name for s in self._sources]
         if len(set(names)) != len(names):
             raise InputError(f"live sources need distinct names, got {', '.join(names)}")
-        self.stats = {s.name: SourceStats(s.name) for s in self._sources}
+        self.monitors = {s.name: SourceMonitor(s.name, live.stall_timeout) for s in self._sources}
+        self.stats = self.monitors  # frames, dropped, reconnects, latency(q) per source
+        self.feed = LiveFeed()  # live.jsonl, /events and MQTT subscribe to it
         self._outputs = {s.name: SegmentedOutputs(self.outdir, s.name, formats=config.formats,
                                                   video=config.video,
                                                   segment_seconds=60 * live.segment_minutes,
@@ -119,7 +126,7 @@ class LiveJob(PipelineJob):
         super().__init__()
         self._started = time.monotonic()
 
-    def run(self, on_result: Callable[[Result], None] | None = None) -> dict[str, SourceStats]:
+    def run(self, on_result: Callable[[Result], None] | None = None) -> dict[str, SourceMonitor]:
         """Process until ``cancel`` or until every source ended; return per-source figures.
 
         Raises:
@@ -132,14 +139,20 @@ class LiveJob(PipelineJob):
         sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
         # every queue is short: a frame waits behind at most a few others anywhere
         pipeline = build_pipeline(self.config, engine, feeds, name="live",
-                                  pictures=bool(self.preview), sinks=sinks + [("write", self._write)],
+                                  pictures=bool(self.preview),
+                                  sinks=sinks + [("write", self._write), ("publish", self.feed.publish)],
                                   live=LiveQueues(queue_size=self.live.queue_size,
                                                   on_drop=self._dropped))
         try:
             self._drive(pipeline, on_result)
         finally:
-            for out in self._outputs.values():
-                out.close()
+            try:
+                for out in self._outputs.values():
+                    out.close()
+            finally:
+                self.feed.close()
+                for monitor in self.monitors.values():
+                    monitor.stopped()
         if self.failures and not self.cancelled:
             raise InputError("; ".join(self.failures.values()))
         return self.stats
@@ -160,12 +173,11 @@ class LiveJob(PipelineJob):
         from stages.console import stage_rows
 
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        with self._lock:
-            sources = [{"source": st.name, "frames": st.frames, "dropped": st.dropped,
-                        "rate_dropped": source.rate_dropped, "reconnects": st.reconnects,
-                        "fps": st.frames / elapsed, "latency_p50_ms": 1000 * st.latency(0.5),
-                        "latency_p95_ms": 1000 * st.latency(0.95)}
-                       for st, source in zip(self.stats.values(), self._sources)]
+        sources = []
+        for source in self._sources:
+            monitor = self.monitors[source.name]
+            monitor.rate_dropped = source.rate_dropped
+            sources.append(monitor.row())
         stages = stage_rows(self._pipeline.statistics(), elapsed) if self._pipeline else []
         engine = self.engine.as_dict() if self.engine is not None else None
         return {"sources": sources, "stages": stages, "seconds": elapsed,
@@ -182,20 +194,13 @@ class LiveJob(PipelineJob):
     def _write(self, result: Result) -> Result:
         name = result.frame.source
         self._outputs[name].write(result)
-        stats = self.stats[name]
-        with self._lock:
-            stats.frames += 1
-            stats.latencies.append(time.time() - result.frame.wall)
+        self.monitors[name].frame_done(result)
         return result
 
     def _dropped(self, frame: Frame) -> None:
-        with self._lock:
-            self.stats[frame.source].dropped += 1
+        self.monitors[frame.source].dropped_one()
 
     def _on_event(self, event: SourceEvent) -> None:
         if event.kind in ("disconnected", "stalled", "gave_up"):
             self._outputs[event.source].end_segment()  # finished and renamed while the camera is away
-        elif event.kind == "connected" and event.reconnected:
-            with self._lock:
-                self.stats[event.source].reconnects += 1
-
+        self.monitors[event.source].event(event)

@@ -33,7 +33,8 @@ OPTION_MODES: dict[str, frozenset[str]] = {
     **dict.fromkeys(("frame_step", "start", "end"), VIDEOS),
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster"), frozenset({BATCH})),
     **dict.fromkeys(("rtsp_transport", "stall_timeout", "max_retries", "segment", "live_queue",
-                     "max_fps"), frozenset({LIVE})),
+                     "max_fps", "record", "retain", "max_disk", "live_log_size", "mqtt",
+                     "http"), frozenset({LIVE})),
 }
 
 # option dest -> how the Python API takes it (None: it has no such thing)
@@ -49,8 +50,10 @@ API: dict[str, str | None] = {
     "stall_timeout": "results(live=LiveConfig.stall_timeout)",
     "max_retries": "results(live=LiveConfig.max_retries)",
     "live_queue": "results(live=LiveConfig.queue_size)",
+    **{dest: f"results(live=LiveConfig.{dest})" for dest in (
+        "record", "retain", "max_disk", "live_log_size", "mqtt")},
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster", "segment", "config", "preview",
-                     "summary_json", "verbose", "debug"), None),
+                     "summary_json", "verbose", "debug", "http"), None),
 }
 
 
@@ -78,6 +81,8 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser, mod
             continue
         where = " and ".join(_PLURAL[m] for m in MODES if m in modes)
         raise UsageError(f"{_flag(action)} is for {where}, not {_NAMES[mode]}")
+    if not args.video and args.record != "none" and given(args, parser, "record"):
+        raise UsageError(f"--record {args.record} records a video: --no-video means --record none")
     if not args.video and given(args, parser, "preset"):
         raise UsageError("--preset sets the video's encoder: nothing is encoded with --no-video")
     for dest in ("preview", "files_in_flight"):  # the files are processed on other machines

@@ -151,6 +151,13 @@ HONOURED = {
     "live_queue": (["--live-queue", "2"], _live("queue_size", 2)),
     "max_fps": (["--max-fps", "2"], lambda job, ctx: job.config.max_fps == 2.0
                 and all(s.max_fps == 2.0 for s in job._sources)),
+    "record": (["--record", "raw"], _live("record", "raw")),
+    "retain": (["--retain", "7d"], _live("retain", 7 * 86400)),
+    "max_disk": (["--max-disk", "50G"], _live("max_disk", 50 << 30)),
+    "live_log_size": (["--live-log-size", "1M"], _live("live_log_size", 1 << 20)),
+    "mqtt": (["--mqtt", "mqtt://127.0.0.1:1/posestream"],
+             _live("mqtt", "mqtt://127.0.0.1:1/posestream")),
+    "http": (["--http", "127.0.0.1:0"], lambda job, ctx: job.status_server is not None),
     "config": (["--config", "{tmp}/opts.toml"], _config("queue_size", 5)),
     "preview": (["--preview", "127.0.0.1:0"], lambda job, ctx: job.preview is not None),
     "summary_json": (["--summary-json", "{tmp}/s.json"],
