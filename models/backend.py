@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from models.registry import ModelSpec
-from stages.errors import InputError
+from pipeline.errors import InputError
 
 
 @runtime_checkable

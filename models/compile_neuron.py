@@ -41,8 +41,8 @@ from pathlib import Path
 
 from models.neuron import CompiledModelInfo, neuron_version, require_neuron, write_info
 from models.registry import DEFAULT_MODEL, ModelSpec, get_model
-from stages.errors import InputError, InputNotFoundError, ModelError, PosestreamError
-from stages.resize import DEFAULT_RESOLUTION, parse_resolution
+from pipeline.errors import InputError, InputNotFoundError, ModelError, PosestreamError
+from models.resolution import DEFAULT_RESOLUTION, parse_resolution
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from stages.errors import InputError
+from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
 

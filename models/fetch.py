@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from models.registry import ModelSpec
-from stages.errors import ModelError
+from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import os
 from contextlib import nullcontext
 from pathlib import Path
 
-from stages.errors import InputError
+from pipeline.errors import InputError
 
 # GraphDef's fields (tensorflow/core/framework/graph.proto): number -> protobuf wire type
 _GRAPHDEF_FIELDS = {1: 2, 2: 2, 3: 0, 4: 2, 5: 2}  # node, library, version, versions, debug_info

@@ -83,7 +83,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Mapping, MutableMapping
 
-from stages.errors import InputError, ModelError
+from pipeline.errors import InputError, ModelError
 
 PIP_INDEX = "https://pip.repos.neuron.amazonaws.com"
 DISTRIBUTION = "tensorflow-neuron"

@@ -16,7 +16,7 @@ import numpy as np
 
 from models.backend import BackendConfig
 from models.neuron import CompiledModelInfo, parse_neuron_cores, placement_for, read_info, require_neuron
-from stages.errors import InputError, ModelError
+from pipeline.errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 
-from stages.errors import ModelError
+from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 from models.backend import BackendConfig
 from models.devices import usable_cores
 from models.offline import import_openvino
-from stages.errors import ModelError
+from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 

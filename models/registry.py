@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.errors import InputError
+from pipeline.errors import InputError
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

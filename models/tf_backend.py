@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from models.backend import BackendConfig
-from stages.errors import ModelError
+from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 

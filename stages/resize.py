@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from stages.errors import InputError
+from models.resolution import DEFAULT_RESOLUTION, STRIDE, parse_resolution
 from stages.frames import Frame
 
-DEFAULT_RESOLUTION = (432, 368)
-STRIDE = 8
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """Parse ``WxH`` into (width, height), both positive multiples of 8.
-
-    Raises:
-        InputError: Not of the form WxH, zero, or not a multiple of 8.
-    """
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not m:
-        raise InputError(f"--resolution {text!r}: expected WIDTHxHEIGHT, e.g. 432x368")
-    w, h = int(m[1]), int(m[2])
-    if w <= 0 or h <= 0:
-        raise InputError(f"--resolution {text!r}: width and height must be positive")
-    if w % STRIDE or h % STRIDE:
-        raise InputError(f"--resolution {text!r}: width and height must be multiples of {STRIDE}")
-    return w, h
-
+__all__ = ["DEFAULT_RESOLUTION", "STRIDE", "NetInput", "Resizer", "parse_resolution"]
 
 @dataclass(frozen=True, slots=True)
 class NetInput:
