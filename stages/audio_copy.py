@@ -75,6 +75,16 @@ class AudioCopy:
             self.packets += 1
             self._advance()
 
+    def skip_before(self, seconds: Fraction) -> None:
+        """Drop, unmuxed, the packets that end at or before ``seconds`` (the
+        audio of a part of the input that the video does not hold)."""
+        while self._next is not None:
+            packet = self._next
+            ticks = packet.pts if packet.pts is not None else packet.dts
+            if ticks is None or (ticks + (packet.duration or 0)) * packet.time_base > seconds:
+                return
+            self._advance()
+
     def _advance(self) -> None:
         self._next = None
         try:

@@ -228,7 +228,8 @@ def file_outputs(outdir: Path, input: Path, source, config: JobConfig, *,
     """The output set of one file (see ``stages.outputs``), as the run's settings ask."""
     return FileOutputs(outdir, input, source.info, preset=config.preset,
                        still=isinstance(source, ImageFileSource), formats=config.formats,
-                       audio=config.audio, clean=clean, video=config.video)
+                       audio=config.audio, clean=clean, video=config.video,
+                       audio_range=config.start is not None or config.end is not None)
 
 
 def model_file(config: JobConfig, plan: DevicePlan) -> Path:

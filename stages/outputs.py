@@ -124,6 +124,8 @@ class FileOutputs:
         still: The input is a single image: write an annotated image, not a video.
         formats: Keypoint formats (``stages.formats.FORMATS``), in order.
         audio: Copy the input's audio streams into the annotated video.
+        audio_range: The run covers a time range of the input: only the audio
+            from the first frame written to the end of the last is copied.
         clean: First set aside what killed runs left in ``outdir``
             (``stages.atomic.clean_dead_partials``); a batch does it once per
             folder instead.
@@ -147,7 +149,7 @@ class FileOutputs:
     def __init__(self, outdir: Path, input: Path, info: SourceInfo, *,
                  preset: str = "veryfast", still: bool = False,
                  formats: Sequence[str] = ("jsonl",), audio: bool = True,
-                 clean: bool = True, video: bool = True) -> None:
+                 clean: bool = True, video: bool = True, audio_range: bool = False) -> None:
         if not video and not formats:
             raise InputError(f"{input}: --no-video with no --format: nothing to write")
         self._stem = output_stem(input)
@@ -164,6 +166,7 @@ class FileOutputs:
         self._media = self.paths[0] if video else None  # the annotated video or image
         self._formats = tuple(dict.fromkeys(formats))
         self._audio = audio
+        self._audio_range = audio_range
         self._clean = clean
         self._video: VideoWriter | None = None
         self._writers: list[KeypointWriter] = []
@@ -189,7 +192,8 @@ class FileOutputs:
         if self._media is not None and not self._still:
             try:
                 self._video = VideoWriter(self._media, self._info, preset=self._preset,
-                                          audio_from=self._input if self._audio else None)
+                                          audio_from=self._input if self._audio else None,
+                                          audio_range=self._audio_range)
             except BaseException:
                 self._discard()
                 raise

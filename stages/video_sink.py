@@ -103,7 +103,8 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, info: SourceInfo, *,
                  preset: str = "veryfast", crf: int = 23, threads: int = 0,
-                 faststart: bool = False, audio_from: str | os.PathLike | None = None) -> None:
+                 faststart: bool = False, audio_from: str | os.PathLike | None = None,
+                 audio_range: bool = False) -> None:
         """Create the temporary output file and set up the encoder.
 
         Args:
@@ -117,6 +118,9 @@ class VideoWriter:
                 pass over the file) so players can start before downloading all.
             audio_from: Input file whose audio streams are copied into the
                 output (see the module docstring); None for no audio.
+            audio_range: The video holds a time range of the input
+                (``--start``/``--end``): only the audio from its first frame
+                to the end of its last is copied, so the two stay in sync.
 
         Raises:
             OutputError: Unsupported extension, or the file cannot be created.
@@ -136,6 +140,7 @@ class VideoWriter:
         self._firsts = _FirstPackets()
         self._audio = open_audio(audio_from, self._container, fmt, self.path,
                                   on_mux=self._firsts.note)
+        self._audio_range = audio_range
         self._duration = info.duration
         self.frames_written = 0
         self.pts_adjusted = 0
@@ -236,6 +241,8 @@ class VideoWriter:
 
     def _mux_video(self, packet: av.Packet) -> None:
         if self._audio is not None and packet.dts is not None:
+            if self._audio_range and self._first_dts == packet.dts and self._first_ticks is not None:
+                self._audio.skip_before(self._first_ticks * self._tb)
             self._audio.copy_until(packet.dts * packet.time_base)
         self._firsts.note(packet)
         self._container.mux(packet)
@@ -261,7 +268,7 @@ class VideoWriter:
     def _finish_audio(self) -> None:
         if self._audio is None:
             return
-        if self.frames_written and self._whole_source_written():
+        if self.frames_written and self._whole_source_written() and not self._audio_range:
             self._audio.copy_until(None)
         elif self.frames_written:
             self._audio.copy_until((self._last_ticks + self._step) * self._tb)
