@@ -31,7 +31,7 @@ _HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)"
                       r"(?:-(?P<token>[0-9a-f]+))?(?:@(?P<host>[A-Za-z0-9_-]+))?$")
 # partial outputs worth keeping after a kill (readable up to where they stopped)
-_KEPT_WHEN_KILLED = (".mp4", ".m4v", ".mov", ".mkv", ".jsonl", ".openpose", ".coco.json")
+_KEPT_WHEN_KILLED = (".mp4", ".m4v", ".mov", ".mkv", ".jsonl", ".csv", ".openpose", ".coco.json")
 
 
 def partial_path(path: Path, kind: str = "partial") -> Path:
