@@ -118,12 +118,13 @@ class LiveDashboard:
 
 
 def stage_rows(statistics, elapsed: float) -> list[dict]:
-    """Per stage: items, busy % (of its workers' time), mean ms, and its output queue."""
+    """Per stage: items, busy seconds and % (of its workers' time), mean ms, and its output queue."""
     queues = {c.name: c for c in statistics.channels}
     rows = []
     for st in statistics.stages:
         q = queues.get(f"{st.name}.out")
         rows.append({"stage": st.name, "workers": st.workers, "items": st.items,
+                     "busy_seconds": round(st.busy_seconds, 3),
                      "busy_pct": round(100 * st.busy_seconds / max(elapsed * st.workers, 1e-9), 1),
                      "mean_ms": round(1000 * st.mean_seconds, 2),
                      "queue": q.size if q else 0, "queue_capacity": q.capacity if q else 0,

@@ -7,6 +7,7 @@ busy too, the connection is closed at once. Thread count therefore never
 exceeds ``max_connections + REFUSERS`` plus the server's own. Every open
 connection is known, so ``wake_all`` can end their threads at close.
 
+``parse_bind`` reads the ``[HOST:]PORT`` of ``--preview`` and ``--http``;
 ``allowed_hosts`` and ``split_host`` are the pieces of a DNS-rebinding guard:
 the Host names a request may use for the address the server is bound to.
 """
@@ -22,8 +23,11 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from stages.errors import InputError
+
 log = logging.getLogger(__name__)
 
+DEFAULT_HOST = "127.0.0.1"
 REFUSERS = 4  # threads at most answering 503 beyond the connection bound
 _REFUSE_TIMEOUT = 1.0  # seconds a refused client has to send its request
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -137,6 +141,39 @@ class _BusyHandler(QuietHandler):
         self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT,
                    f"busy: {limit} connections at most; try again\n".encode(),
                    (("Retry-After", "1"), ("Connection", "close")))
+
+
+def parse_bind(text: str, option: str = "--preview") -> tuple[str, int]:
+    """Read ``PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; the host defaults to 127.0.0.1.
+
+    Args:
+        text: What the user gave.
+        option: The option it came with, named in the error.
+
+    Raises:
+        InputError: Not one of those forms, or the port is not in 0..65535
+            (0 picks a free port).
+    """
+    spec = text.strip()
+    host, port = DEFAULT_HOST, spec
+    if spec.startswith("["):
+        inside, bracket, rest = spec[1:].partition("]")
+        if not bracket or not inside or not rest.startswith(":"):
+            raise _bind_error(text, option)
+        host, port = inside, rest[1:]
+    elif ":" in spec:
+        host, _, port = spec.rpartition(":")
+        if ":" in host:  # a bare IPv6 address: ambiguous without brackets
+            raise _bind_error(text, option)
+        host = host or DEFAULT_HOST
+    if not port.isdigit() or int(port) > 65535 or any(c.isspace() for c in host):
+        raise _bind_error(text, option)
+    return host, int(port)
+
+
+def _bind_error(text: str, option: str) -> InputError:
+    return InputError(f"{option} {text!r}: expected PORT, HOST:PORT or [IPv6]:PORT "
+                      "with PORT in 0-65535")
 
 
 def allowed_hosts(requested: str, bound: str) -> frozenset[str] | None:

@@ -9,7 +9,9 @@ stops reading.
 
 Endpoints: ``/`` the page (``/?source=NAME`` picks a source, default the
 first), ``/stream.mjpg?source=NAME`` the multipart JPEG stream,
-``/stats.json`` figures per source, ``/healthz``; GET and HEAD.
+``/stats.json`` figures per source; GET and HEAD. It is a status server too
+(``stages.status_server``: ``/healthz``, and ``/metrics`` and ``/events`` of
+a live run), so ``--preview`` implies ``--http``.
 
 Bounds: at most ``max_viewers`` streams and ``max_connections`` connections
 at once (each has a thread); beyond them a request gets ``503`` (see
@@ -33,56 +35,25 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
 
 from pipeline import Cancelled, Channel, EndOfStream, Policy
-from stages.errors import InputError
 from stages.frames import Result
-from stages.http_server import (TEXT, BoundedHTTPServer, QuietHandler, allowed_hosts,
-                                hostport, hung_up, split_host, wake)
+from stages.http_server import DEFAULT_HOST, TEXT, hung_up, parse_bind, wake
 from stages.preview_page import PAGE
+from stages.status_server import LiveStatus, StatusHandler, StatusServer
+
+__all__ = ["PreviewServer", "parse_bind", "DEFAULT_HOST"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
 BOUNDARY = "frame"
 MAX_VIEWERS = 16  # streams at once
 MAX_CONNECTIONS = 32  # connections at once: the viewers, their pages' stats polls, others
-_MAX_WARNED_HOSTS = 64
 _HANGUP_CHECK = 1.0  # seconds between checks that an idle viewer is still there
 FPS_WINDOW = 3.0  # seconds of publish times behind the FPS figure
-
-
-def parse_bind(text: str) -> tuple[str, int]:
-    """Read ``PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``; the host defaults to 127.0.0.1.
-
-    Raises:
-        InputError: Not one of those forms, or the port is not in 0..65535
-            (0 picks a free port).
-    """
-    spec = text.strip()
-    host, port = DEFAULT_HOST, spec
-    if spec.startswith("["):
-        inside, bracket, rest = spec[1:].partition("]")
-        if not bracket or not inside or not rest.startswith(":"):
-            raise _bind_error(text)
-        host, port = inside, rest[1:]
-    elif ":" in spec:
-        host, _, port = spec.rpartition(":")
-        if ":" in host:  # a bare IPv6 address: ambiguous without brackets
-            raise _bind_error(text)
-        host = host or DEFAULT_HOST
-    if not port.isdigit() or int(port) > 65535 or any(c.isspace() for c in host):
-        raise _bind_error(text)
-    return host, int(port)
-
-
-def _bind_error(text: str) -> InputError:
-    return InputError(f"--preview {text!r}: expected PORT, HOST:PORT or [IPv6]:PORT "
-                      "with PORT in 0-65535")
 
 
 @dataclass(slots=True)
@@ -112,8 +83,8 @@ class _Viewer:
     thread: threading.Thread
 
 
-class PreviewServer:
-    """Serves the live annotated stream to browsers; a context manager.
+class PreviewServer(StatusServer):
+    """Serves the live annotated stream to browsers, and the status routes; a context manager.
 
     Args:
         host: Address to bind; 127.0.0.1 unless told otherwise.
@@ -129,56 +100,35 @@ class PreviewServer:
         max_viewers: Streams served at once; one more gets 503.
         max_connections: Connections served at once (at least
             ``max_viewers``); one more gets 503.
+        status: The live run's parts, for ``/healthz``, ``/metrics`` and
+            ``/events`` (None: a run of files).
 
     Raises:
         InputError: The address cannot be bound (in use, unknown host...).
     """
 
+    label = "preview"
+
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, *, sources: tuple[str, ...] = (),
                  quality: int = 80, max_width: int | None = 1280,
                  send_timeout: float = 10.0, max_viewers: int = MAX_VIEWERS,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, status: LiveStatus | None = None) -> None:
         if not 1 <= max_viewers <= max_connections:
             raise ValueError(f"need 1 <= max_viewers <= max_connections, got {max_viewers} "
                              f"and {max_connections}")
         self.quality = quality
         self.max_width = max_width
         self.max_viewers = max_viewers
-        self._lock = threading.Lock()
         self._stats: dict[str, _SourceStats] = {name: _SourceStats(name) for name in sources}
         self._viewers: dict[str | None, set[_Viewer]] = {}  # None: the first source, once known
-        self._closed = False
-        self._warned_hosts: set[str] = set()
-        handler = type("_BoundHandler", (_Handler,), {"preview": self, "timeout": send_timeout})
-        try:
-            self._httpd = BoundedHTTPServer((host, port), handler, max_connections)
-        except OSError as exc:
-            raise InputError(f"--preview {hostport(host, port)}: cannot listen: "
-                             f"{exc.strerror or exc}") from exc
-        self._hosts = allowed_hosts(host, self._httpd.server_address[0])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                         name="preview-http", daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The page's address, with the actual port (a wildcard host shows as loopback)."""
-        host, port = self._httpd.server_address[:2]
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-        return f"http://{hostport(host, port)}/"
+        super().__init__(host, port, status=status, send_timeout=send_timeout,
+                         max_connections=max_connections, option="--preview")
 
     @property
     def viewers(self) -> int:
         """Stream viewers connected now."""
         with self._lock:
             return sum(len(v) for v in self._viewers.values())
-
-    def start(self) -> PreviewServer:
-        """Start serving on a daemon thread; idempotent."""
-        with self._lock:
-            if not self._thread.is_alive() and not self._closed:
-                self._thread.start()
-                log.info("preview at %s", self.url)
-        return self
 
     def publish(self, result: Result) -> Result:
         """Pipeline step: count ``result`` and send its picture to the viewers; never blocks."""
@@ -221,57 +171,21 @@ class PreviewServer:
             waiting = len(self._viewers.get(None, ()))
         return {"sources": sources, "viewers": sum(s["viewers"] for s in sources) + waiting}
 
-    def close(self) -> None:
-        """Stop serving and end every viewer's thread promptly; idempotent."""
+    def _end_streams(self) -> list[threading.Thread]:
+        """Cancel every viewer's stream and every ``/events`` stream; return their threads."""
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
             viewers = [v for group in self._viewers.values() for v in group]
         for viewer in viewers:
             viewer.channel.cancel()
             wake(viewer.connection)
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
-        threads = self._httpd.wake_all()  # idle connections waiting for a request
-        deadline = time.monotonic() + 2.0
-        for thread in {*threads, *(v.thread for v in viewers)}:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [t.name for t in threads if t.is_alive()]
-        if stuck:
-            log.warning("preview: %d connection thread(s) still running at close", len(stuck))
-
-    def __enter__(self) -> PreviewServer:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+        return super()._end_streams() + [v.thread for v in viewers]
 
     # -- used by the request handler
     def _source_known(self, name: str) -> bool:
         with self._lock:
             return name in self._stats
 
-    def _host_allowed(self, header: str | None) -> bool:
-        """Whether a request's ``Host`` header names this server (None: no header, allowed)."""
-        if header is None or self._hosts is None:
-            return True
-        name, port = split_host(header)
-        return name in self._hosts and port in (None, self._httpd.server_address[1])
-
-    def _warn_host(self, header: str, client: str) -> None:
-        """One warning per distinct rejected Host (then debug), so a flood cannot fill logs."""
-        with self._lock:
-            first = header not in self._warned_hosts
-            if first and len(self._warned_hosts) < _MAX_WARNED_HOSTS:
-                self._warned_hosts.add(header)
-        level = logging.WARNING if first else logging.DEBUG
-        log.log(level, "preview: refused a request from %s for Host %r (not this server's "
-                "name; DNS rebinding?)", client, header[:100])
-
-    def _subscribe(self, name: str | None, connection: socket.socket) -> _Viewer | None | bool:
+    def _subscribe_viewer(self, name: str | None, connection: socket.socket) -> _Viewer | None | bool:
         """A new viewer of ``name`` (None: the first source); None once closed, False when full."""
         with self._lock:
             if self._closed:
@@ -286,7 +200,7 @@ class PreviewServer:
             self._viewers.setdefault(name, set()).add(viewer)
         return viewer
 
-    def _unsubscribe(self, viewer: _Viewer) -> None:
+    def _unsubscribe_viewer(self, viewer: _Viewer) -> None:
         with self._lock:
             for group in self._viewers.values():
                 group.discard(viewer)
@@ -315,59 +229,37 @@ class PreviewServer:
         return head.encode("ascii") + jpeg + b"\r\n"
 
 
-class _Handler(QuietHandler):
+class _Handler(StatusHandler):
     """Serves one request; a stream request holds its thread until the viewer leaves."""
 
-    preview: PreviewServer  # set on the subclass made per server
+    owner: PreviewServer  # set on the subclass made per server
 
-    def do_GET(self) -> None:
-        if self._host_ok():
-            self._route()
-
-    def do_HEAD(self) -> None:
-        """Headers only; a HEAD of the stream subscribes no viewer."""
-        if self._host_ok():
-            self._route()
-
-    def _host_ok(self) -> bool:
-        header = self.headers.get("Host")
-        if self.preview._host_allowed(header):
-            return True
-        self.preview._warn_host(header, self.address_string())
-        self._send(HTTPStatus.MISDIRECTED_REQUEST, TEXT,
-                   b"this server answers to its own host names only\n")
-        return False
-
-    def _route(self) -> None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
+    def _route(self, path: str, query: dict[str, list[str]]) -> None:
         source = query.get("source", [None])[0] or None
-        if url.path == "/":
+        if path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
-        elif url.path == "/stream.mjpg":
+        elif path == "/stream.mjpg":
             self._stream(source)
-        elif url.path == "/stats.json":
-            body = json.dumps(self.preview.statistics()).encode()
+        elif path == "/stats.json":
+            body = json.dumps(self.owner.statistics()).encode()
             self._send(HTTPStatus.OK, "application/json", body)
-        elif url.path == "/healthz":
-            self._send(HTTPStatus.OK, TEXT, b"ok\n")
         else:
-            self._send(HTTPStatus.NOT_FOUND, TEXT, b"not found\n")
+            super()._route(path, query)
 
     def _stream(self, source: str | None) -> None:
-        if source is not None and not self.preview._source_known(source):
+        if source is not None and not self.owner._source_known(source):
             self._send(HTTPStatus.NOT_FOUND, TEXT, f"no source {source!r}\n".encode())
             return
         if self.command == "HEAD":
             self._stream_headers()
             return
-        viewer = self.preview._subscribe(source, self.connection)
+        viewer = self.owner._subscribe_viewer(source, self.connection)
         if viewer is None:
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT, b"closing\n")
             return
         if viewer is False:
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT,
-                       f"busy: {self.preview.max_viewers} viewers at most; try again\n".encode(),
+                       f"busy: {self.owner.max_viewers} viewers at most; try again\n".encode(),
                        (("Retry-After", "5"),))
             return
         threading.current_thread().name = f"preview-viewer-{self.client_address[1]}"
@@ -377,7 +269,7 @@ class _Handler(QuietHandler):
         except (Cancelled, OSError) as exc:
             log.debug("preview: viewer %s left: %s", self.client_address, type(exc).__name__)
         finally:
-            self.preview._unsubscribe(viewer)
+            self.owner._unsubscribe_viewer(viewer)
             self.close_connection = True
 
     def _send_parts(self, channel: Channel) -> None:
@@ -403,3 +295,6 @@ class _Handler(QuietHandler):
         self.send_header("Cache-Control", "no-cache, no-store")
         self.send_header("Pragma", "no-cache")
         self.end_headers()
+
+
+PreviewServer.handler = _Handler

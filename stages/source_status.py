@@ -15,11 +15,13 @@ dead camera falls to 0 within that window, never "frames / run time");
 reconnect ``attempts`` counts every retry, ``reconnects`` the retries that
 delivered a picture; ``last_error`` is the last failure's text, with
 credentials already masked by ``LiveSource``; latency is capture to written,
-p50 and p95 over the last ``LATENCY_WINDOW`` frames.
+p50 and p95 over the last ``LATENCY_WINDOW`` frames, and counted since the
+start in the ``LATENCY_BUCKETS`` of a Prometheus histogram (``histogram``).
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -32,6 +34,7 @@ CONNECTING, LIVE, RECONNECTING, GIVEN_UP, STOPPED = (
 STATES = (CONNECTING, LIVE, RECONNECTING, GIVEN_UP, STOPPED)
 FPS_WINDOW = 10.0  # seconds
 LATENCY_WINDOW = 2000  # frames
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)  # seconds, capture to written
 
 StateListener = Callable[[str, str, dict], None]  # source, state, row
 
@@ -64,6 +67,8 @@ class SourceMonitor:
         self.last_frame: float | None = None  # monotonic time of the last processed frame
         self._times: deque[float] = deque()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._in_bucket = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: over every bound
+        self._latency_sum = 0.0
 
     def on_state(self, listener: StateListener) -> None:
         """Call ``listener(name, state, row)`` at every change of state (in the
@@ -101,6 +106,8 @@ class SourceMonitor:
             self.last_frame = now
             self._times.append(now)
             self._latencies.append(latency)
+            self._in_bucket[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
+            self._latency_sum += latency
 
     def dropped_one(self) -> None:
         """One frame was dropped by a queue (the pipeline was behind)."""
@@ -137,6 +144,22 @@ class SourceMonitor:
         """The recent latencies, in seconds, oldest first."""
         with self._lock:
             return list(self._latencies)
+
+    def histogram(self) -> tuple[list[tuple[float, int]], float]:
+        """Every latency since the start, as a Prometheus histogram.
+
+        Returns:
+            ([(upper bound in seconds, frames at or under it), ...], the sum of
+            the latencies in seconds): cumulative counts, one per
+            ``LATENCY_BUCKETS`` bound and a last one for ``math.inf`` (all frames).
+        """
+        with self._lock:
+            counts, total = list(self._in_bucket), self._latency_sum
+        cumulative, running = [], 0
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts):
+            running += count
+            cumulative.append((bound, running))
+        return cumulative, total
 
     def stalled_for(self) -> float | None:
         """Seconds since the last processed frame (since the start when none
