@@ -42,6 +42,13 @@ the seconds elapsed since the first frame, so an outage shows as a gap.
 picture size or rate: frames carry their own size, ``info`` describes the
 current connection, and the ``connected`` event says ``size_changed``.
 
+Packets: a ``PacketHook`` given as ``packets`` sees the connection's video
+stream when it opens (``connection_started``), every demuxed video packet
+before it is decoded (``packet``, with the number the next decoded picture
+will get), and the end of the connection (``connection_ended``), all on the
+source's thread; ``stages.raw_record`` copies them into segments. It must be
+quick and must not raise.
+
 Stopping: ``close()`` may be called from any thread. A source waiting to
 retry stops at once; one receiving frames stops at the next frame; one
 blocked inside FFmpeg (frozen server) stops when FFmpeg gives up, within
@@ -56,7 +63,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import Literal, Protocol
 
 import av
 
@@ -71,8 +78,8 @@ from stages.stream_url import STREAM_SCHEMES, validate_live_spec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LiveSource", "RealTimePacer", "SourceEvent", "StreamClock", "backoff_delay", "is_live",
-           "validate_live_spec"]
+__all__ = ["LiveSource", "PacketHook", "RealTimePacer", "SourceEvent", "StreamClock",
+           "backoff_delay", "is_live", "validate_live_spec"]
 
 EventKind = Literal["connected", "disconnected", "stalled", "retry", "gave_up"]
 
@@ -142,6 +149,23 @@ class SourceEvent:
     size_changed: bool = False
 
 
+class PacketHook(Protocol):
+    """Sees a live source's compressed video as it arrives (on the source's thread).
+
+    Each method must return quickly and never raise.
+    """
+
+    def connection_started(self, stream: av.video.stream.VideoStream) -> None:
+        """A connection opened; its packets come from ``stream``."""
+
+    def packet(self, packet: av.Packet, next_index: int) -> None:
+        """A demuxed packet of the stream, before it is decoded; ``next_index`` is the
+        ``Frame.index`` the next decoded picture will get."""
+
+    def connection_ended(self) -> None:
+        """The connection ended (dropped, stalled, or the source was closed)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """How one connection ended."""
@@ -165,13 +189,14 @@ class LiveSource(StoppableSource):
         rate_dropped: Pictures dropped because they came faster than
             ``max_fps``.
         events: Recent ``SourceEvent``s, oldest first (the last 100).
+        packets: The ``PacketHook`` (settable before the first ``next()``), or None.
     """
 
     def __init__(self, spec: str, *, name: str | None = None, transport: str = "tcp",
                  stall_timeout: float = 5.0, max_retries: int | None = None,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
                  on_event: Callable[[SourceEvent], None] | None = None,
-                 max_fps: float | None = None) -> None:
+                 max_fps: float | None = None, packets: PacketHook | None = None) -> None:
         """Check the settings; the first connection is made on the first ``next()``.
 
         Args:
@@ -195,6 +220,8 @@ class LiveSource(StoppableSource):
             max_fps: Most frames per second handed out, by the frames'
                 ``pts``; pictures beyond it are dropped here (counted in
                 ``rate_dropped``). None for no cap.
+            packets: Sees every video packet of every connection (see the
+                module docstring), or None.
 
         Raises:
             InputError: ``spec`` is not live, is a URL that ``validate_live_spec``
@@ -223,6 +250,7 @@ class LiveSource(StoppableSource):
         self.backoff_initial = float(backoff_initial)
         self.backoff_max = float(backoff_max)
         self._on_event = on_event
+        self.packets = packets
         self.info: SourceInfo | None = None
         self.connection = 0
         self.events: list[SourceEvent] = []
@@ -275,8 +303,12 @@ class LiveSource(StoppableSource):
         try:
             if not container.streams.video:
                 return _Outcome(0, "failed", "the stream has no video")
+            if self.packets is not None:
+                self.packets.connection_started(container.streams.video[0])
             return (yield from self._read(container, failures))
         finally:
+            if self.packets is not None:
+                self.packets.connection_ended()
             container.close()
 
     def _open(self):
@@ -293,6 +325,8 @@ class LiveSource(StoppableSource):
         pacer = RealTimePacer() if self._spec.startswith(_LAVFI) else None
         try:
             for packet in container.demux(stream):
+                if self.packets is not None:
+                    self.packets.packet(packet, self._pictures)
                 for av_frame in _decode(stream, packet):
                     if pacer is not None and self._stop.wait(pacer.delay(_seconds(av_frame))):
                         return _ended(count, "disconnected", "closed")

@@ -11,6 +11,7 @@ keypoint logs under ``OUTDIR/<name>/``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -19,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from stages.atomic import clean_dead_partials
 from stages.builder import LiveQueues, Sink, build_pipeline, plan_engine
 from stages.errors import InputError
 from stages.frames import Frame, Result
 from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.live import LiveSource, SourceEvent
 from stages.live_feed import LiveFeed
-from stages.segments import SegmentedOutputs
+from stages.raw_record import RawRecorder, check_raw_source
+from stages.retention import Retention
+from stages.segments import SegmentedOutputs, SegmentNamer
 from stages.source_status import SourceMonitor
 
 log = logging.getLogger(__name__)
@@ -116,15 +120,32 @@ class LiveJob(PipelineJob):
         self.monitors = {s.name: SourceMonitor(s.name, live.stall_timeout) for s in self._sources}
         self.stats = self.monitors  # frames, dropped, reconnects, latency(q) per source
         self.feed = LiveFeed()  # live.jsonl, /events and MQTT subscribe to it
-        self._outputs = {s.name: SegmentedOutputs(self.outdir, s.name, formats=config.formats,
-                                                  video=config.video,
-                                                  segment_seconds=60 * live.segment_minutes,
-                                                  preset=config.preset) for s in self._sources}
+        self.record = live.record if config.video else "none"
+        self.retention = Retention(self.outdir, names, max_age=live.retain, max_bytes=live.max_disk)
+        self._recorders: dict[str, RawRecorder] = {}
+        self._outputs = {s.name: self._segments(s) for s in self._sources}
         self.failures: dict[str, str] = {}
         self.engine: EngineRecord | None = None
         self._lock = threading.Lock()
         super().__init__()
         self._started = time.monotonic()
+
+    def _segments(self, source: LiveSource) -> SegmentedOutputs:
+        """The source's segments; with ``--record raw`` its recorder rolls them at key frames
+        and its keypoint logs follow, under the same names."""
+        seconds = 60 * self.live.segment_minutes
+        namer = SegmentNamer(self.outdir / source.name, source.name)
+        outputs = SegmentedOutputs(self.outdir, source.name, formats=self.config.formats,
+                                   video=self.record == "annotated",
+                                   segment_seconds=None if self.record == "raw" else seconds,
+                                   preset=self.config.preset, namer=namer,
+                                   on_finish=self.retention.poke)
+        if self.record == "raw":
+            check_raw_source(source.masked_url, source.name)
+            source.packets = self._recorders[source.name] = RawRecorder(
+                namer, segment_seconds=seconds, on_segment=outputs.start_at,
+                on_finish=self.retention.poke)
+        return outputs
 
     def run(self, on_result: Callable[[Result], None] | None = None) -> dict[str, SourceMonitor]:
         """Process until ``cancel`` or until every source ended; return per-source figures.
@@ -137,19 +158,26 @@ class LiveJob(PipelineJob):
         self._started = time.monotonic()
         feeds = [(self._feed(source), source.close) for source in self._sources]
         sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
+        rendered = dataclasses.replace(self.config, video=self.record == "annotated")
         # every queue is short: a frame waits behind at most a few others anywhere
-        pipeline = build_pipeline(self.config, engine, feeds, name="live",
+        pipeline = build_pipeline(rendered, engine, feeds, name="live",
                                   pictures=bool(self.preview),
                                   sinks=sinks + [("write", self._write), ("publish", self.feed.publish)],
                                   live=LiveQueues(queue_size=self.live.queue_size,
                                                   on_drop=self._dropped))
+        for name in self.names:  # a killed run's partial segments become closed ones
+            clean_dead_partials(self.outdir / name)
+        self.retention.start()
         try:
             self._drive(pipeline, on_result)
         finally:
             try:
+                for recorder in self._recorders.values():
+                    recorder.close()
                 for out in self._outputs.values():
                     out.close()
             finally:
+                self.retention.close()
                 self.feed.close()
                 for monitor in self.monitors.values():
                     monitor.stopped()
@@ -193,6 +221,9 @@ class LiveJob(PipelineJob):
 
     def _write(self, result: Result) -> Result:
         name = result.frame.source
+        recorder = self._recorders.get(name)
+        if recorder is not None and recorder.error is not None:
+            raise recorder.error  # as a failed annotated segment would
         self._outputs[name].write(result)
         self.monitors[name].frame_done(result)
         return result

@@ -13,7 +13,17 @@ the video (``video=False``) a segment is its keypoint files alone. Names:
 ``OUTDIR/<source>/<source>-<UTC start YYYYmmddTHHMMSSZ>-<n>.mkv`` (and
 ``.jsonl`` ...), ``<n>`` counting the run's segments from 1 and skipping
 names already on disk, so every segment is its own file set, also for a
-source named ``127.0.0.1_8554_cam1`` or ``cam1.local``.
+source named ``127.0.0.1_8554_cam1`` or ``cam1.local``. One ``SegmentNamer``
+per source hands out the names, so a raw recorder (``stages.raw_record``)
+and the keypoint logs of one source never pick the same one by chance.
+
+Following another clock (``segment_seconds=None``): the segments roll only
+when told, by ``start_at(index, base)``: the frames from ``index`` on go
+into the segment named ``base``. With ``--record raw`` the raw recorder
+rolls at a key frame and tells the logs, so a raw video and the keypoint
+logs of the same frames share their base name. A frame that comes when no
+segment is open and none was announced (keypoints of frames still in the
+pipeline when the camera dropped) starts a segment with a name of its own.
 """
 
 from __future__ import annotations
@@ -23,10 +33,11 @@ import ctypes.util
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
+from stages.atomic import aside_path
 from stages.file_source import SourceInfo
 from stages.errors import OutputError
 from stages.formats import FORMATS, KeypointWriter, format_path, make_writers
@@ -54,6 +65,40 @@ def segment_paths(folder: Path, base: str, formats: Sequence[str] = ("jsonl",), 
     return ((folder / f"{base}{VIDEO_SUFFIX}",) if video else ()) + keypoints
 
 
+class SegmentNamer:
+    """Hands out the segment names of one source: ``<source>-<UTC start>-<n>``.
+
+    ``<n>`` counts from 1 over the run and skips every name of which a file
+    (video or keypoints, in any format, final or set aside after a kill) is
+    already on disk, from another run started in the same second. Thread-safe.
+
+    Args:
+        folder: The source's folder.
+        name: The source's name.
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder = Path(folder)
+        self.name = name
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def next(self, wall: float) -> str:
+        """The next free base name for a segment starting at ``wall`` (``time.time()``).
+
+        The suffixes are appended to the whole base name, never put in place
+        of its last dotted part (``127.0.0.1`` and ``cam1.local`` keep their dots).
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
+        with self._lock:
+            while True:
+                self._count += 1
+                base = f"{self.name}-{stamp}-{self._count}"
+                paths = segment_paths(self.folder, base, FORMATS, video=True)
+                if not any(path.exists() or aside_path(path).exists() for path in paths):
+                    return base
+
+
 class SegmentedOutputs:
     """Writes one live source's results into rolling segments.
 
@@ -62,9 +107,12 @@ class SegmentedOutputs:
         name: The source's display name (already free of credentials).
         formats: Keypoint formats written for every segment (``stages.formats.FORMATS``).
         video: Write the annotated video (``.mkv``); without it, only keypoint files.
-        segment_seconds: Longest segment, in seconds of wall time.
+        segment_seconds: Longest segment, in seconds of wall time; None: the
+            segments roll only when told (``start_at``).
         rate: Nominal frame rate given to the encoder.
         preset: x264 preset.
+        namer: The source's ``SegmentNamer`` (one is made when None).
+        on_finish: Called (with no argument) after a segment was finished.
 
     Attributes:
         finished: Paths of the files of every finished segment, in order.
@@ -74,8 +122,10 @@ class SegmentedOutputs:
     """
 
     def __init__(self, outdir: Path, name: str, *, formats: Sequence[str] = ("jsonl",),
-                 video: bool = True, segment_seconds: float = 600.0,
-                 rate: Fraction = Fraction(25), preset: str = "veryfast") -> None:
+                 video: bool = True, segment_seconds: float | None = 600.0,
+                 rate: Fraction = Fraction(25), preset: str = "veryfast",
+                 namer: SegmentNamer | None = None,
+                 on_finish: Callable[[], None] | None = None) -> None:
         self.folder = Path(outdir) / name
         self.name = name
         self.formats = tuple(dict.fromkeys(formats))
@@ -91,8 +141,19 @@ class SegmentedOutputs:
         self._shape: tuple[int, ...] = ()
         self._started = 0.0
         self._pts0 = 0.0
-        self._count = 0
+        self._namer = namer or SegmentNamer(self.folder, name)
+        self._on_finish = on_finish
+        self._announced: list[tuple[int, str]] = []  # (first frame index, base), by start_at
         self._lock = threading.Lock()
+
+    def start_at(self, index: int, base: str) -> None:
+        """Start the segment ``base`` at the frame numbered ``index`` (thread-safe).
+
+        The current segment goes on until a frame numbered ``index`` or later
+        comes; frames dropped before they reach the logs change nothing.
+        """
+        with self._lock:
+            self._announced.append((index, base))
 
     def end_segment(self) -> None:
         """Finish the current segment now (thread-safe): e.g. the stream dropped.
@@ -107,8 +168,9 @@ class SegmentedOutputs:
         frame = result.frame
         image = result.image if result.image is not None else frame.image
         with self._lock:
-            if self._due(image.shape, frame.wall):
-                self._roll(image.shape, frame)
+            base = self._announced_base(frame.index)
+            if base is not None or self._due(image.shape, frame.wall):
+                self._roll(image.shape, frame, base)
             if self._video is not None:
                 ticks = round((frame.pts - self._pts0) / TIME_BASE)
                 self._video.write(image, max(ticks, 0))
@@ -129,7 +191,7 @@ class SegmentedOutputs:
         whose video is still under its partial name, which plays.) Every file
         is finished even when one fails; the first failure is raised.
         """
-        video, writers = self._video, self._writers
+        video, writers, was_open = self._video, self._writers, self._open
         self._open, self._video, self._writers = False, None, []
         error: OutputError | None = None
         try:
@@ -145,8 +207,17 @@ class SegmentedOutputs:
                 video.close()
                 self.finished.append(video.path)
                 _trim_heap()
+        if was_open and self._on_finish is not None:
+            self._on_finish()
         if error is not None:
             raise error
+
+    def _announced_base(self, index: int) -> str | None:
+        """The base of the last announced segment that starts at or before frame ``index``."""
+        base = None
+        while self._announced and self._announced[0][0] <= index:
+            base = self._announced.pop(0)[1]
+        return base
 
     def _due(self, shape: tuple[int, ...], wall: float) -> bool:
         if not self._open:
@@ -154,16 +225,15 @@ class SegmentedOutputs:
         if self.video and shape != self._shape:
             log.info("%s: frame size changed to %dx%d; new segment", self.name, shape[1], shape[0])
             return True
-        return wall - self._started >= self.segment_seconds
+        return self.segment_seconds is not None and wall - self._started >= self.segment_seconds
 
-    def _roll(self, shape: tuple[int, ...], frame) -> None:
+    def _roll(self, shape: tuple[int, ...], frame, base: str | None = None) -> None:
         self._finish()
-        self._count += 1
         self._shape = shape
         self._started = frame.wall
         self._pts0 = frame.pts
         self.folder.mkdir(parents=True, exist_ok=True)
-        base = self._free_base(frame.wall)
+        base = base or self._namer.next(frame.wall)
         self._writers = make_writers(self.formats, self.folder, base, wall_clock=True)
         if self.video:
             info = SourceInfo(name=self.name, width=shape[1], height=shape[0], rate=self.rate,
@@ -176,23 +246,6 @@ class SegmentedOutputs:
                 raise
         self._open = True
         log.info("%s: segment %s started", self.name, base)
-
-    def _free_base(self, wall: float) -> str:
-        """The next segment name that no earlier segment has used.
-
-        The suffixes are appended to the whole base name, never put in place
-        of its last dotted part (``127.0.0.1`` and ``cam1.local`` keep their
-        dots). A name of which any file (video or keypoints, whatever the
-        formats) is already on disk, from another run started in the same
-        second, is skipped.
-        """
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
-        while True:
-            base = f"{self.name}-{stamp}-{self._count}"
-            paths = segment_paths(self.folder, base, FORMATS, video=True)
-            if not any(path.exists() for path in paths):
-                return base
-            self._count += 1
 
     def __enter__(self) -> SegmentedOutputs:
         return self
