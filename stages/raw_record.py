@@ -8,8 +8,9 @@ the keypoints.
 
 Segments: ``OUTDIR/<source>/<source>-<UTC start>-<n>.mkv``, written under a
 partial name (``stages.atomic.partial_path``) and renamed into place when
-finished; a kill leaves the partial, playable up to its last written
-cluster. A segment starts at a key frame (the packets of a connection
+finished; a kill leaves the partial, playable up to its last cluster (the
+muxer cuts one at about every key frame and each is flushed to the file
+as it is cut), which the next run sets aside as ``<base>.partial.mkv``. A segment starts at a key frame (the packets of a connection
 before its first key frame are dropped and counted in ``skipped``), rolls
 at the first key frame after ``segment_seconds`` of wall time, and ends
 when the connection ends: the next connection starts a new one. The names
@@ -81,7 +82,8 @@ class RawSegment:
         self._last_dts: int | None = None
         try:
             self.tmp.touch()  # the muxer creates the file at the first packet; fail now
-            self._container = av.open(os.fspath(self.tmp), "w", format="matroska")
+            self._container = av.open(os.fspath(self.tmp), "w", format="matroska",
+                                      options={"flush_packets": "1"})
             self._stream = self._container.add_stream_from_template(stream)
         except (av.FFmpegError, OSError, ValueError) as exc:
             remove_quietly(self.tmp)

@@ -166,7 +166,8 @@ class Retention:
 
     Attributes:
         deleted: Base names of the segments deleted so far.
-        used: Bytes counted at the last sweep.
+        freed: Bytes deleted so far.
+        used: Bytes counted at the last sweep, after its deletions.
     """
 
     def __init__(self, outdir: Path, sources: Iterable[str], *, max_age: float | None = None,
@@ -179,6 +180,7 @@ class Retention:
         self.interval = interval
         self._clock = clock
         self.deleted: list[str] = []
+        self.freed = 0
         self.used = 0
         self._warned = False
         self._wake = threading.Event()
@@ -224,6 +226,7 @@ class Retention:
             path, size = usage.rotated.pop(0)
             remove_quietly(path)
             usage.total -= size
+            self.freed += size
             log.info("retention: deleted %s (output folder over --max-disk %s)", path,
                      _size(self.max_bytes))
         self._warn(usage)
@@ -233,6 +236,7 @@ class Retention:
         delete_segment(segment)
         usage.segments.remove(segment)
         usage.total -= segment.size
+        self.freed += segment.size
         log.info("retention: deleted segment %s (%s, %s)", segment.base, _size(segment.size), why)
 
     def _warn(self, usage: Usage) -> None:
