@@ -1,5 +1,16 @@
 """Live soak: the real model on a looped RTSP stream faster than the model.
 
+Two modes. The default one (below) runs the pipeline in this process on one
+camera. ``--operators`` runs posestream as an operator would (4 cameras, one
+killed every 2 minutes, --record raw under a low --max-disk, tail -F, SSE and
+MQTT consumers, a broker restart; see bench/soak_operators.py)::
+
+    .venv/bin/python bench/bench_live_soak.py --operators --minutes 15
+    .venv/bin/python bench/bench_live_soak.py --operators --minutes 2 -- --backend tests.fakes:ZeroBackend
+
+(arguments after ``--`` go to posestream). It prints a sample every 10 s
+and a report with PASS/FAIL per check, and exits 1 if one failed.
+
 Starts tests/rtsp_server.py (GStreamer, Debian's /usr/bin/python3) on
 127.0.0.1 serving a 1280x720 25 FPS clip with people, runs the live pipeline
 on it for --minutes, and prints once a minute: frames written and dropped in
@@ -8,6 +19,7 @@ process's RSS. Both must stay flat: p95 under twice the per-frame processing
 time, RSS growth under 5% after the first minute.
 
 Usage: .venv/bin/python bench/bench_live_soak.py [--minutes 10]
+       .venv/bin/python bench/bench_live_soak.py --operators [--minutes 15] [options] [-- POSESTREAM ARGS]
 """
 
 from __future__ import annotations
@@ -33,6 +45,9 @@ from stages.live_job import LiveConfig, LiveJob  # noqa: E402
 from stages.sample import make_sample_clip  # noqa: E402
 from tests.live_fixtures import RtspServer, _gstreamer_ready  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from soak_operators import add_arguments, run_operators  # noqa: E402
+
 
 def rss_mib() -> float:
     with open("/proc/self/status") as f:
@@ -44,9 +59,20 @@ def rss_mib() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=10.0)
-    args = ap.parse_args()
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="how long (default: 10; 15 with --operators)")
+    ap.add_argument("--operators", action="store_true",
+                    help="posestream as a service: 4 cameras, consumers, retention (see above)")
+    ops = ap.add_argument_group("--operators")
+    add_arguments(ops)
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[:len(argv) - len(extra) - (1 if "--" in argv else 0)])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server below is stopped
+    if args.operators:
+        args.minutes = 15.0 if args.minutes is None else args.minutes
+        sys.exit(run_operators(args, extra))
+    args.minutes = 10.0 if args.minutes is None else args.minutes
     if not _gstreamer_ready():
         sys.exit("GStreamer's RTSP server is missing: bash scripts/install_gstreamer.sh")
     with tempfile.TemporaryDirectory() as tmp:
