@@ -310,7 +310,7 @@ def _formats(names: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _preview(args: argparse.Namespace, sources: tuple[str, ...] = ()):
+def _preview(args: argparse.Namespace, sources: tuple[str, ...] = (), status=None):
     """The browser preview server asked for with --preview, or a no-op context."""
     import contextlib
 
@@ -319,9 +319,25 @@ def _preview(args: argparse.Namespace, sources: tuple[str, ...] = ()):
     from stages.preview import PreviewServer, parse_bind
 
     host, port = parse_bind(args.preview)
-    server = PreviewServer(host, port, sources=sources)
+    server = PreviewServer(host, port, sources=sources, status=status)
     print(f"preview: {server.url}", file=sys.stderr)
     return server
+
+
+def _serve_status(args: argparse.Namespace, job, stack) -> None:
+    """Start --preview and --http for a live ``job`` (the preview serves the status routes too)."""
+    from stages.http_server import parse_bind
+    from stages.status_server import LiveStatus, StatusServer
+
+    status = LiveStatus.of(job)
+    job.status_server = None
+    if args.preview:
+        preview = stack.enter_context(_preview(args, tuple(job.names), status))
+        job.preview, job.status_server = preview.publish, preview
+    if args.http:
+        host, port = parse_bind(args.http, "--http")
+        job.status_server = stack.enter_context(StatusServer(host, port, status=status))
+        print(f"status: {job.status_server.url} (/healthz, /metrics, /events)", file=sys.stderr)
 
 
 def _run_file(args: argparse.Namespace, stop, config, source: Path) -> int:
@@ -352,7 +368,9 @@ def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview
 
 
 def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str | None]]) -> int:
-    from stages.console import LiveDashboard
+    import contextlib
+
+    from stages.dashboard import LiveDashboard
     from stages.live_job import LiveConfig, LiveJob
 
     if not args.verbose and not args.debug:
@@ -368,8 +386,9 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
                       mqtt=args.mqtt)
     job = LiveJob(specs, args.outdir, config, live)
     try:
-        with _preview(args, tuple(job.names)) as preview, LiveDashboard(job.snapshot):
-            job.preview = preview.publish if preview else None
+        with contextlib.ExitStack() as stack:
+            _serve_status(args, job, stack)
+            stack.enter_context(LiveDashboard(job.snapshot))
             _, stop_signal = _until_stopped(stop, job)
     finally:
         _report_live(job, args.summary_json)

@@ -1,8 +1,9 @@
 """What a person watching the terminal sees: progress, live tables, summaries.
 
 On a terminal: a rich progress bar (files) or a live table per source and
-per stage (live runs). Otherwise (a log file, a service): one plain line every
-``interval`` seconds. Nothing here changes what is processed.
+per stage (live runs, ``stages.dashboard``). Otherwise (a log file, a
+service): one plain line every ``interval`` seconds. Nothing here changes
+what is processed.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
 from rich.console import Console
-from rich.live import Live
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
+
+from stages.dashboard import tables
 
 log = logging.getLogger(__name__)
 
@@ -73,50 +75,6 @@ class FileProgress:
             self._bar.stop()
 
 
-class LiveDashboard:
-    """Per-source and per-stage figures of a live run, refreshed about once a second.
-
-    Args:
-        snapshot: Returns the rows to show: ``{"sources": [...], "stages": [...]}``
-            as produced by ``live_snapshot``.
-        tty: Draw a table (default: whether stderr is a terminal).
-        interval: Seconds between plain lines when not drawing.
-    """
-
-    def __init__(self, snapshot: Callable[[], dict], *, tty: bool | None = None,
-                 interval: float = 60.0) -> None:
-        self.snapshot = snapshot
-        self.tty = sys.stderr.isatty() if tty is None else tty
-        self.interval = interval
-        self._stop = threading.Event()
-        self._live: Live | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> LiveDashboard:
-        if self.tty:
-            self._live = Live(get_renderable=lambda: tables(self.snapshot()), console=Console(stderr=True),
-                              refresh_per_second=1, redirect_stdout=False, redirect_stderr=False)
-            self._live.start()
-        else:
-            self._thread = threading.Thread(target=self._lines, name="dashboard", daemon=True)
-            self._thread.start()
-        return self
-
-    def _lines(self) -> None:
-        while not self._stop.wait(self.interval):
-            for row in self.snapshot()["sources"]:
-                log.info("%s: %.1f FPS, %d frames, %d dropped, %d reconnects, latency p50 %.0f ms "
-                         "p95 %.0f ms", row["source"], row["fps"], row["frames"], row["dropped"],
-                         row["reconnects"], row["latency_p50_ms"], row["latency_p95_ms"])
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        if self._live is not None:
-            self._live.stop()
-        if self._thread is not None:
-            self._thread.join(5)
-
-
 def stage_rows(statistics, elapsed: float) -> list[dict]:
     """Per stage: items, busy seconds and % (of its workers' time), mean ms, and its output queue."""
     queues = {c.name: c for c in statistics.channels}
@@ -130,27 +88,6 @@ def stage_rows(statistics, elapsed: float) -> list[dict]:
                      "queue": q.size if q else 0, "queue_capacity": q.capacity if q else 0,
                      "queue_peak": q.peak if q else 0, "dropped": q.dropped if q else 0})
     return rows
-
-
-def tables(snapshot: dict) -> Table:
-    """The dashboard: one table of sources (if any) above one of stages."""
-    grid = Table.grid()
-    if snapshot.get("sources"):
-        src = Table(title="sources", title_justify="left")
-        for col in ("source", "FPS", "frames", "dropped", "reconnects", "p50 ms", "p95 ms"):
-            src.add_column(col, justify="left" if col == "source" else "right")
-        for r in snapshot["sources"]:
-            src.add_row(r["source"], f"{r['fps']:.1f}", str(r["frames"]), str(r["dropped"]),
-                        str(r["reconnects"]), f"{r['latency_p50_ms']:.0f}", f"{r['latency_p95_ms']:.0f}")
-        grid.add_row(src)
-    stg = Table(title="stages", title_justify="left")
-    for col in ("stage", "workers", "items", "busy %", "mean ms", "queue", "peak"):
-        stg.add_column(col, justify="left" if col == "stage" else "right")
-    for r in snapshot.get("stages", []):
-        stg.add_row(r["stage"], str(r["workers"]), str(r["items"]), f"{r['busy_pct']:.0f}",
-                    f"{r['mean_ms']:.1f}", f"{r['queue']}/{r['queue_capacity']}", str(r["queue_peak"]))
-    grid.add_row(stg)
-    return grid
 
 
 def print_summary(snapshot: dict) -> None:
