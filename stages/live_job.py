@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_LIVE_QUEUE = 100  # frames per source: seconds of latency at camera rates
 RECORD_MODES = ("annotated", "raw", "none")
+LATE_FRAMES_SECONDS = 2.0  # --record raw: a dropped camera's frames still queued reach its log
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -233,5 +234,16 @@ class LiveJob(PipelineJob):
 
     def _on_event(self, event: SourceEvent) -> None:
         if event.kind in ("disconnected", "stalled", "gave_up"):
-            self._outputs[event.source].end_segment()  # finished and renamed while the camera is away
+            outputs = self._outputs[event.source]
+            if self.record == "raw" and outputs.current:  # late frames join their segment's log
+                _later(LATE_FRAMES_SECONDS, outputs.end_segment, outputs.current)
+            else:
+                outputs.end_segment()  # finished and renamed while the camera is away
         self.monitors[event.source].event(event)
+
+
+def _later(seconds: float, call: Callable[..., None], *args: object) -> None:
+    """Call ``call(*args)`` in ``seconds`` on a daemon thread (a dropped camera's last segment)."""
+    timer = threading.Timer(seconds, call, args)
+    timer.daemon = True
+    timer.start()

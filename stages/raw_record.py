@@ -234,7 +234,10 @@ class RawRecorder:
     def _roll(self, next_index: int) -> None:
         self._end()
         self._started = self._clock()
-        self.namer.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.namer.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.namer.folder}: cannot create ({_why(exc)})") from exc
         base = self.namer.next(self._started)
         self._segment = RawSegment(self.namer.folder / f"{base}{VIDEO_SUFFIX}", self._stream)
         log.info("%s: raw segment %s started", self.namer.name, base)

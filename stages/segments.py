@@ -141,6 +141,7 @@ class SegmentedOutputs:
         self._shape: tuple[int, ...] = ()
         self._started = 0.0
         self._pts0 = 0.0
+        self._base = ""
         self._namer = namer or SegmentNamer(self.folder, name)
         self._on_finish = on_finish
         self._announced: list[tuple[int, str]] = []  # (first frame index, base), by start_at
@@ -155,13 +156,23 @@ class SegmentedOutputs:
         with self._lock:
             self._announced.append((index, base))
 
-    def end_segment(self) -> None:
+    @property
+    def current(self) -> str | None:
+        """The base name of the segment being written, or None."""
+        return self._base if self._open else None
+
+    def end_segment(self, base: str | None = None) -> None:
         """Finish the current segment now (thread-safe): e.g. the stream dropped.
+
+        Args:
+            base: Finish it only if it is this one (e.g. a delayed end that a
+                newer segment may have overtaken).
 
         The next frame starts a new segment.
         """
         with self._lock:
-            self._finish()
+            if base is None or base == self.current:
+                self._finish()
 
     def write(self, result: Result) -> Result:
         """Write one rendered result, rolling to a new segment when due; return it."""
@@ -233,7 +244,7 @@ class SegmentedOutputs:
         self._started = frame.wall
         self._pts0 = frame.pts
         self.folder.mkdir(parents=True, exist_ok=True)
-        base = base or self._namer.next(frame.wall)
+        base = self._base = base or self._namer.next(frame.wall)
         self._writers = make_writers(self.formats, self.folder, base, wall_clock=True)
         if self.video:
             info = SourceInfo(name=self.name, width=shape[1], height=shape[0], rate=self.rate,

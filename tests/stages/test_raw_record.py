@@ -1,0 +1,238 @@
+"""--record raw: the camera's packets copied into segments; --record none: logs only."""
+
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+
+import run_stream
+from stages.errors import InputError, OutputError
+from stages.job import JobConfig
+from stages.keypoint_log import read_keypoint_log
+from stages.live_job import LiveConfig, LiveJob
+from stages.raw_record import RawRecorder, RawSegment
+from stages.segments import SegmentNamer
+from tests.live_fixtures import gstreamer, make_live_clip, rtsp_server  # noqa: F401
+
+FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
+LAVFI = "lavfi:testsrc2=size=64x48:rate=5"
+DEADLINE = 30.0
+CLIP_FRAMES, GOP = 50, 5  # make_live_clip: 2 s at 25 fps, a key frame every 5
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _packets(clip):
+    container = av.open(str(clip))
+    return container, container.streams.video[0], [p for p in container.demux(video=0) if p.size]
+
+
+def _read(path):
+    """(packets as (bytes, key, pts, dts), decoded pictures) of a video file."""
+    with av.open(str(path)) as container:
+        packets = [(bytes(p), p.is_keyframe, p.pts, p.dts) for p in container.demux(video=0)
+                   if p.size]
+    with av.open(str(path)) as container:
+        pictures = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    return packets, pictures
+
+
+def test_segments_start_at_a_key_frame_and_roll_at_the_first_one_after_their_time(tmp_path):
+    container, stream, packets = _packets(make_live_clip(tmp_path / "c.mp4", seconds=1.0))
+    clock, started = Clock(), []
+    recorder = RawRecorder(SegmentNamer(tmp_path / "cam", "cam"), segment_seconds=10,
+                           on_segment=lambda index, base: started.append((index, base)),
+                           clock=clock)
+    with container, recorder:
+        recorder.connection_started(stream)
+        for number, packet in enumerate(packets[2:], start=2):  # joined mid-GOP
+            clock.now += 4  # 0.16 s of stream is 4 s here: a roll is due every third packet
+            recorder.packet(packet, number)
+    assert recorder.skipped == 3 and recorder.packets == len(packets) - 5
+    assert [index for index, _ in started] == [5, 10, 15, 20]
+    assert [p.name for p in recorder.finished] == [f"{base}.mkv" for _, base in started]
+    for path in recorder.finished:
+        copied, pictures = _read(path)
+        assert len(copied) == len(pictures) == 5 and copied[0][1]  # a whole GOP, key frame first
+        assert copied[0][2] == 0 and [c[2] for c in copied] == sorted(c[2] for c in copied)
+    first = _read(recorder.finished[0])[0]
+    assert [c[0] for c in first] == [bytes(p) for p in packets[5:10]]  # the bytes, untouched
+
+
+def test_timestamps_start_at_zero_and_never_go_back(tmp_path):
+    container, stream, packets = _packets(make_live_clip(tmp_path / "c.mp4", seconds=0.4))
+    with container:
+        segment = RawSegment(tmp_path / "s.mkv", stream)
+        given = []
+        for number, packet in enumerate(packets):
+            given.append((packet.pts, packet.dts))
+            if number == 3:
+                packet.pts = packet.dts = None  # a packet without a time
+            elif number == 6:
+                packet.dts = packet.pts = packets[5].dts  # one that does not advance
+            segment.write(packet)
+        segment.close()
+    copied, pictures = _read(tmp_path / "s.mkv")
+    assert len(copied) == len(pictures) == len(packets)
+    dts = [c[3] for c in copied]
+    assert dts[0] == 0 and all(b >= a for a, b in zip(dts, dts[1:]))
+    assert all(pts >= d for (_, _, pts, d) in copied)
+    assert not list(tmp_path.glob(".s.mkv*"))  # the partial file was renamed
+
+
+def test_the_packet_is_left_as_the_decoder_needs_it(tmp_path):
+    container, stream, packets = _packets(make_live_clip(tmp_path / "c.mp4", seconds=0.2))
+    with container, RawRecorder(SegmentNamer(tmp_path / "cam", "cam"),
+                                segment_seconds=60) as recorder:
+        recorder.connection_started(stream)
+        decoded = 0
+        for number, packet in enumerate(packets):
+            before = (packet.pts, packet.dts, packet.time_base, packet.stream)
+            recorder.packet(packet, number)
+            assert (packet.pts, packet.dts, packet.time_base, packet.stream) == before
+            decoded += len(stream.decode(packet))
+        decoded += len(stream.decode(None))
+    assert decoded == recorder.packets == len(packets)
+
+
+def test_a_failure_to_record_is_kept_not_raised_into_the_source(tmp_path):
+    container, stream, packets = _packets(make_live_clip(tmp_path / "c.mp4", seconds=0.2))
+    (tmp_path / "cam").write_text("a file where the folder should be")
+    with container, RawRecorder(SegmentNamer(tmp_path / "cam", "cam"),
+                                segment_seconds=60) as recorder:
+        recorder.connection_started(stream)
+        for number, packet in enumerate(packets):
+            recorder.packet(packet, number)
+    assert isinstance(recorder.error, OutputError) and "cam" in str(recorder.error)
+    assert recorder.packets == 0
+
+
+def _run(job):
+    out = {}
+
+    def target():
+        try:
+            out["stats"] = job.run()
+        except BaseException as exc:  # noqa: BLE001
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _wait(predicate, what):
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _clip_numbers(packets, clip_packets):
+    """The clip's packet numbers whose bytes each recorded packet carries (the server puts
+    an access unit delimiter before them; some frames of the flat-colour clip have the same
+    bytes), or "key" for a key frame's packets (the server sends each key frame in two
+    packets, with and without its parameter sets)."""
+    numbers = []
+    for data, key, *_ in packets:
+        found = {n for n, c in enumerate(clip_packets)
+                 if data.endswith(c) and len(data) - len(c) < 16}
+        assert key or found, f"a packet that is not one of the clip's: {len(data)} bytes"
+        numbers.append("key" if key else found)
+    return numbers
+
+
+def _no_frame_missing(numbers):
+    """Every clip frame is there, in order, round the loop: each packet the one after the
+    last, a key frame's packets where the clip has a key frame (every GOP frames)."""
+    following = None  # the numbers the next packet may have
+    for previous, number in zip([None] + numbers, numbers):
+        if number == "key":
+            if following is not None and previous != "key":
+                following = {n + 1 for n in following if n % GOP == 0}
+                assert following, numbers
+            continue
+        possible = number if following is None else number & {n % CLIP_FRAMES for n in following}
+        assert possible, numbers
+        following = {n + 1 for n in possible}
+    return True
+
+
+def test_raw_segments_hold_every_frame_the_camera_sent_in_its_own_bytes(tmp_path, rtsp_server,
+                                                                       monkeypatch):
+    monkeypatch.setenv("POSESTREAM_FAKE_DELAY", "0.1")  # 10 FPS processed, 25 FPS sent
+    clip = make_live_clip(tmp_path / "c.mp4")
+    cam = rtsp_server(clip)
+    out = tmp_path / "out"
+    job = LiveJob([(cam.url(), "cam")], out,
+                  JobConfig(backend="tests.fakes:SlowBackend", resolution=(64, 48)),
+                  LiveConfig(record="raw", stall_timeout=1.0))
+    thread, result = _run(job)
+    recorder = job._recorders["cam"]
+    try:
+        _wait(lambda: recorder.packets >= 60, "a first connection's packets")
+        cam.kill()
+        _wait(lambda: len(recorder.finished) == 1, "the first raw segment to finish")
+        cam.restart()
+        _wait(lambda: job.stats["cam"].reconnects >= 1 and recorder.packets >= 120,
+              "the second connection's packets")
+    finally:
+        job.cancel()
+        thread.join(DEADLINE)
+    assert not thread.is_alive() and "error" not in result, result
+    assert len(recorder.finished) == 2  # one segment per connection
+    clip_packets = [data for data, *_ in _read(clip)[0]]
+    assert len(clip_packets) == CLIP_FRAMES
+    pictures_recorded = 0
+    for path in recorder.finished:
+        packets, pictures = _read(path)
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 320, 240)
+        assert packets[0][1] and len(pictures) == len(packets) > 20
+        assert _no_frame_missing(_clip_numbers(packets, clip_packets))
+        pictures_recorded += len(pictures)
+        # the keypoints of the same frames are in the log of the same name
+        assert read_keypoint_log(path.with_suffix(".jsonl"))
+    # the keypoints of frames still queued when the camera dropped joined their segment's log
+    logs = sorted((out / "cam").glob("cam-*.jsonl"))
+    assert [p.stem for p in logs] == [p.stem for p in recorder.finished]
+    processed = sum(len(read_keypoint_log(p)) for p in logs)
+    assert processed == job.stats["cam"].frames < pictures_recorded  # the camera's full rate
+    assert "render" not in {row["stage"] for row in job.snapshot()["stages"]}
+
+
+def test_raw_needs_a_stream_with_packets(tmp_path, capsys):
+    with pytest.raises(InputError, match="--record raw needs a stream with packets"):
+        LiveJob([(LAVFI, "test")], tmp_path / "out", JobConfig(**FAKE), LiveConfig(record="raw"))
+    code = run_stream.main([LAVFI, "-o", str(tmp_path / "out"), "--backend", FAKE["backend"],
+                            "--record", "raw"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "--record raw needs a stream with packets" in err[0]
+    assert not (tmp_path / "out" / "test").exists()
+
+
+def test_record_none_writes_keypoint_logs_only_and_draws_nothing(tmp_path):
+    out = tmp_path / "out"
+    job = LiveJob([(LAVFI, "test")], out, JobConfig(**FAKE, formats=("jsonl", "csv")),
+                  LiveConfig(record="none", segment_minutes=0.01))
+    thread, result = _run(job)
+    try:
+        _wait(lambda: len(list((out / "test").glob("*.csv"))) >= 2, "two segments")
+    finally:
+        job.cancel()
+        thread.join(DEADLINE)
+    assert not thread.is_alive() and "error" not in result, result
+    files = sorted(p.name for p in (out / "test").iterdir())
+    assert files and not [f for f in files if not f.endswith((".jsonl", ".csv"))], files
+    assert "render" not in {row["stage"] for row in job.snapshot()["stages"]}
