@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from stages.builder import LiveQueues, build_pipeline, check_mode, open_file_source, plan_engine
+from stages.errors import UsageError
 from stages.frames import Result
 from stages.job import FileJob, JobConfig, JobSummary
 from stages.live import LiveSource, is_live
@@ -50,6 +51,7 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
     check_mode(config, streaming)
     if streaming:
         live = live or LiveConfig()
+        _check_nothing_written(live)
         source = LiveSource(str(input), **live_source_options(config, live))
     else:
         source = open_file_source(Path(input), config)
@@ -61,6 +63,19 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
                                   live=LiveQueues(queue_size=live.queue_size) if streaming else None)
         with pipeline:
             yield from pipeline
+
+
+def _check_nothing_written(live: LiveConfig) -> None:
+    """Settings of what a live run writes (``LiveJob``) mean nothing here.
+
+    Raises:
+        UsageError: One line naming the first such setting given.
+    """
+    default = LiveConfig()
+    for field, flag in (("record", "--record"), ("retain", "--retain"), ("max_disk", "--max-disk")):
+        if getattr(live, field) != getattr(default, field):
+            raise UsageError(f"{flag} (LiveConfig.{field}) is for live runs that write segments; "
+                             "results() writes nothing")
 
 
 def live_source_options(config: JobConfig, live: LiveConfig) -> dict:

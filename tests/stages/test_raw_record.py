@@ -236,3 +236,14 @@ def test_record_none_writes_keypoint_logs_only_and_draws_nothing(tmp_path):
     files = sorted(p.name for p in (out / "test").iterdir())
     assert files and not [f for f in files if not f.endswith((".jsonl", ".csv"))], files
     assert "render" not in {row["stage"] for row in job.snapshot()["stages"]}
+
+
+@pytest.mark.parametrize("field, value, flag", [("record", "raw", "--record"),
+                                                ("retain", 3600.0, "--retain"),
+                                                ("max_disk", 1 << 20, "--max-disk")])
+def test_the_api_that_writes_nothing_refuses_recording_settings(field, value, flag):
+    from stages.api import results
+    from stages.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"{flag} .* results\\(\\) writes nothing"):
+        next(results(LAVFI, config=JobConfig(**FAKE), live=LiveConfig(**{field: value})))
