@@ -13,7 +13,8 @@ from stages.live_job import LiveConfig, LiveJob
 from stages.preview import PreviewServer
 from stages.status_server import LiveStatus, StatusServer
 from tests.live_fixtures import make_live_clip
-from tests.stages.status_fixtures import WAIT, EventReader, get, scrape, wait_until
+from tests.stages.status_fixtures import (WAIT, EventReader, get, scrape, stuck_client,
+                                          wait_until)
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
 DEADLINE = 30.0
@@ -47,11 +48,13 @@ def test_events_carry_exactly_the_records_of_the_segment_logs(tmp_path):
                for d, name in ((1, "cam1"), (2, "cam2"))]
     job = LiveJob(sources, tmp_path / "out", JobConfig(**FAKE), LiveConfig(max_retries=0))
     with StatusServer(port=0, status=LiveStatus.of(job)) as server:
+        stuck = stuck_client(server.url)  # never reads: nobody waits for it
         every, one = EventReader(server.url), EventReader(server.url, "?source=cam2")
-        assert wait_until(lambda: server.event_clients == 2)
+        assert wait_until(lambda: server.event_clients == 3)
         thread, out = run_in_thread(job)  # both streams end, the sources give up, the run ends
         thread.join(DEADLINE)
         assert every.ended.wait(WAIT) and one.ended.wait(WAIT)  # the feed closed: streams end
+        stuck.close()
     assert "gave up" in str(out.get("error"))
     for name in ("cam1", "cam2"):
         sent = [_keypoints(r) for r in every.records if r["source"] == name]
