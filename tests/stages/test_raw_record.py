@@ -2,9 +2,9 @@
 
 import threading
 import time
+from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 import run_stream
@@ -247,3 +247,51 @@ def test_the_api_that_writes_nothing_refuses_recording_settings(field, value, fl
 
     with pytest.raises(UsageError, match=f"{flag} .* results\\(\\) writes nothing"):
         next(results(LAVFI, config=JobConfig(**FAKE), live=LiveConfig(**{field: value})))
+
+
+KILLED_RECORDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+import av
+from pathlib import Path
+from stages.raw_record import RawRecorder
+from stages.segments import SegmentNamer
+container = av.open({clip!r})
+stream = container.streams.video[0]
+recorder = RawRecorder(SegmentNamer(Path({folder!r}), "cam"), segment_seconds=3600)
+recorder.connection_started(stream)
+for number, packet in enumerate(container.demux(stream)):
+    recorder.packet(packet, number)
+    if number == 60:
+        print("WROTE", flush=True)
+        time.sleep(60)
+"""
+
+
+def test_a_killed_raw_recording_plays_and_ages_out_after_the_next_start(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from stages.atomic import clean_dead_partials
+    from stages.retention import Retention
+
+    clip = make_live_clip(tmp_path / "c.mp4", seconds=4.0)
+    folder = tmp_path / "out" / "cam"
+    code = KILLED_RECORDER.format(root=str(Path(__file__).resolve().parents[2]), clip=str(clip),
+                                  folder=str(folder))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "WROTE"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    [partial] = folder.glob(".cam-*.mkv.partial-*")
+    packets, pictures = _read(partial)
+    assert len(pictures) == len(packets) >= 50  # up to its last cluster (cut at key frames)
+    [kept] = clean_dead_partials(folder)  # what the next run does at start
+    assert kept.name.endswith("-1.partial.mkv")
+    assert Retention(tmp_path / "out", ["cam"], max_bytes=1).sweep() == [kept.name[:-12]]
+    assert not kept.exists()
