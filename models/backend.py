@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -11,6 +13,10 @@ import numpy as np
 
 from models.registry import ModelSpec
 from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 @runtime_checkable
@@ -21,7 +27,10 @@ class Backend(Protocol):
     float32 maps (19 heatmaps then 38 PAFs).
 
     A backend may also set ``precision``: the arithmetic its copy actually
-    runs ("f32", "bf16", "tf32", ...), which the run's summary reports.
+    runs ("f32", "bf16", "tf32", ...), and ``cache``: what the model cache
+    did for it ("hit": the converted model and compiled blob came from the
+    cache; "built": they were made now and stored; "off": the cache could not
+    be written, so the next run converts again). The run's summary reports both.
     """
 
     name: str
@@ -83,3 +92,16 @@ def load_backend(config: BackendConfig) -> Backend:
     except (ImportError, AttributeError) as exc:
         raise InputError(f"--backend {config.backend!r}: cannot load {target} ({exc})") from exc
     return factory(config)
+
+
+def warn_once(key: str, message: str) -> None:
+    """Log ``message`` at WARNING the first time ``key`` is seen in this process.
+
+    For what every model copy would otherwise repeat: an engine that fell
+    back to another precision, a cache it could not use.
+    """
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning("%s", message)

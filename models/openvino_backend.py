@@ -6,17 +6,21 @@ import functools
 import logging
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 
-from models.backend import BackendConfig
+from models.backend import BackendConfig, warn_once
 from models.devices import usable_cores
+from models.fetch import file_sha256
+from models.model_cache import CachedModel, cached_ir, compiled_cache_dir
 from models.offline import import_openvino
 from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}
+IR_RECIPE = "tf-graph read_model, input reshaped, save_model f32 (v1)"  # change to rebuild cached IRs
 
 # One copy at a time loads and runs its first inference. OpenVINO's Python
 # binding fills function-local C++ statics on first use (its element-type to
@@ -51,14 +55,17 @@ class OpenVINOBackend:
             raise ModelError(f"--backend openvino runs on the CPU only, not {config.device!r}")
         import_openvino()
         with _start_lock:
-            compiled, output = _compile(config)
+            compiled, output, self.cache = _compile(config)
             self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
             self.pinned = bool(compiled.get_property("ENABLE_CPU_PINNING"))
             self._output = compiled.output(output)
             self._request = compiled.create_infer_request()
             self.infer(_warm_input(config))
-        log.debug("openvino: %s compiled, precision %s, threads %s", config.graph, self.precision,
-                  config.threads or "all")
+        log.debug("openvino: %s compiled, precision %s, threads %s, model cache %s", config.graph,
+                  self.precision, config.threads or "all", self.cache)
+        if config.precision == "auto" and self.precision == "f32":
+            warn_once("openvino auto f32", "--precision auto: this CPU has no faster native "
+                      "precision for OpenVINO (no bf16); the network runs in f32")
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on [N, H, W, 3] uint8 BGR; return float32 maps."""
@@ -71,9 +78,14 @@ class OpenVINOBackend:
 
 
 def _compile(config: BackendConfig):
-    """This copy's compiled model and output name (call with ``_start_lock`` held)."""
+    """This copy's compiled model and output name (call with ``_start_lock`` held).
+
+    The model comes from the IR in the model cache, and OpenVINO keeps the
+    compiled blob in the cache too (``CACHE_DIR``): a warm start reads
+    neither the TensorFlow graph nor compiles again.
+    """
     stat = _stat(config.graph)
-    model, output = _converted(str(config.graph), stat, config.resolution, config.model.output_tensor)
+    ir = _converted(str(config.graph), stat, config.resolution, config.model.output_tensor)
     props = {"PERFORMANCE_HINT": "LATENCY"}
     if config.threads:
         props["INFERENCE_NUM_THREADS"] = config.threads
@@ -83,7 +95,16 @@ def _compile(config: BackendConfig):
             props["ENABLE_CPU_PINNING"] = False
     if config.precision != "auto":
         props["INFERENCE_PRECISION_HINT"] = PRECISIONS.get(config.precision, config.precision)
-    return _core().compile_model(model, "CPU", props), output
+    blobs = _blob_dir() if ir.cached else None
+    if blobs is not None:
+        props["CACHE_DIR"] = str(blobs)
+    try:
+        compiled = _core().compile_model(str(ir.xml), "CPU", props)
+    except Exception as exc:  # the plugin raises plain RuntimeError
+        raise ModelError(f"{config.graph}: OpenVINO cannot compile this graph ({exc})") from exc
+    names = {name for out in compiled.outputs for name in out.get_names()}
+    return compiled, _output_name(names, config.model.output_tensor, config.graph), \
+        _cache_state(ir, blobs)
 
 
 def _warm_input(config: BackendConfig) -> np.ndarray:
@@ -106,12 +127,27 @@ def _stat(path) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=4)
-def _converted(graph: str, stat: tuple[int, int], resolution: tuple[int, int] | None, output: str):
-    """Read the TF graph once per process (per file version and size) for every copy.
+def _converted(graph: str, stat: tuple[int, int], resolution: tuple[int, int] | None, output: str
+               ) -> CachedModel:
+    """The graph as OpenVINO IR in the model cache, once per process (per file version and size).
 
+    The first run on a machine reads the TF graph, fixes its size and saves
+    the IR in f32 (no fp16 compression: the numbers stay TensorFlow's).
     ``Core.read_model`` uses the TensorFlow front end directly; unlike
     ``ov.convert_model`` it starts no telemetry session (see models.offline).
     """
+    size = "x".join(map(str, resolution)) if resolution is not None else "any"
+    try:
+        digest = file_sha256(Path(graph))
+    except OSError as exc:
+        raise ModelError(f"{graph}: cannot read graph ({exc.strerror})") from exc
+    name = f"{Path(graph).stem}-{digest[:12]}-{size}-f32"
+    parts = {"graph": digest, "size": size, "recipe": IR_RECIPE}
+    return cached_ir(name, parts, lambda xml: _save_ir(graph, resolution, output, xml))
+
+
+def _save_ir(graph: str, resolution: tuple[int, int] | None, output: str, xml: Path) -> None:
+    """Read the TF graph, fix its input size and save it as f32 IR at ``xml``."""
     ov = import_openvino()
     try:
         model = _core().read_model(graph)
@@ -120,8 +156,29 @@ def _converted(graph: str, stat: tuple[int, int], resolution: tuple[int, int] | 
     if resolution is not None:  # a fixed size compiles faster kernels than [?, ?, ?, 3]
         w, h = resolution
         model.reshape({model.inputs[0]: ov.PartialShape([-1, h, w, 3])})
-    names = {name for out in model.outputs for name in out.get_names()}
+    _output_name({name for out in model.outputs for name in out.get_names()}, output, graph)
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+
+
+def _output_name(names: set[str], output: str, graph) -> str:
+    """The name the model's output tensor ``output`` has in ``names``.
+
+    Raises:
+        ModelError: No such output.
+    """
     for name in (output, output.split(":")[0]):
         if name in names:
-            return model, name
+            return name
     raise ModelError(f"{graph}: no output {output} (has {sorted(names)})")
+
+
+def _blob_dir() -> Path | None:
+    """OpenVINO's compiled-model cache folder for this version (None: not writable)."""
+    return compiled_cache_dir("openvino", import_openvino().get_version())
+
+
+def _cache_state(ir: CachedModel, blobs: Path | None) -> str:
+    """What the model cache did for this copy: "hit", "built" or "off" (see ``Backend``)."""
+    if not ir.cached or blobs is None:
+        return "off"
+    return "built" if ir.built else "hit"

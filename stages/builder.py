@@ -72,12 +72,23 @@ class EngineRecord:
         self.requested = config.precision
         self.host = socket.gethostname()
         self._precisions: set[str] = set()
+        self._caches: set[str] = set()
         self._lock = threading.Lock()
 
     def loaded(self, backend: Backend) -> None:
-        """Note one loaded copy's precision."""
+        """Note one loaded copy's precision and what the model cache did for it."""
         with self._lock:
             self._precisions.add(str(getattr(backend, "precision", None) or self.requested))
+            cache = getattr(backend, "cache", None)
+            if cache:
+                self._caches.add(str(cache))
+
+    @property
+    def cache(self) -> str | None:
+        """The model cache: "off" if any copy ran without it, else "built" if any
+        copy filled it, else "hit"; None for engines that keep no cache (TensorFlow)."""
+        with self._lock:
+            return next((state for state in ("off", "built", "hit") if state in self._caches), None)
 
     @property
     def precision(self) -> str:
@@ -88,15 +99,18 @@ class EngineRecord:
     def as_dict(self) -> dict:
         """JSON-ready record."""
         w, h = self.resolution
-        return {"backend": self.backend, "precision": self.precision, "devices": list(self.devices),
-                "model": self.model, "resolution": f"{w}x{h}", "host": self.host}
+        return {"backend": self.backend, "precision": self.precision,
+                "requested_precision": self.requested, "model_cache": self.cache,
+                "devices": list(self.devices), "model": self.model, "resolution": f"{w}x{h}",
+                "host": self.host}
 
     def __str__(self) -> str:
         w, h = self.resolution
         n = len(self.devices)
         where = ", ".join(dict.fromkeys(self.devices))
+        uncached = ", model cache off" if self.cache == "off" else ""
         return (f"{self.backend} {self.precision or self.requested} on {where} "
-                f"({n} worker{'s' if n != 1 else ''}), {self.model} at {w}x{h}")
+                f"({n} worker{'s' if n != 1 else ''}), {self.model} at {w}x{h}{uncached}")
 
 
 @dataclass(frozen=True, slots=True)
