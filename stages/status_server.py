@@ -149,7 +149,7 @@ class StatusServer:
         with self._lock:
             if not self._thread.is_alive() and not self._closed:
                 self._thread.start()
-                log.info("%s at %s", self.label, self.url)
+                log.debug("%s at %s", self.label, self.url)  # the CLI prints it
         return self
 
     def close(self) -> None:
