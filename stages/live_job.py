@@ -210,7 +210,15 @@ class LiveJob(PipelineJob):
         stages = stage_rows(self._pipeline.statistics(), elapsed) if self._pipeline else []
         engine = self.engine.as_dict() if self.engine is not None else None
         return {"sources": sources, "stages": stages, "seconds": elapsed,
-                "failures": dict(self.failures), "engine": engine}
+                "failures": dict(self.failures), "engine": engine, "recording": self._recording()}
+
+    def _recording(self) -> dict:
+        """What the segments record and what retention did (``used``: None without limits)."""
+        retention = self.retention
+        return {"record": self.record, "retain": self.live.retain, "max_disk": self.live.max_disk,
+                "used": retention.used if retention.enabled else None,
+                "deleted": len(retention.deleted), "freed": retention.freed,
+                "raw_packets": {name: r.packets for name, r in self._recorders.items()}}
 
     def _feed(self, source: LiveSource):
         """The source's frames; a source that gives up ends alone, the others carry on."""

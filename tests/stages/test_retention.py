@@ -204,3 +204,21 @@ def test_a_run_never_fills_a_small_disk(small_tmpfs):
     assert not thread.is_alive() and "error" not in result, result
     assert job.retention.freed >= 1.5 * disk_size  # more than the disk holds was written
     assert shutil.disk_usage(small_tmpfs).used < disk_size
+
+
+def test_the_summary_says_what_retention_did(tmp_path):
+    _segment(tmp_path / "out" / "cam", "cam-20260101T000000Z-1")
+    job = LiveJob([("lavfi:testsrc2=size=64x48:rate=5", "cam")], tmp_path / "out",
+                  JobConfig(**FAKE), LiveConfig(record="none", max_disk=1))
+    thread, result = _run(job)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not job.retention.deleted and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        job.cancel()
+        thread.join(DEADLINE)
+    assert not thread.is_alive() and "error" not in result, result
+    recording = job.snapshot()["recording"]
+    assert recording["record"] == "none" and recording["max_disk"] == 1
+    assert recording["deleted"] >= 1 and recording["freed"] > 0 and recording["used"] is not None
