@@ -75,6 +75,8 @@ def health(monitors: Mapping[str, SourceMonitor]) -> tuple[bool, dict]:
         if not ok:
             sources[name]["reason"] = reason
             failing.append(f"{name}: {reason}")
+        if monitor.last_error:  # credentials already masked by the source
+            sources[name]["last_error"] = monitor.last_error
     body: dict = {"ok": not failing, "sources": sources}
     if monitors and all(m.state == GIVEN_UP for m in monitors.values()):
         body["ok"] = False

@@ -94,6 +94,7 @@ def test_health_and_metrics_follow_a_camera_killed_and_restarted(tmp_path, rtsp_
             assert wait_until(lambda: answer("/healthz")[0] == 503, DEADLINE)
             code, reply = answer("/healthz")
             assert reply["ok"] is False and reply["reason"].startswith("cam1: no frame for")
+            assert wait_until(lambda: answer("/healthz")[1]["sources"]["cam1"].get("last_error"))
             metrics = scrape(server.url)
             assert metrics[("posestream_source_state", (("source", "cam1"), ("state", "live")))] == 0
             cam.restart()
