@@ -27,6 +27,7 @@ from stages.frames import Frame, Result
 from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.live import LiveSource, SourceEvent
 from stages.live_feed import LiveFeed
+from stages.live_log import LiveLogs
 from stages.raw_record import RawRecorder, check_raw_source
 from stages.retention import Retention
 from stages.segments import SegmentedOutputs, SegmentNamer
@@ -111,6 +112,7 @@ class LiveJob(PipelineJob):
         self.config = config
         self.live = live
         self.preview = preview
+        self.status_server = None  # the --http/--preview server (stages.status_server), set by the CLI
         self._sources = [LiveSource(spec, name=name, transport=live.transport,
                                     stall_timeout=live.stall_timeout, max_retries=live.max_retries,
                                     max_fps=config.max_fps, on_event=self._on_event)
@@ -121,6 +123,7 @@ class LiveJob(PipelineJob):
         self.monitors = {s.name: SourceMonitor(s.name, live.stall_timeout) for s in self._sources}
         self.stats = self.monitors  # frames, dropped, reconnects, latency(q) per source
         self.feed = LiveFeed()  # live.jsonl, /events and MQTT subscribe to it
+        self.live_logs: LiveLogs | None = None  # OUT/<source>/live.jsonl, while running
         self.record = live.record if config.video else "none"
         self.retention = Retention(self.outdir, names, max_age=live.retain, max_bytes=live.max_disk)
         self._recorders: dict[str, RawRecorder] = {}
@@ -169,6 +172,8 @@ class LiveJob(PipelineJob):
         for name in self.names:  # a killed run's partial segments become closed ones
             clean_dead_partials(self.outdir / name)
         self.retention.start()
+        self.live_logs = LiveLogs(self.outdir, self.live.live_log_size, sources=self.names)
+        self.feed.subscribe(self.live_logs)
         try:
             self._drive(pipeline, on_result)
         finally:
@@ -179,9 +184,9 @@ class LiveJob(PipelineJob):
                     out.close()
             finally:
                 self.retention.close()
-                self.feed.close()
                 for monitor in self.monitors.values():
-                    monitor.stopped()
+                    monitor.stopped()  # before the feed closes, so MQTT publishes "stopped"
+                self.feed.close()
         if self.failures and not self.cancelled:
             raise InputError("; ".join(self.failures.values()))
         return self.stats
