@@ -53,7 +53,6 @@ class EventClient:
         self._published = published
         self._lock = threading.Lock()
         self.dropped = 0
-        self.sent = 0
         self._channel: Channel[bytes] = Channel(capacity, policy=Policy.DROP_OLDEST,
                                                 name="events client", on_drop=self._drop)
 
@@ -126,5 +125,4 @@ def send_events(wfile, connection: socket.socket, client: EventClient, *,
                 quiet_since = time.monotonic()
             continue
         wfile.write(b"".join(events))
-        client.sent += len(events)
         quiet_since = time.monotonic()
