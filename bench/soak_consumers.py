@@ -106,6 +106,7 @@ class SseConsumer:
 
     Attributes:
         connections: Connections opened (1 in a clean run).
+        connected_at: When each was (Unix time).
         other_events: Events that were not keypoint records, by event type.
     """
 
@@ -113,34 +114,40 @@ class SseConsumer:
         self.host, self.port, self.path = host, port, path
         self.received = Received()
         self.connections = 0
+        self.connected_at: list[float] = []
         self.other_events: Counter = Counter()
         self.errors: list[str] = []
-        self._stopping = threading.Event()
+        self._ending = threading.Event()  # the server is gone: no new connection
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="sse", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        while not self._ending.is_set():
             try:
                 self._follow()
             except (OSError, http.client.HTTPException) as exc:
-                if self.connections and not self._stopping.is_set():
+                if self.connections and not self._ending.is_set():
                     self.errors.append(f"{type(exc).__name__}: {exc}")
-            if not self._stopping.is_set():
+            except Exception as exc:  # noqa: BLE001 - a bench bug must show in the report
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                return
+            if not self._ending.is_set():
                 time.sleep(0.5)  # not up yet, or cut: connect again
 
     def _follow(self) -> None:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         conn.request("GET", self.path, headers={"Accept": "text/event-stream"})
+        sock = conn.sock  # getresponse() lets go of it when the server will close
         response = conn.getresponse()
         if response.status != 200:
             self.errors.append(f"/events answered {response.status}")
             conn.close()
             return
-        self._sock = conn.sock
-        self._sock.settimeout(None)  # records may pause while every camera reconnects
+        self._sock = sock
+        sock.settimeout(None)  # records may pause while every camera reconnects
         self.connections += 1
+        self.connected_at.append(time.time())
         event, data = "message", []
         for raw in response:
             line = raw.decode(errors="replace").rstrip("\r\n")
@@ -160,9 +167,9 @@ class SseConsumer:
             self.other_events[event] += 1
 
     def stop(self, wait: float = 30.0) -> None:
-        """Wait up to ``wait`` s for the server to end the stream, then cut it."""
+        """Once the server is gone: read the stream to its end (``wait`` s at most), then cut it."""
+        self._ending.set()
         self._thread.join(wait)
-        self._stopping.set()
         if self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -223,8 +230,9 @@ class SegmentKeeper:
     Attributes:
         seen: Every finished segment file seen (path -> size).
         missed: Segment logs deleted before they could be linked.
-        max_segments: Largest total size of segment files, open ones too (bytes).
-        max_total: Largest total size of everything under OUT (bytes).
+        max_segments: Largest disk use of the segment files, open ones too (bytes).
+        max_total: Largest disk use of everything under OUT, what ``--max-disk``
+            caps: the segments and the ``live.jsonl*`` logs (bytes).
         last_segments: The segment files' total size at the last poll (bytes).
         last_total: Everything under OUT at the last poll (bytes).
     """
@@ -248,7 +256,7 @@ class SegmentKeeper:
         segments = total = 0
         for path in self._files():
             try:
-                size = path.stat().st_size
+                size = path.stat().st_blocks * 512  # what the files take, as --max-disk counts
             except FileNotFoundError:
                 continue
             total += size

@@ -62,8 +62,8 @@ def add_arguments(ap) -> None:
     ap.add_argument("--broker-down", type=float, default=15.0, help="seconds the broker stays down "
                     "(0: never killed)")
     ap.add_argument("--segment", type=float, default=0.25, help="--segment MINUTES (default: 0.25)")
-    ap.add_argument("--max-disk", default=None, help="--max-disk (default: about 3 segments "
-                    "of every camera, from the clip's bit rate)")
+    ap.add_argument("--max-disk", default=None, help="--max-disk (default: about 2 segments "
+                    "of every camera, from the clip's bit rate, and their live logs)")
     ap.add_argument("--live-log-size", default="256K", help="--live-log-size (default: 256K)")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--outage-margin", type=float, default=5.0,
@@ -139,13 +139,16 @@ def _start_cameras(run: Run, args) -> None:
 
 
 def _cap(args, run: Run) -> int:
-    """--max-disk in bytes: given, or about 3 segments of every camera at the clip's rate."""
+    """--max-disk in bytes: given, or about 2 segments of every camera at the clip's
+    rate plus room for the live logs (live.jsonl and live.jsonl.1 of each camera)."""
+    from stages.quantities import parse_size
+
     if args.max_disk:
-        from stages.quantities import parse_size
         return parse_size(args.max_disk, "--max-disk")
     clip = run.work / "people.mp4"
     rate = clip.stat().st_size / 4.0  # bytes per second of one camera (a 4 s clip)
-    return int(3 * rate * args.segment * 60 * len(run.cameras))
+    logs = 2 * parse_size(args.live_log_size, "--live-log-size")
+    return int((2 * rate * args.segment * 60 + logs) * len(run.cameras))
 
 
 def _start_posestream(run: Run, args, extra: list[str]) -> subprocess.Popen:
