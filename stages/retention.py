@@ -88,20 +88,34 @@ class Usage:
     total: int
 
 
-def disk_bytes(path: Path) -> int:
-    """Bytes ``path`` (a file, or a folder and everything in it) takes on disk; 0 if gone."""
+def disk_bytes(path: Path, folders: dict[Path, tuple[int, int]] | None = None) -> int:
+    """Bytes ``path`` (a file, or a folder and everything in it) takes on disk; 0 if gone.
+
+    Args:
+        path: A file or folder.
+        folders: A cache of folder sizes by modification time (an OpenPose
+            folder holds a file per frame; a finished one never changes).
+    """
     try:
-        if path.is_dir() and not path.is_symlink():
-            return sum(disk_bytes(child) for child in path.iterdir())
         stat = path.lstat()
+        if path.is_dir() and not path.is_symlink():
+            cached = folders.get(path) if folders is not None else None
+            if cached is not None and cached[0] == stat.st_mtime_ns:
+                return cached[1]
+            size = sum(disk_bytes(child) for child in path.iterdir())
+            if folders is not None:
+                folders[path] = (stat.st_mtime_ns, size)
+            return size
     except OSError:
         return 0
     blocks = getattr(stat, "st_blocks", None)
     return blocks * 512 if blocks is not None else stat.st_size
 
 
-def scan(outdir: Path, sources: Iterable[str]) -> Usage:
-    """The segments and live logs of ``sources`` under ``outdir``."""
+def scan(outdir: Path, sources: Iterable[str],
+         folders: dict[Path, tuple[int, int]] | None = None) -> Usage:
+    """The segments and live logs of ``sources`` under ``outdir`` (``folders``: see
+    ``disk_bytes``)."""
     segments: dict[str, Segment] = {}
     rotated: list[tuple[int, Path, int]] = []
     total = 0
@@ -120,7 +134,7 @@ def scan(outdir: Path, sources: Iterable[str]) -> Usage:
             live = _LIVE_LOG.match(name)
             if match is None and live is None:
                 continue
-            size = disk_bytes(path)
+            size = disk_bytes(path, folders)
             total += size
             if live is not None:
                 if live["n"] is not None:
@@ -187,6 +201,7 @@ class Retention:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sweeping = threading.Lock()
+        self._folders: dict[Path, tuple[int, int]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -196,7 +211,8 @@ class Retention:
     def sweep(self) -> list[str]:
         """Delete what is past a limit now; return the base names deleted."""
         with self._sweeping:
-            usage = scan(self.outdir, self.sources)
+            usage = scan(self.outdir, self.sources, self._folders)
+            self._folders = {p: v for p, v in self._folders.items() if p.exists()}
             gone = self._expire(usage) + self._shrink(usage)
             self.used = usage.total
             self.deleted += gone

@@ -222,3 +222,13 @@ def test_the_summary_says_what_retention_did(tmp_path):
     recording = job.snapshot()["recording"]
     assert recording["record"] == "none" and recording["max_disk"] == 1
     assert recording["deleted"] >= 1 and recording["freed"] > 0 and recording["used"] is not None
+
+
+def test_folder_sizes_are_cached_until_the_folder_changes(tmp_path):
+    _segment(tmp_path / "cam", "cam-20260101T000000Z-1")
+    pose = tmp_path / "cam" / "cam-20260101T000000Z-1.openpose"
+    folders = {}
+    first = scan(tmp_path, ["cam"], folders).total
+    assert folders[pose][1] == disk_bytes(pose) and scan(tmp_path, ["cam"], folders).total == first
+    (pose / "more_keypoints.json").write_bytes(b"z" * 64 * KB)
+    assert scan(tmp_path, ["cam"], folders).total >= first + 64 * KB
