@@ -125,6 +125,11 @@ def _disk(run, checks) -> None:
           f"--max-disk {run.cap / 2**20:.2f} MiB (segments alone, open ones included, at most "
           f"{keeper.max_segments / 2**20:.2f} MiB); {finished} finished segment files, "
           f"{deleted} deleted by retention")
+    recording = (run.summary or {}).get("recording")
+    if recording:
+        print(f"posestream's own account: {recording.get('used')} bytes used at the end, "
+              f"{recording.get('deleted')} segments deleted, {recording.get('freed')} bytes "
+              f"freed; raw packets recorded per camera {recording.get('raw_packets')}")
     checks.append(("disk cap", keeper.max_total <= run.cap,
                    f"max {keeper.max_total} <= {run.cap} bytes (polled every {keeper.interval:g} s)"))
     checks.append(("retention rolled over", deleted > 0, f"{deleted} segment files deleted"))

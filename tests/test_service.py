@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "scripts" / "systemd" / "posestream@.service"
 EXAMPLE = ROOT / "scripts" / "systemd" / "example.toml"
 INSTALLED_COMMAND = "/opt/posestream/.venv/bin/posestream"
+EXPOSURE_LIMIT = 40  # systemd-analyze security's scale x 10: 4.0 and under is "OK"
 FLUSH_SECONDS = 0.2  # pipeline.signals flushes stdout/stderr this long before ending
 
 
@@ -81,6 +82,17 @@ def test_unit_instance_verifies_without_warnings(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert _about(unit, output) == [], output
+
+
+def test_unit_exposure_is_rated_ok(tmp_path):
+    """systemd's own rating of the sandbox: at most 4.0 of 10 ("OK"; 5.8 without the
+    capability, syscall-architecture, /proc and IPC settings)."""
+    unit = _instance(tmp_path, UNIT.read_text().replace(INSTALLED_COMMAND, _executable()))
+    _verify(unit)  # skips without systemd-analyze
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes",
+                           f"--threshold={EXPOSURE_LIMIT}", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout[-600:] + done.stderr
 
 
 def test_verify_would_report_a_bad_unit(tmp_path):
