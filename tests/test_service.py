@@ -92,6 +92,8 @@ def test_unit_exposure_is_rated_ok(tmp_path):
     done = subprocess.run(["systemd-analyze", "security", "--offline=yes",
                            f"--threshold={EXPOSURE_LIMIT}", str(unit)],
                           capture_output=True, text=True, timeout=60)
+    if "unrecognized option" in done.stderr:
+        pytest.skip(f"this systemd-analyze cannot rate a unit file offline: {done.stderr.strip()}")
     assert done.returncode == 0, done.stdout[-600:] + done.stderr
 
 
