@@ -151,7 +151,7 @@ HONOURED = {
     "live_queue": (["--live-queue", "2"], _live("queue_size", 2)),
     "max_fps": (["--max-fps", "2"], lambda job, ctx: job.config.max_fps == 2.0
                 and all(s.max_fps == 2.0 for s in job._sources)),
-    "record": (["--record", "raw"], _live("record", "raw")),
+    "record": (["--record", "none"], _live("record", "none")),  # raw needs packets, not lavfi
     "retain": (["--retain", "7d"], _live("retain", 7 * 86400)),
     "max_disk": (["--max-disk", "50G"], _live("max_disk", 50 << 30)),
     "live_log_size": (["--live-log-size", "1M"], _live("live_log_size", 1 << 20)),
