@@ -120,38 +120,44 @@ def scan(outdir: Path, sources: Iterable[str],
     rotated: list[tuple[int, Path, int]] = []
     total = 0
     for source in sources:
-        folder = Path(outdir) / source
-        pattern = re.compile(rf"^(?P<base>{re.escape(source)}-(?P<stamp>{_STAMP})-(?P<n>\d+))"
-                             rf"(?P<suffix>{'|'.join(map(re.escape, _SUFFIXES))})$")
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        for name in names:
-            path = folder / name
-            partial = _PARTIAL.match(name)
-            match = pattern.match(partial["name"] if partial else name)
-            live = _LIVE_LOG.match(name)
-            if match is None and live is None:
-                continue
-            size = disk_bytes(path, folders)
-            total += size
-            if live is not None:
-                if live["n"] is not None:
-                    rotated.append((-int(live["n"]), path, size))
-                continue
-            segment = segments.setdefault(
-                f"{source}/{match['base']}",
-                Segment(match["base"], (match["stamp"], int(match["n"]), match["base"])))
-            if partial:
-                segment.open = True
-                continue
-            segment.paths.append(path)
-            segment.size += size
-            segment.newest = max(segment.newest, _mtime(path))
+        total += _scan_source(Path(outdir) / source, source, folders, segments, rotated)
     ordered = sorted(segments.values(), key=lambda s: s.key)
     return Usage(ordered, [(p, s) for _, p, s in sorted(rotated, key=lambda r: (r[0], str(r[1])))],
                  total)
+
+
+def _scan_source(folder: Path, source: str, folders: dict[Path, tuple[int, int]] | None,
+                 segments: dict[str, Segment], rotated: list[tuple[int, Path, int]]) -> int:
+    """Add the segments and rotated live logs of one source's folder; return the bytes counted."""
+    pattern = re.compile(rf"^(?P<base>{re.escape(source)}-(?P<stamp>{_STAMP})-(?P<n>\d+))"
+                         rf"(?P<suffix>{'|'.join(map(re.escape, _SUFFIXES))})$")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    total = 0
+    for name in names:
+        path = folder / name
+        partial = _PARTIAL.match(name)
+        match = pattern.match(partial["name"] if partial else name)
+        live = _LIVE_LOG.match(name)
+        if match is None and live is None:
+            continue
+        size = disk_bytes(path, folders)
+        total += size
+        if live is not None:
+            if live["n"] is not None:
+                rotated.append((-int(live["n"]), path, size))
+            continue
+        segment = segments.setdefault(f"{source}/{match['base']}", Segment(
+            match["base"], (match["stamp"], int(match["n"]), match["base"])))
+        if partial:
+            segment.open = True
+            continue
+        segment.paths.append(path)
+        segment.size += size
+        segment.newest = max(segment.newest, _mtime(path))
+    return total
 
 
 def _mtime(path: Path) -> float:
