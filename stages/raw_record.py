@@ -19,9 +19,11 @@ come from the source's ``SegmentNamer`` and each new segment is announced
 frames get the same base name (``SegmentedOutputs.start_at``).
 
 Timestamps: the camera's, rebased so that each segment starts at 0; a
-packet without one gets the previous packet's; a decoding time that does
-not increase is moved one tick after the previous one (and the
-presentation time with it when it would come first).
+packet without one, or whose decoding time does not increase, is put one
+tick after the previous one (and its presentation time with it when it
+would come first); a jump of the camera's clock by more than
+``MAX_JUMP_SECONDS`` either way (a reset; a real outage ends the
+connection) continues one frame after the previous packet.
 
 Errors: the recorder never raises into the source's thread. The first
 failure to create or write a segment is logged, kept in ``error`` (the job
@@ -36,6 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 # codecs of decoded pictures (lavfi, some capture devices): there is nothing compressed to copy
 _NOT_COPYABLE = frozenset({"wrapped_avframe"})
 _RAW_SPEC_PREFIX = "lavfi:"
+MAX_JUMP_SECONDS = 10.0  # a larger step of the camera's clock, either way, is a reset, not a gap
 
 
 def check_raw_source(spec: str, name: str) -> None:
@@ -80,6 +84,9 @@ class RawSegment:
         self.packets = 0
         self._base: int | None = None
         self._last_dts: int | None = None
+        tick = Fraction(stream.time_base or Fraction(1, 90000))
+        self._jump = round(MAX_JUMP_SECONDS / tick)  # ticks
+        self._step = max(1, round(Fraction(1, 25) / tick))  # a frame's ticks, until one is seen
         try:
             self.tmp.touch()  # the muxer creates the file at the first packet; fail now
             self._container = av.open(os.fspath(self.tmp), "w", format="matroska",
@@ -111,15 +118,24 @@ class RawSegment:
     def _times(self, dts: int | None, pts: int | None) -> tuple[int, int]:
         """(dts, pts) rebased to the segment's start, dts increasing, pts not before dts."""
         stamp = dts if dts is not None else pts
-        if stamp is not None and self._base is None:
-            self._base = stamp
         last = self._last_dts
-        new = 0 if stamp is None else stamp - self._base
-        if last is not None and (stamp is None or new <= last):
-            new = last + (0 if stamp is None else 1)
+        if stamp is None:  # no time: just after the previous packet
+            new = 0 if last is None else last + 1
+            self._last_dts = new
+            return new, new
+        if self._base is None:
+            self._base = stamp
+        new = stamp - self._base
+        if last is not None and not 0 < new - last <= self._jump:
+            if abs(new - last) > self._jump:  # the camera's clock jumped: go on a frame later
+                self._base = stamp - last - self._step
+                new = last + self._step
+            else:  # not after the previous one
+                new = last + 1
+        elif last is not None:
+            self._step = new - last
         self._last_dts = new
-        shown = new if pts is None or self._base is None else max(pts - self._base, new)
-        return new, shown
+        return new, new if pts is None else max(pts - self._base, new)
 
     def close(self) -> bool:
         """Finish the file and rename it into place; return whether it was kept.
