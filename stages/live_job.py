@@ -7,6 +7,16 @@ always takes the freshest frame and latency stays bounded whatever the load.
 Sources reconnect on their own; a dropped stream ends its output segment and
 a new frame size starts a new one. Every source has its own segments and
 keypoint logs under ``OUTDIR/<name>/``.
+
+What the segments record (``LiveConfig.record``): ``annotated``, the drawn
+frames (``SegmentedOutputs``); ``raw``, the camera's packets copied by a
+``stages.raw_record.RawRecorder`` that rolls the segments at key frames and
+names the keypoint logs after them (a dropped camera's log is ended
+``LATE_FRAMES_SECONDS`` later, so the frames still queued reach it);
+``none``, the keypoint logs alone. Nothing is drawn unless an annotated
+video or the preview wants it. ``stages.retention.Retention`` keeps the
+output folder within ``retain`` and ``max_disk``, sweeping every few
+seconds and whenever a segment closes.
 """
 
 from __future__ import annotations
