@@ -38,6 +38,7 @@ from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.live import LiveSource, SourceEvent
 from stages.live_feed import LiveFeed
 from stages.live_log import LiveLogs
+from stages.mqtt import MqttPublisher
 from stages.raw_record import RawRecorder, check_raw_source
 from stages.retention import Retention
 from stages.segments import SegmentedOutputs, SegmentNamer
@@ -134,6 +135,7 @@ class LiveJob(PipelineJob):
         self.stats = self.monitors  # frames, dropped, reconnects, latency(q) per source
         self.feed = LiveFeed()  # live.jsonl, /events and MQTT subscribe to it
         self.live_logs: LiveLogs | None = None  # OUT/<source>/live.jsonl, while running
+        self.mqtt = MqttPublisher(live.mqtt) if live.mqtt else None  # checks the URL and paho now
         self.record = live.record if config.video else "none"
         self.retention = Retention(self.outdir, names, max_age=live.retain, max_bytes=live.max_disk)
         self._recorders: dict[str, RawRecorder] = {}
@@ -184,6 +186,8 @@ class LiveJob(PipelineJob):
         self.retention.start()
         self.live_logs = LiveLogs(self.outdir, self.live.live_log_size, sources=self.names)
         self.feed.subscribe(self.live_logs)
+        if self.mqtt is not None:
+            self.feed.subscribe(self.mqtt.start(self.monitors))
         try:
             self._drive(pipeline, on_result)
         finally:

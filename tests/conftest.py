@@ -8,8 +8,9 @@ import pytest
 
 from stages.sample import make_test_clip
 
-# the RTSP server fixtures (gstreamer, rtsp_server) for the live-source tests
-pytest_plugins = ["tests.live_fixtures", "tests.stages.preview_fixtures"]
+# the RTSP server fixtures (gstreamer, rtsp_server) for the live-source tests, and
+# a Mosquitto broker (mosquitto, mqtt_broker) for the MQTT tests
+pytest_plugins = ["tests.live_fixtures", "tests.stages.preview_fixtures", "tests.mqtt_fixtures"]
 
 
 @pytest.fixture
