@@ -10,13 +10,15 @@ environment variable. OpenVINO itself runs without the package: every module
 that uses it falls back to its built-in no-op stub when the import fails. So
 before OpenVINO is first imported we make ``openvino_telemetry`` unimportable
 in this process, and load graphs with ``Core.read_model`` rather than
-``convert_model``, which also starts a telemetry session.
+``convert_model``, which also starts a telemetry session (and whose module
+we leave out of ``import openvino``: it costs 0.1 s of each start).
 
 TensorFlow sends nothing; its import is quieted in ``models.tf_backend``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -27,6 +29,11 @@ from pipeline.errors import ModelError
 log = logging.getLogger(__name__)
 
 TELEMETRY_MODULE = "openvino_telemetry"
+# ``import openvino`` also imports its model converter (``ov.convert_model``,
+# with absl and importlib.metadata): 0.1 s of every run's start, for a function
+# we never call. ``openvino/__init__.py`` skips it when it cannot be imported;
+# it can still be imported explicitly afterwards.
+CONVERTER_MODULE = "openvino.tools.ovc"
 _lock = threading.Lock()
 
 
@@ -55,7 +62,24 @@ def import_openvino():
     with _lock:
         block_openvino_telemetry()
         try:
-            return importlib.import_module("openvino")
+            if "openvino" in sys.modules:
+                return sys.modules["openvino"]
+            with _without(CONVERTER_MODULE):
+                return importlib.import_module("openvino")
         except ImportError as exc:
             raise ModelError("--backend openvino: OpenVINO is not installed "
                              "(pip install openvino)") from exc
+
+
+@contextlib.contextmanager
+def _without(module: str):
+    """``module`` cannot be imported inside the block (unless it already was); it can after."""
+    if module in sys.modules:
+        yield
+        return
+    sys.modules[module] = None
+    try:
+        yield
+    finally:
+        if sys.modules.get(module, 0) is None:
+            del sys.modules[module]

@@ -127,7 +127,9 @@ def plan_engine(config: JobConfig, *, latency: bool = False) -> Engine:
 
     Args:
         config: The run's settings.
-        latency: Live sources: one copy on all cores rather than one per core.
+        latency: One copy on all cores rather than one per core (unless the
+            user chose the workers): live sources, where each frame should be
+            done soonest, and single pictures, which need only one copy.
     """
     pin_blas_threads()
     plan = plan_devices(config.device, workers=config.workers, backend=config.backend,

@@ -256,7 +256,8 @@ class FileJob(PipelineJob):
         """
         start = time.perf_counter()
         with open_file_source(self.input, self.config) as source:
-            engine = plan_engine(self.config)
+            # one picture: one copy on all cores loads once and runs its frame soonest
+            engine = plan_engine(self.config, latency=source.info.frames == 1)
             if on_start is not None:
                 on_start(source.info)
             with file_outputs(self.outdir, self.input, source, self.config) as outputs:

@@ -317,3 +317,36 @@ def test_the_cli_runs_without_a_writable_cache_and_says_so_once(real_graph, tmp_
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("cannot be written") == 1, proc.stderr
     assert json.loads(summary.read_text())["engine"]["model_cache"] == "off"
+
+
+def test_a_single_picture_plans_one_copy_on_all_cores(tmp_path, capsys, monkeypatch):
+    import cv2
+
+    import stages.job
+
+    planned = []
+    real = stages.job.plan_engine
+    monkeypatch.setattr(stages.job, "plan_engine",
+                        lambda config, **kw: planned.append(kw.get("latency")) or real(config, **kw))
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.full((48, 64, 3), 128, np.uint8))
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=3, size=(64, 48))
+    for source in (image, clip):
+        code = run_stream.main([str(source), "-o", str(tmp_path / "out"), "--backend",
+                                "tests.fakes:ZeroBackend", "--resolution", "64x48"])
+        assert code == 0, capsys.readouterr().err
+    assert planned == [True, False]
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO not installed")
+def test_importing_openvino_leaves_its_converter_out_until_asked_for():
+    code = ("import sys\n"
+            "from models.offline import import_openvino\n"
+            "ov = import_openvino()\n"
+            "print('openvino.tools.ovc' in sys.modules, hasattr(ov, 'Core'))\n"
+            "import openvino.tools.ovc\n"
+            "print(callable(openvino.tools.ovc.convert_model))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True", "True"]

@@ -1,0 +1,263 @@
+"""Whole-process wall time of one 720p image, cold and warm, and where the time goes.
+
+Runs ``posestream photo.jpg -o OUT`` as a new process on a 1280x720 picture
+with people (scikit-image's photos, as ``stages.sample`` makes them), with
+the model cache ($POSESTREAM_CACHE) in three states, alternating:
+
+- cold: a fresh cache that holds only the fetched graph (nothing converted
+  or compiled yet; the one-time download of the graph is not counted);
+- warm: the cache as the first run left it (IR and compiled blob in place);
+- uncached: a cache that cannot be written (the graph given with --graph),
+  which converts and compiles on every run, as every run did before the
+  model cache.
+
+Then one probe run of each of cold and warm, in which the same command runs
+in a process that times its phases: interpreter start, imports, model
+fetch and check, model load (IR read or conversion, compile, warm-up
+inference), decode, network, postprocess, render, and writing the outputs.
+Phases of the pool's workers overlap (one copy per core loads at once), so
+the probe prints each phase's busy time and when it started and ended.
+
+Last, a batch: N copies of the picture in one run against N runs of one
+picture (warm), to show that a batch pays start-up once.
+
+Usage: .venv/bin/python bench/bench_startup.py [--rounds 3] [--batch 4] [--backend auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PRELOADED = ("numpy", "cv2", "av", "run_stream", "stages.job", "stages.batch", "stages.live",
+             "stages.modes", "stages.console", "stages.builder", "stages.image_source",
+             "stages.postprocess", "stages.render", "stages.outputs")
+
+
+# --- the parent: runs and report ----------------------------------------------------------------
+
+def make_photo(path: Path) -> Path:
+    """A 1280x720 JPEG with two people (the astronaut and the cameraman)."""
+    import cv2
+
+    from stages.sample import sample_frames
+
+    cv2.imwrite(str(path), next(sample_frames(1, (1280, 720))))
+    return path
+
+
+def fresh_cache(root: Path, graph: Path) -> Path:
+    """A model cache holding only the fetched graph."""
+    from models.fetch import model_path
+    from models.registry import DEFAULT_MODEL, get_model
+
+    dest = model_path(get_model(DEFAULT_MODEL), root)
+    dest.parent.mkdir(parents=True)
+    shutil.copy(graph, dest)
+    return root
+
+
+def run_cli(inputs: list[Path], out: Path, cache: Path, extra: list[str], probe: Path | None = None
+            ) -> float:
+    """Wall seconds of one ``posestream`` process (or of its probe)."""
+    cmd = [sys.executable, "-m", "run_stream"]
+    if probe is not None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", str(probe), "--"]
+    cmd += [*map(str, inputs), "-o", str(out), *extra]
+    env = {**os.environ, "POSESTREAM_CACHE": str(cache), "POSESTREAM_LAUNCH": repr(time.time())}
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"posestream failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return wall
+
+
+def timed_rounds(tmp: Path, photo: Path, graph: Path, backend: list[str], rounds: int
+                 ) -> dict[str, list[float]]:
+    """Cold, warm and uncached runs, alternating."""
+    warm = fresh_cache(tmp / "warm-cache", graph)
+    run_cli([photo], tmp / "out-first", warm, backend)  # fills the warm cache
+    blocked = tmp / "blocked-cache"
+    blocked.write_text("a file: the cache cannot be written")
+    times: dict[str, list[float]] = {"cold": [], "warm": [], "uncached": []}
+    for i in range(rounds):
+        cold = fresh_cache(tmp / f"cold-cache-{i}", graph)
+        times["cold"].append(run_cli([photo], tmp / f"out-cold-{i}", cold, backend))
+        times["warm"].append(run_cli([photo], tmp / f"out-warm-{i}", warm, backend))
+        times["uncached"].append(run_cli([photo], tmp / f"out-unc-{i}", blocked,
+                                         [*backend, "--graph", str(graph)]))
+        print(f"round {i + 1}: " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+              flush=True)
+    return times
+
+
+def probe_report(tmp: Path, photo: Path, graph: Path, backend: list[str]) -> None:
+    """One probe run cold and one warm; print their phases."""
+    warm = fresh_cache(tmp / "probe-cache", graph)
+    for label in ("cold", "warm"):
+        spans = tmp / f"spans-{label}.json"
+        wall = run_cli([photo], tmp / f"out-probe-{label}", warm, backend, probe=spans)
+        print(f"\n{label} run, {wall:.2f} s wall (probe): phase, busy s (calls), from-to s after launch")
+        for name, busy, calls, first, last in phases(json.loads(spans.read_text())):
+            print(f"  {name:28s} {busy:6.3f} ({calls:2d})  {first:6.3f}-{last:6.3f}")
+
+
+def phases(spans: list[list]) -> list[tuple[str, float, int, float, float]]:
+    """Each phase's busy time, calls, first start and last end, in order of start."""
+    by_name: dict[str, list] = {}
+    for name, start, end in spans:
+        by_name.setdefault(name, []).append((start, end))
+    rows = [(name, sum(e - s for s, e in v), len(v), min(s for s, _ in v), max(e for _, e in v))
+            for name, v in by_name.items()]
+    return sorted(rows, key=lambda r: r[3])
+
+
+def batch_report(tmp: Path, photo: Path, graph: Path, backend: list[str], n: int) -> None:
+    """N pictures in one run against N runs of one picture, warm."""
+    cache = fresh_cache(tmp / "batch-cache", graph)
+    run_cli([photo], tmp / "out-b0", cache, backend)
+    photos = []
+    for i in range(n):
+        photos.append(tmp / f"photo{i}.jpg")
+        shutil.copy(photo, photos[-1])
+    singles = sum(run_cli([p], tmp / f"out-single-{i}", cache, backend) for i, p in enumerate(photos))
+    batch = run_cli(photos, tmp / "out-batch", cache, backend)
+    print(f"\n{n} pictures: one batch run {batch:.2f} s, {n} runs of one {singles:.2f} s "
+          f"({singles / batch:.1f}x); per extra picture in the batch "
+          f"{(batch - singles / n) / max(1, n - 1):.2f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3, help="cold/warm/uncached rounds")
+    ap.add_argument("--batch", type=int, default=4, help="pictures in the batch comparison")
+    ap.add_argument("--backend", default="auto")
+    args = ap.parse_args()
+    from models.fetch import fetch_model
+    from models.registry import DEFAULT_MODEL, get_model
+
+    graph = fetch_model(get_model(DEFAULT_MODEL))
+    backend = ["--backend", args.backend]
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
+        tmp = Path(name)
+        photo = make_photo(tmp / "photo.jpg")
+        times = timed_rounds(tmp, photo, graph, backend, args.rounds)
+        print("\nmedian wall time of `posestream photo.jpg -o OUT` (1280x720, new process):")
+        for kind, values in times.items():
+            print(f"  {kind:9s} {statistics.median(values):.2f} s  (runs: "
+                  f"{', '.join(f'{v:.2f}' for v in values)})")
+        probe_report(tmp, photo, graph, backend)
+        batch_report(tmp, photo, graph, backend, args.batch)
+
+
+# --- the child: the CLI with its phases timed ---------------------------------------------------
+
+class Spans:
+    """Records (phase, start, end) in seconds after the process was launched."""
+
+    def __init__(self, launch: float) -> None:
+        self.offset = launch - time.time() + time.perf_counter()
+        self.items: list[list] = []
+
+    def add(self, name: str, start: float, end: float) -> None:
+        self.items.append([name, start - self.offset, end - self.offset])
+
+    def wrap(self, owner, attr: str, name: str | None = None, first: str | None = None) -> None:
+        """Time every call of ``owner.attr``; the first call per instance as ``first``."""
+        real, seen = getattr(owner, attr), set()
+        spans = self
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                key = id(args[0]) if args else None
+                label = first if first and key not in seen else name or attr
+                seen.add(key)
+                spans.add(label, start, time.perf_counter())
+
+        setattr(owner, attr, timed)
+
+
+class TimedCore:
+    """OpenVINO's Core with ``compile_model`` timed."""
+
+    def __init__(self, core, spans: Spans) -> None:
+        self._core, self._spans = core, spans
+
+    def compile_model(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self._core.compile_model(*args, **kwargs)
+        finally:
+            self._spans.add("compile", start, time.perf_counter())
+
+    def __getattr__(self, name):
+        return getattr(self._core, name)
+
+
+def probe(out: Path, argv: list[str]) -> int:
+    """Run the CLI with ``argv``, timing its phases into ``out`` (JSON)."""
+    spans = Spans(float(os.environ["POSESTREAM_LAUNCH"]))
+    spans.add("python start", spans.offset, time.perf_counter())
+    start = time.perf_counter()
+    import importlib
+
+    for module in PRELOADED:
+        importlib.import_module(module)
+    spans.add("imports (CLI, numpy, cv2, av)", start, time.perf_counter())
+    _instrument(spans)
+    import run_stream
+
+    start = time.perf_counter()
+    try:
+        return run_stream.main(argv)
+    finally:
+        spans.add("CLI main (all of the run)", start, time.perf_counter())
+        out.write_text(json.dumps(spans.items))
+
+
+def _instrument(spans: Spans) -> None:
+    import stages.builder
+    import stages.image_source
+    import stages.inference
+    from stages.outputs import FileOutputs
+    from stages.postprocess import PafDecoder
+    from stages.render import Renderer
+
+    spans.wrap(stages.builder, "fetch_model", "model fetch/verify")
+    spans.wrap(stages.inference, "load_backend", "model load (per copy)")
+    spans.wrap(stages.image_source, "_read_image", "decode")
+    spans.wrap(PafDecoder, "__call__", "postprocess")
+    spans.wrap(Renderer, "__call__", "render")
+    spans.wrap(FileOutputs, "write", "write")
+    spans.wrap(FileOutputs, "close", "write (commit outputs)")
+    try:
+        import models.openvino_backend as ovb
+    except ImportError:
+        return
+    spans.wrap(ovb, "import_openvino", "openvino import (again)", first="openvino import")
+    spans.wrap(ovb, "_converted", "IR (cache or conversion)")
+    core = ovb._core
+    ovb._core = lambda: TimedCore(core(), spans)
+    spans.wrap(ovb.OpenVINOBackend, "infer", "network", first="warm-up inference")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--probe":
+        sys.exit(probe(Path(sys.argv[2]), sys.argv[4:]))
+    main()
