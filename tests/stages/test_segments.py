@@ -246,7 +246,8 @@ def _with_people(i: int, wall: float, size=(64, 48)) -> Result:
 
 def _bases(folder: Path, suffix: str) -> list[str]:
     """Names of the finished segments that have a ``suffix`` file, in segment order."""
-    names = [p.name[:-len(suffix)] for p in folder.glob(f"*{suffix}") if not p.name.startswith(".")]
+    names = [p.name[:-len(suffix)] for p in folder.glob(f"*{suffix}")
+             if not p.name.startswith((".", "live."))]  # live.jsonl follows every segment
     return sorted(names, key=lambda base: int(base.rsplit("-", 1)[1]))
 
 
@@ -386,7 +387,7 @@ def test_live_job_writes_the_chosen_formats_per_segment_without_video(tmp_path):
     folder = tmp_path / "out" / "cam"
     [base] = _bases(folder, ".jsonl")
     assert sorted(p.name for p in folder.iterdir()) == [f"{base}.csv", f"{base}.jsonl",
-                                                         f"{base}.openpose"]
+                                                         f"{base}.openpose", "live.jsonl"]
     records = read_keypoint_log(folder / f"{base}.jsonl")
     assert len(records) == job.stats["cam"].frames >= 10
     table = pd.read_csv(folder / f"{base}.csv")
