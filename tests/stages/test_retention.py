@@ -139,14 +139,13 @@ def _open_bytes(folder):
     return sum(disk_bytes(p) for p in folder.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.slow
 def test_a_tiny_cap_holds_over_many_rolls_and_spares_the_open_and_foreign_files(tmp_path):
     out = tmp_path / "out"
     foreign = _foreign(out)
     cap = 40 * KB
     job = LiveJob([("lavfi:testsrc2=size=64x48:rate=25", "cam")], out,
                   JobConfig(**FAKE, formats=("jsonl", "csv")),
-                  LiveConfig(record="none", segment_minutes=0.01, max_disk=cap))
+                  LiveConfig(record="none", segment_minutes=0.005, max_disk=cap))
     job.retention.interval = 0.2
     thread, result = _run(job)
     largest, checks = 0, 0
