@@ -14,6 +14,8 @@ file, or a live source (rtsp://, http(s)://, /dev/videoN, lavfi:...), which
 runs until the loop is left, in the live latency mode of the command line
 (short queues that drop the oldest frame). The pipeline is the command
 line's (``stages.builder``): the same ``JobConfig`` means the same here.
+With ``LiveConfig.mqtt`` a live source's results and states are published
+as the command line's ``--mqtt`` does (``stages.mqtt``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from stages.errors import UsageError
 from stages.frames import Result
 from stages.job import FileJob, JobConfig, JobSummary
 from stages.live import LiveSource, is_live
+from stages.live_feed import LiveFeed
 from stages.live_job import LiveConfig
+from stages.mqtt import MqttPublisher
+from stages.source_status import SourceMonitor
 
 
 def results(input: str | Path, *, config: JobConfig | None = None, render: bool = False,
@@ -49,10 +54,13 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
     config = config or JobConfig()
     streaming = is_live(str(input))
     check_mode(config, streaming)
+    publishing = None
     if streaming:
         live = live or LiveConfig()
         _check_nothing_written(live)
-        source = LiveSource(str(input), **live_source_options(config, live))
+        publishing = _Publishing(live) if live.mqtt else None
+        source = LiveSource(str(input), **live_source_options(config, live),
+                            on_event=publishing.on_event if publishing else None)
     else:
         source = open_file_source(Path(input), config)
     with source:
@@ -60,9 +68,16 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
         pipeline = build_pipeline(dataclasses.replace(config, video=False), engine,
                                   [(source, source.close)], name=Path(str(input)).name,
                                   pictures=render,
+                                  sinks=[("publish", publishing.step)] if publishing else (),
                                   live=LiveQueues(queue_size=live.queue_size) if streaming else None)
-        with pipeline:
-            yield from pipeline
+        try:
+            if publishing:
+                publishing.start(source.name)
+            with pipeline:
+                yield from pipeline
+        finally:
+            if publishing:
+                publishing.close()
 
 
 def _check_nothing_written(live: LiveConfig) -> None:
@@ -72,9 +87,10 @@ def _check_nothing_written(live: LiveConfig) -> None:
         UsageError: One line naming the first such setting given.
     """
     default = LiveConfig()
-    for field, flag in (("record", "--record"), ("retain", "--retain"), ("max_disk", "--max-disk")):
+    for field, flag in (("record", "--record"), ("retain", "--retain"), ("max_disk", "--max-disk"),
+                        ("live_log_size", "--live-log-size")):
         if getattr(live, field) != getattr(default, field):
-            raise UsageError(f"{flag} (LiveConfig.{field}) is for live runs that write segments; "
+            raise UsageError(f"{flag} (LiveConfig.{field}) is for live runs that write files; "
                              "results() writes nothing")
 
 
@@ -87,3 +103,35 @@ def live_source_options(config: JobConfig, live: LiveConfig) -> dict:
 def run(input: str | Path, outdir: str | Path = "out", *, config: JobConfig | None = None) -> JobSummary:
     """Process a file into ``outdir`` as the command line does; return what was done."""
     return FileJob(Path(input), Path(outdir), config or JobConfig()).run()
+
+
+class _Publishing:
+    """``LiveConfig.mqtt`` for ``results``: the source's states and results go to MQTT.
+
+    Raises:
+        InputError: A bad URL, or paho-mqtt is not installed (at once).
+    """
+
+    def __init__(self, live: LiveConfig) -> None:
+        self.live = live
+        self.publisher = MqttPublisher(live.mqtt)
+        self.feed = LiveFeed()
+        self.monitors: dict[str, SourceMonitor] = {}
+
+    def start(self, name: str) -> None:
+        self.monitors[name] = SourceMonitor(name, self.live.stall_timeout)
+        self.feed.subscribe(self.publisher.start(self.monitors))
+
+    def on_event(self, event) -> None:
+        monitor = self.monitors.get(event.source)
+        if monitor is not None:
+            monitor.event(event)
+
+    def step(self, result: Result) -> Result:
+        self.monitors[result.frame.source].frame_done(result)
+        return self.feed.publish(result)
+
+    def close(self) -> None:
+        for monitor in self.monitors.values():
+            monitor.stopped()
+        self.feed.close()

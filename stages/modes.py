@@ -50,11 +50,11 @@ API: dict[str, str | None] = {
     "stall_timeout": "results(live=LiveConfig.stall_timeout)",
     "max_retries": "results(live=LiveConfig.max_retries)",
     "live_queue": "results(live=LiveConfig.queue_size)",
-    **{dest: f"results(live=LiveConfig.{dest})" for dest in ("live_log_size", "mqtt")},
+    "mqtt": "results(live=LiveConfig.mqtt)",
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster", "segment", "config", "preview",
                      "summary_json", "verbose", "debug", "http"), None),
     # what a live run writes; results() writes nothing and rejects them
-    **dict.fromkeys(("record", "retain", "max_disk"), None),
+    **dict.fromkeys(("record", "retain", "max_disk", "live_log_size"), None),
 }
 
 

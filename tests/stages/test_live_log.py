@@ -230,3 +230,12 @@ def test_tail_follows_a_camera_killed_and_restarted(tmp_path, rtsp_server):
     finally:
         follower.stop()
     assert size > 2 * 4096
+
+
+def test_the_api_writes_no_live_log_and_says_so(tmp_path):
+    from stages.api import results
+    from stages.errors import UsageError
+
+    with pytest.raises(UsageError, match="--live-log-size .* results\\(\\) writes nothing"):
+        next(results("lavfi:testsrc2=size=64x48:rate=5", config=JobConfig(**FAKE),
+                     live=LiveConfig(live_log_size=1 << 20)))

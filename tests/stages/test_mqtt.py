@@ -142,6 +142,34 @@ def test_the_state_is_retained_for_later_subscribers(mqtt_broker):
     assert json.loads(payload)["state"] == "live"
 
 
+def test_records_queued_while_the_broker_is_away_reach_it_when_it_comes(mqtt_broker):
+    broker = mqtt_broker(start=False)
+    publisher = MqttPublisher(broker.url("ps")).start()
+    try:
+        for i in range(5):
+            publisher.offer("cam", b'{"frame":%d}\n' % i, {})
+        assert publisher.published["cam"] == 5 and publisher.acked == 0
+        broker.start()
+        _wait(lambda: publisher.acked == 5, "the broker to acknowledge the queued records")
+    finally:
+        publisher.close()
+
+
+def test_a_dead_broker_never_grows_the_queue_nor_blocks_offer_nor_close(mqtt_broker, caplog):
+    broker = mqtt_broker(start=False)  # nothing listens on its port
+    publisher = MqttPublisher(broker.url("ps"), queue=20).start()
+    try:
+        for i in range(200):
+            publisher.offer("cam", b'{"frame":%d}\n' % i, {})
+    finally:
+        started = time.monotonic()
+        publisher.close()
+        closing = time.monotonic() - started
+    assert publisher.published["cam"] == 20 and publisher.dropped["cam"] == 180
+    assert sum("dropping new ones" in r.getMessage() for r in caplog.records) == 1
+    assert closing < 2.0  # every run ends within 2 s of a stop signal
+
+
 def test_a_broker_down_at_start_blocks_nothing_and_publishing_begins_when_it_is_up(
         tmp_path, mqtt_broker, caplog):
     caplog.set_level(logging.INFO, logger="stages.mqtt")
@@ -235,3 +263,23 @@ def test_the_password_never_shows_in_logs_stderr_files_or_payloads(tmp_path, mqt
         for where, text in (("logs", caplog.text), ("stderr", stderr + stdout),
                             ("payloads", payloads), ("files", files)):
             assert secret not in text, f"the password shows in the {where}"
+
+
+def test_the_api_publishes_a_live_sources_results_too(mqtt_broker):
+    from stages.api import results
+
+    broker = mqtt_broker()
+    sub = Subscriber(broker, "api/#")
+    frames = []
+    for result in results(LAVFI, config=JobConfig(**FAKE), live=LiveConfig(mqtt=broker.url("api"))):
+        frames.append(result.frame.index)
+        if len(frames) == 10:
+            break
+    try:
+        _wait(lambda: sum(t.endswith("/pose") for t, _, _ in sub.messages) >= 10, "10 records")
+        _wait(lambda: any(json.loads(p)["state"] == "stopped" for t, p, _ in sub.messages
+                          if t.endswith("/state")), "the stopped state")
+    finally:
+        sub.close()
+    poses = [json.loads(p) for t, p, _ in sub.messages if t.endswith("/pose")]
+    assert [p["frame"] for p in poses] == frames
