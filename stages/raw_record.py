@@ -92,6 +92,8 @@ class RawSegment:
             self._container = av.open(os.fspath(self.tmp), "w", format="matroska",
                                       options={"flush_packets": "1"})
             self._stream = self._container.add_stream_from_template(stream)
+            if stream.codec_context.name == "rawvideo":  # Matroska needs its pixel format's tag
+                self._stream.codec_context.codec_tag = stream.codec_context.codec_tag
         except (av.FFmpegError, OSError, ValueError) as exc:
             remove_quietly(self.tmp)
             raise OutputError(f"{self.path}: cannot create ({_why(exc)})") from exc

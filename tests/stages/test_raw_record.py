@@ -298,3 +298,29 @@ def test_a_killed_raw_recording_plays_and_ages_out_after_the_next_start(tmp_path
     assert kept.name.endswith("-1.partial.mkv")
     assert Retention(tmp_path / "out", ["cam"], max_bytes=1).sweep() == [kept.name[:-12]]
     assert not kept.exists()
+
+
+@pytest.mark.parametrize("codec, container, pix_fmt", [("mjpeg", "avi", "yuvj422p"),
+                                                       ("rawvideo", "nut", "yuyv422")])
+def test_what_usb_cameras_send_is_copied_too(tmp_path, codec, container, pix_fmt):
+    from fractions import Fraction
+
+    import numpy as np
+
+    source = tmp_path / f"camera.{container}"
+    with av.open(str(source), "w") as out:
+        stream = out.add_stream(codec, rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(10):
+            picture = np.full((48, 64, 3), 20 * i, np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    container_in, stream, packets = _packets(source)
+    with container_in:
+        segment = RawSegment(tmp_path / "copy.mkv", stream)
+        for packet in packets:
+            segment.write(packet)
+        assert segment.close()
+    copied, pictures = _read(tmp_path / "copy.mkv")
+    assert [c[0] for c in copied] == [bytes(p) for p in packets] and len(pictures) == 10
