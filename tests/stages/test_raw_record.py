@@ -324,3 +324,22 @@ def test_what_usb_cameras_send_is_copied_too(tmp_path, codec, container, pix_fmt
         assert segment.close()
     copied, pictures = _read(tmp_path / "copy.mkv")
     assert [c[0] for c in copied] == [bytes(p) for p in packets] and len(pictures) == 10
+
+
+def test_retention_under_a_raw_recording_spares_what_is_being_written(tmp_path, rtsp_server,
+                                                                      caplog):
+    cam = rtsp_server(make_live_clip(tmp_path / "c.mp4"))
+    out = tmp_path / "out"
+    job = LiveJob([(cam.url(), "cam")], out, JobConfig(**FAKE),
+                  LiveConfig(record="raw", segment_minutes=0.005, max_disk=1))
+    thread, result = _run(job)
+    try:
+        _wait(lambda: len(job.retention.deleted) >= 4, "four raw segments deleted")
+    finally:
+        job.cancel()
+        thread.join(DEADLINE)
+    # a deleted open file would have failed its rename at the roll, and the run with it
+    assert not thread.is_alive() and "error" not in result, result
+    deleted = set(job.retention.deleted)
+    assert not [p for p in (out / "cam").iterdir() if p.name.split(".")[0] in deleted]
+    assert "over --max-disk" in caplog.text
