@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 LIVE_LOG = "live.jsonl"
 MAX_PENDING = 4096  # lines waiting for the writer thread, all sources together
-CLOSE_TIMEOUT = 1.0  # seconds close() waits for the writer to finish the pending lines
+CLOSE_TIMEOUT = 0.5  # seconds close() waits for the writer to finish the pending lines
 
 
 class LiveLogFile:

@@ -59,7 +59,7 @@ MAX_INFLIGHT = 100  # messages sent and not yet acknowledged
 QOS = 1
 KEEPALIVE = 30  # seconds
 RECONNECT_DELAY = (1, 10)  # seconds: first retry, longest wait between retries
-CLOSE_TIMEOUT = 1.0  # seconds close() waits for the broker to acknowledge what is queued
+CLOSE_TIMEOUT = 0.5  # seconds close() waits for acknowledgements, and again for paho's thread
 INSTALL_HINT = "--mqtt needs paho-mqtt: pip install 'posestream[mqtt]'"
 _FORMAT = "mqtt://[USER:PASS@]HOST[:PORT]/PREFIX"
 

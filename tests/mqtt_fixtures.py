@@ -87,7 +87,8 @@ class Broker:
         """``mqtt://[user:password@]127.0.0.1:PORT/prefix``, credentials percent-encoded."""
         auth = ""
         if user is not None:
-            auth = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "") + "@"
+            secret = "" if password is None else ":" + quote(password, safe="")
+            auth = f"{quote(user, safe='')}{secret}@"
         return f"mqtt://{auth}127.0.0.1:{self.port}/{prefix}"
 
     def start(self) -> Broker:
