@@ -7,8 +7,7 @@ identity of every record it received (``record_key``) and its arrival time:
 (paho, ``PREFIX/+/pose``). ``SegmentKeeper`` hard-links every finished
 segment log out of the output folder before retention deletes it, so the
 records logged over the whole run can be counted at the end, and measures
-the folder's disk use. ``Mosquitto`` is a broker on 127.0.0.1 this process
-starts, kills and restarts by its PID.
+the folder's disk use.
 """
 
 from __future__ import annotations
@@ -186,7 +185,8 @@ class MqttConsumer:
         states: State messages received, per source.
     """
 
-    def __init__(self, host: str, port: int, prefix: str) -> None:
+    def __init__(self, host: str, port: int, prefix: str, *, user: str | None = None,
+                 password: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.prefix = prefix
@@ -196,6 +196,8 @@ class MqttConsumer:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-subscriber")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        if user is not None:
+            self.client.username_pw_set(user, password)
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=1)
         self.client.connect_async(host, port, keepalive=10)
         self.client.loop_start()
@@ -309,53 +311,3 @@ class SegmentKeeper:
     def segments_present(self) -> int:
         """Finished segment files still in OUT."""
         return sum(1 for path in self.seen if path.exists())
-
-
-class Mosquitto:
-    """A Mosquitto broker on 127.0.0.1:``port``, started and ended by its PID."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                             "persistence false\n")
-        self.log = workdir / "mosquitto.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 10.0) -> Mosquitto:
-        """Start the broker; return once it accepts connections.
-
-        Raises:
-            RuntimeError: It did not listen within ``timeout`` (its log attached).
-        """
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(["mosquitto", "-c", os.fspath(self.conf)],
-                                         stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()[-1000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL, as a crashing broker goes."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL; idempotent."""
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None

@@ -1,7 +1,8 @@
 """The operators' soak (``bench_live_soak.py --operators``): posestream as a service would run.
 
 Four looping RTSP cameras (``tests/live_fixtures.RtspServer``, GStreamer, on
-127.0.0.1, basic auth) and a Mosquitto broker; posestream runs as a child
+127.0.0.1, basic auth) and a Mosquitto broker (``tests/mqtt_fixtures.Broker``,
+a password required); posestream runs as a child
 process of the real command line with ``--sources`` (cam1..cam4),
 ``--record raw``, small segments, a low ``--max-disk``, a small
 ``--live-log-size``, ``--http`` and ``--mqtt`` (with a user and password).
@@ -38,12 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from soak_consumers import (MqttConsumer, Mosquitto, SegmentKeeper, SseConsumer,  # noqa: E402
-                            TailConsumer)
+from soak_consumers import MqttConsumer, SegmentKeeper, SseConsumer, TailConsumer  # noqa: E402
 from soak_report import histogram_buckets, print_report  # noqa: E402
 
 from stages.sample import make_sample_clip  # noqa: E402
 from tests.live_fixtures import RtspServer, _gstreamer_ready, free_port  # noqa: E402
+from tests.mqtt_fixtures import MOSQUITTO, Broker  # noqa: E402
 
 CAMERA_USER, CAMERA_PASSWORD = "soak", "cam-s3cret"
 BROKER_USER, BROKER_PASSWORD = "soak", "mqtt-s3cret"
@@ -67,7 +68,8 @@ def add_arguments(ap) -> None:
     ap.add_argument("--live-log-size", default="256K", help="--live-log-size (default: 256K)")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--outage-margin", type=float, default=5.0,
-                    help="records captured this long before the broker died count as its outage's")
+                    help="records captured this long before the broker died, or after it came "
+                    "back, count as its outage's (default: 5)")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
 
 
@@ -78,7 +80,7 @@ class Run:
     work: Path
     out: Path
     cameras: dict = field(default_factory=dict)  # name -> RtspServer
-    broker: Mosquitto | None = None
+    broker: Broker | None = None
     proc: subprocess.Popen | None = None
     http_port: int = 0
     cap: int = 0
@@ -98,6 +100,8 @@ def run_operators(args, extra: list[str]) -> int:
     """Run the soak; return 0 when every check passed, 1 otherwise."""
     if not _gstreamer_ready():
         sys.exit("GStreamer's RTSP server is missing: bash scripts/install_gstreamer.sh")
+    if not os.access(MOSQUITTO, os.X_OK):
+        sys.exit(f"Mosquitto is missing ({MOSQUITTO}): apt-get install -y mosquitto")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -113,7 +117,7 @@ def _soak(run: Run, args, extra: list[str]) -> None:
     total = args.minutes * 60
     kill_every = args.kill_every or min(120.0, total / 3)
     _start_cameras(run, args)
-    run.broker = Mosquitto(free_port(), run.work).start()
+    run.broker = Broker(MOSQUITTO, run.work, user=BROKER_USER, password=BROKER_PASSWORD).start()
     run.cap = _cap(args, run)
     run.http_port = free_port()
     run.keeper = SegmentKeeper(run.out, run.work / "kept")
@@ -121,7 +125,8 @@ def _soak(run: Run, args, extra: list[str]) -> None:
     run.proc = _start_posestream(run, args, extra)
     run.started = time.time()
     run.consumers["sse"] = SseConsumer("127.0.0.1", run.http_port)
-    run.consumers["mqtt"] = MqttConsumer("127.0.0.1", run.broker.port, PREFIX)
+    run.consumers["mqtt"] = MqttConsumer("127.0.0.1", run.broker.port, PREFIX, user=BROKER_USER,
+                                         password=BROKER_PASSWORD)
     chaos = threading.Thread(target=_chaos, args=(run, args, total, kill_every), daemon=True)
     chaos.start()
     _sample_until(run, total, args.sample)
@@ -160,7 +165,7 @@ def _start_posestream(run: Run, args, extra: list[str]) -> subprocess.Popen:
                "-o", os.fspath(run.out), "--record", "raw", "--segment", str(args.segment),
                "--max-disk", str(run.cap), "--live-log-size", args.live_log_size,
                "--http", f"127.0.0.1:{run.http_port}",
-               "--mqtt", f"mqtt://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{run.broker.port}/{PREFIX}",
+               "--mqtt", run.broker.url(PREFIX, user=BROKER_USER, password=BROKER_PASSWORD),
                "--summary-json", os.fspath(run.work / "summary.json"), *extra]
     print("posestream:", " ".join(command).replace(CAMERA_PASSWORD, "***")
           .replace(BROKER_PASSWORD, "***"), flush=True)

@@ -21,6 +21,7 @@ from pipeline.signals import DEFAULT_GRACE, STOP_SIGNALS
 from stages.config_file import config_defaults
 from stages.live import is_live
 from stages.modes import LIVE, check_options
+from stages.mqtt import parse_broker
 from stages.http_server import parse_bind
 from stages.quantities import parse_duration, parse_size
 from stages.stream_url import validate_live_spec
@@ -144,5 +145,6 @@ def test_example_config_is_a_valid_live_run(tmp_path):
     assert parse_size(args.max_disk, "--max-disk") == 50 * 1024 ** 3
     assert parse_size(args.live_log_size, "--live-log-size") == 64 * 1024 ** 2
     assert parse_bind(args.http, "--http") == ("127.0.0.1", 9310)
-    assert args.mqtt.startswith("mqtt://127.0.0.1:1883/")
+    broker = parse_broker(args.mqtt)
+    assert (broker.host, broker.port, broker.prefix) == ("127.0.0.1", 1883, "posestream")
     assert args.outdir == tmp_path
