@@ -153,7 +153,7 @@ class LiveJob(PipelineJob):
         namer = SegmentNamer(self.outdir / source.name, source.name)
         outputs = SegmentedOutputs(self.outdir, source.name, formats=self.config.formats,
                                    video=self.record == "annotated",
-                                   segment_seconds=None if self.record == "raw" else seconds,
+                                   segment_seconds=seconds,
                                    preset=self.config.preset, namer=namer,
                                    on_finish=self.retention.poke)
         if self.record == "raw":

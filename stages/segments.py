@@ -17,13 +17,14 @@ source named ``127.0.0.1_8554_cam1`` or ``cam1.local``. One ``SegmentNamer``
 per source hands out the names, so a raw recorder (``stages.raw_record``)
 and the keypoint logs of one source never pick the same one by chance.
 
-Following another clock (``segment_seconds=None``): the segments roll only
-when told, by ``start_at(index, base)``: the frames from ``index`` on go
-into the segment named ``base``. With ``--record raw`` the raw recorder
-rolls at a key frame and tells the logs, so a raw video and the keypoint
-logs of the same frames share their base name. A frame that comes when no
-segment is open and none was announced (keypoints of frames still in the
-pipeline when the camera dropped) starts a segment with a name of its own.
+Following another clock: ``start_at(index, base)`` says that the frames
+from ``index`` on go into the segment named ``base``, which then ends only
+at the next ``start_at``, ``end_segment`` or ``close``. With ``--record
+raw`` the raw recorder rolls at a key frame and tells the logs, so a raw
+video and the keypoint logs of the same frames share their base name. A
+frame that comes when no segment is open and none was announced (e.g. a
+camera that sends no key frame) starts a segment with a name of its own,
+which rolls after ``segment_seconds`` as usual.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ class SegmentedOutputs:
         name: The source's display name (already free of credentials).
         formats: Keypoint formats written for every segment (``stages.formats.FORMATS``).
         video: Write the annotated video (``.mkv``); without it, only keypoint files.
-        segment_seconds: Longest segment, in seconds of wall time; None: the
-            segments roll only when told (``start_at``).
+        segment_seconds: Longest segment, in seconds of wall time (a segment
+            begun by ``start_at`` lasts until the next one).
         rate: Nominal frame rate given to the encoder.
         preset: x264 preset.
         namer: The source's ``SegmentNamer`` (one is made when None).
@@ -122,7 +123,7 @@ class SegmentedOutputs:
     """
 
     def __init__(self, outdir: Path, name: str, *, formats: Sequence[str] = ("jsonl",),
-                 video: bool = True, segment_seconds: float | None = 600.0,
+                 video: bool = True, segment_seconds: float = 600.0,
                  rate: Fraction = Fraction(25), preset: str = "veryfast",
                  namer: SegmentNamer | None = None,
                  on_finish: Callable[[], None] | None = None) -> None:
@@ -142,6 +143,7 @@ class SegmentedOutputs:
         self._started = 0.0
         self._pts0 = 0.0
         self._base = ""
+        self._followed = False  # the current segment was begun by start_at
         self._namer = namer or SegmentNamer(self.folder, name)
         self._on_finish = on_finish
         self._announced: list[tuple[int, str]] = []  # (first frame index, base), by start_at
@@ -236,7 +238,7 @@ class SegmentedOutputs:
         if self.video and shape != self._shape:
             log.info("%s: frame size changed to %dx%d; new segment", self.name, shape[1], shape[0])
             return True
-        return self.segment_seconds is not None and wall - self._started >= self.segment_seconds
+        return not self._followed and wall - self._started >= self.segment_seconds
 
     def _roll(self, shape: tuple[int, ...], frame, base: str | None = None) -> None:
         self._finish()
@@ -244,6 +246,7 @@ class SegmentedOutputs:
         self._started = frame.wall
         self._pts0 = frame.pts
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._followed = base is not None
         base = self._base = base or self._namer.next(frame.wall)
         self._writers = make_writers(self.formats, self.folder, base, wall_clock=True)
         if self.video:

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 import run_stream
@@ -256,6 +257,7 @@ KILLED_RECORDER = """
 import sys, time
 sys.path.insert(0, {root!r})
 import av
+import numpy as np
 from pathlib import Path
 from stages.raw_record import RawRecorder
 from stages.segments import SegmentNamer
@@ -343,3 +345,27 @@ def test_retention_under_a_raw_recording_spares_what_is_being_written(tmp_path, 
     deleted = set(job.retention.deleted)
     assert not [p for p in (out / "cam").iterdir() if p.name.split(".")[0] in deleted]
     assert "over --max-disk" in caplog.text
+
+
+def test_logs_follow_the_announced_segments_and_roll_by_time_only_on_their_own(tmp_path):
+    from stages.frames import Frame, Result
+    from stages.segments import SegmentedOutputs
+
+    def result(index, wall):
+        image = np.zeros((48, 64, 3), np.uint8)
+        return Result(Frame(source="cam", index=index, pts=index / 25, wall=wall, image=image), ())
+
+    outputs = SegmentedOutputs(tmp_path, "cam", video=False, segment_seconds=1.0)
+    outputs.start_at(0, "cam-20260101T000000Z-1")
+    outputs.start_at(5, "cam-20260101T000003Z-2")
+    with outputs:
+        for index in range(4):  # 3 s in one announced segment: no roll by time
+            outputs.write(result(index, 1_800_000_000 + index))
+        outputs.write(result(6, 1_800_000_004))  # frame 5 was dropped: 6 opens the next
+        outputs.end_segment()
+        for index in range(7, 10):  # unannounced: a name of its own, rolled by time
+            outputs.write(result(index, 1_800_000_005 + index))
+    names = sorted(p.name for p in tmp_path.glob("cam/*.jsonl"))
+    assert names[:2] == ["cam-20260101T000000Z-1.jsonl", "cam-20260101T000003Z-2.jsonl"]
+    assert len(names) == 5 and [len(read_keypoint_log(tmp_path / "cam" / n)) for n in names[:2]] \
+        == [4, 1]
