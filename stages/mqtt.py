@@ -265,7 +265,8 @@ class MqttPublisher:
             return False
         with self._lock:
             self.sent += 1
-            self._full = False
+            if self._full and self.sent - self.acked <= self.queue // 2:  # caught up: warn again
+                self._full = False                                         # at the next overflow
         return True
 
     def _state_changed(self, source: str, state: str, row: dict) -> None:
