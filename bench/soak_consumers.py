@@ -73,19 +73,31 @@ class Received:
 
 
 class TailConsumer:
-    """``tail -F -n +1 OUT/<source>/live.jsonl`` as a child process, read line by line."""
+    """``tail -n +1 -F OUT/<source>/live.jsonl`` as a child process, read line by line.
+
+    Started once posestream created the file, as the README advises (GNU tail
+    started on a missing file falls back to polling for good); ``-n +1``
+    reads it from its first line.
+    """
 
     def __init__(self, outdir: Path, source: str) -> None:
         self.source = source
         self.path = outdir / source / LIVE_LOG
         self.received = Received()
         self.last_line = time.monotonic()
-        self.proc = subprocess.Popen(["tail", "-F", "-n", "+1", os.fspath(self.path)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc: subprocess.Popen | None = None
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._read, name=f"tail-{source}", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
+        while not self.path.exists():
+            if self._stopping.wait(0.05):
+                return
+        self.proc = subprocess.Popen(["tail", "-n", "+1", "-F", os.fspath(self.path)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if self._stopping.is_set():  # ended while it started
+            self.end()
         for line in self.proc.stdout:
             self.last_line = time.monotonic()
             self.received.add_line(line, self.source)
@@ -95,9 +107,16 @@ class TailConsumer:
         deadline = time.monotonic() + limit
         while time.monotonic() - self.last_line < quiet and time.monotonic() < deadline:
             time.sleep(0.2)
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.end()
         self._thread.join(10)
+
+    def end(self) -> None:
+        """End the tail process, or never start it; idempotent."""
+        self._stopping.set()
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
 
 
 class SseConsumer:
@@ -237,10 +256,14 @@ class SegmentKeeper:
             caps: the segments and the ``live.jsonl*`` logs (bytes).
         last_segments: The segment files' total size at the last poll (bytes).
         last_total: Everything under OUT at the last poll (bytes).
+        polls, over: Polls made; by how many bytes each poll over ``cap`` was over.
     """
 
-    def __init__(self, outdir: Path, keepdir: Path, interval: float = 0.5) -> None:
-        self.outdir, self.keepdir, self.interval = outdir, keepdir, interval
+    def __init__(self, outdir: Path, keepdir: Path, interval: float = 0.5, *,
+                 cap: int | None = None) -> None:
+        self.outdir, self.keepdir, self.interval, self.cap = outdir, keepdir, interval, cap
+        self.polls = 0
+        self.over: list[int] = []  # by how much each poll over ``cap`` was over it
         self.seen: dict[Path, int] = {}
         self.missed = 0
         self.max_segments = self.max_total = 0
@@ -270,6 +293,9 @@ class SegmentKeeper:
                 if path.suffix == ".jsonl":
                     self._link(path)
         self.last_segments, self.last_total = segments, total
+        self.polls += 1
+        if self.cap is not None and total > self.cap:
+            self.over.append(total - self.cap)
         self.max_segments = max(self.max_segments, segments)
         self.max_total = max(self.max_total, total)
 

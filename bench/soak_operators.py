@@ -120,7 +120,7 @@ def _soak(run: Run, args, extra: list[str]) -> None:
     run.broker = Broker(MOSQUITTO, run.work, user=BROKER_USER, password=BROKER_PASSWORD).start()
     run.cap = _cap(args, run)
     run.http_port = free_port()
-    run.keeper = SegmentKeeper(run.out, run.work / "kept")
+    run.keeper = SegmentKeeper(run.out, run.work / "kept", cap=run.cap)
     run.consumers["tail"] = {name: TailConsumer(run.out, name) for name in run.cameras}
     run.proc = _start_posestream(run, args, extra)
     run.started = time.time()
@@ -317,8 +317,7 @@ def _tear_down(run: Run) -> None:
         run.proc.kill()
         run.proc.wait(10)
     for tail in run.consumers.get("tail", {}).values():
-        if tail.proc.poll() is None:
-            tail.proc.terminate()
+        tail.end()
     for server in run.cameras.values():
         server.stop()
     if run.broker is not None:

@@ -124,6 +124,10 @@ def _disk(run, checks) -> None:
           f"--max-disk {run.cap / 2**20:.2f} MiB (segments alone, open ones included, at most "
           f"{keeper.max_segments / 2**20:.2f} MiB); {finished} finished segment files, "
           f"{deleted} deleted by retention")
+    if keeper.over:
+        print(f"  over the cap at {len(keeper.over)} of {keeper.polls} polls "
+              f"({100 * len(keeper.over) / keeper.polls:.0f}%), by {max(keeper.over) / 2**10:.0f} KiB "
+              f"at most, {statistics.median(keeper.over) / 2**10:.0f} KiB typically")
     recording = (run.summary or {}).get("recording")
     if recording:
         print(f"posestream's own account: {recording.get('used')} bytes used at the end, "
