@@ -19,7 +19,7 @@ from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"f32": "f32", "bf16": "bf16"}
+PRECISIONS = {"f32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the layers it keeps in float run f32
 IR_RECIPE = "tf-graph read_model, input reshaped, save_model f32 (v1)"  # change to rebuild cached IRs
 
 # One copy at a time loads and runs its first inference. OpenVINO's Python
@@ -29,7 +29,8 @@ IR_RECIPE = "tf-graph read_model, input reshaped, save_model f32 (v1)"  # change
 # A second thread that takes the GIL meanwhile and reaches the same static
 # waits on the guard without giving the GIL back: both wait for ever (gdb:
 # one thread in __cxa_guard_acquire, the other in take_gil; issue 11). Once
-# one inference has run, the statics are filled and copies run side by side.
+# one inference has run, the statics are filled and copies run side by side:
+# the first copy runs a one-operation model (``_fill_binding_statics``).
 _start_lock = threading.Lock()
 
 
@@ -38,7 +39,9 @@ class OpenVINOBackend:
 
     All copies in a process share one ``ov.Core`` and one converted graph;
     each compiles its own model (so its thread count and pinning are its
-    own) and has run one inference before the constructor returns.
+    own). A copy's first frame takes longer than the next ones (the plugin
+    finishes setting up on it); no warm-up frame is run for it, since a run
+    of one picture would pay a whole frame more.
 
     Args:
         config: Graph file and tensor names; ``threads`` caps this copy's
@@ -56,11 +59,12 @@ class OpenVINOBackend:
         import_openvino()
         with _start_lock:
             compiled, output, self.cache = _compile(config)
-            self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+            self.precision = "int8" if config.precision == "int8" else \
+                compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
             self.pinned = bool(compiled.get_property("ENABLE_CPU_PINNING"))
             self._output = compiled.output(output)
             self._request = compiled.create_infer_request()
-            self.infer(_warm_input(config))
+            _fill_binding_statics()
         log.debug("openvino: %s compiled, precision %s, threads %s, model cache %s", config.graph,
                   self.precision, config.threads or "all", self.cache)
         if config.precision == "auto" and self.precision == "f32":
@@ -86,6 +90,10 @@ def _compile(config: BackendConfig):
     """
     stat = _stat(config.graph)
     ir = _converted(str(config.graph), stat, config.resolution, config.model.output_tensor)
+    if config.precision == "int8":
+        from models.quantize import int8_ir  # its calibration imports only int8 runs need
+
+        ir = int8_ir(Path(config.graph), ir, config.resolution)
     props = {"PERFORMANCE_HINT": "LATENCY"}
     if config.threads:
         props["INFERENCE_NUM_THREADS"] = config.threads
@@ -107,9 +115,19 @@ def _compile(config: BackendConfig):
         _cache_state(ir, blobs)
 
 
-def _warm_input(config: BackendConfig) -> np.ndarray:
-    w, h = config.resolution or (config.model.stride * 8, config.model.stride * 8)
-    return np.zeros((1, h, w, 3), np.uint8)
+@functools.cache
+def _fill_binding_statics() -> None:
+    """Run one inference of a one-operation model in f32 (call with ``_start_lock`` held).
+
+    It fills the binding's statics (see ``_start_lock``) for a fraction of a
+    millisecond, where a first inference of the network itself would cost a
+    whole frame of every start.
+    """
+    ov = import_openvino()
+    param = ov.opset1.parameter([1], np.float32)
+    model = ov.Model([ov.opset1.relu(param)], [param], "fill-statics")
+    request = _core().compile_model(model, "CPU").create_infer_request()
+    np.array(request.infer({0: np.zeros(1, np.float32)})[0])
 
 
 @functools.cache
