@@ -184,11 +184,11 @@ class LiveJob(PipelineJob):
         for name in self.names:  # a killed run's partial segments become closed ones
             clean_dead_partials(self.outdir / name)
         self.retention.start()
-        self.live_logs = LiveLogs(self.outdir, self.live.live_log_size, sources=self.names)
-        self.feed.subscribe(self.live_logs)
-        if self.mqtt is not None:
-            self.feed.subscribe(self.mqtt.start(self.monitors))
         try:
+            self.live_logs = LiveLogs(self.outdir, self.live.live_log_size, sources=self.names)
+            self.feed.subscribe(self.live_logs)
+            if self.mqtt is not None:
+                self.feed.subscribe(self.mqtt.start(self.monitors))
             self._drive(pipeline, on_result)
         finally:
             try:
