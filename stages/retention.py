@@ -11,8 +11,13 @@ partial files (``.<name>.partial-<pid>-...``) and the rolling
 folders, and no other folder, is ever looked at or touched.
 
 What goes: a closed segment whose newest file is older than ``max_age``,
-and, while the total is over ``max_bytes``, the closed segments oldest
-first (by the UTC start in their name). A segment with any file still
+and, while the total plus the headroom is over ``max_bytes``, the closed
+segments oldest first (by the UTC start in their name). The headroom is
+what the open segments may still grow by before they close: per source,
+the largest segment it closed so far less what its open one holds. So the
+cap holds between sweeps too, not only right after one, as long as a
+segment is no larger than the largest one seen (a cap smaller than one
+segment per source cannot hold: the WARNING below says so). A segment with any file still
 under a partial name is open and never deleted. The rotated live logs
 (``live.jsonl.1``...) go only when the cap still does not hold after every
 closed segment went; ``live.jsonl`` itself never. When the cap cannot be
@@ -63,14 +68,18 @@ class Segment:
         size: Bytes they take on disk.
         newest: The latest modification time among them.
         open: Some file of it is still being written (a partial name).
+        source: Its source's name.
+        open_size: Bytes its files still being written take.
     """
 
     base: str
     key: tuple[str, int, str]
+    source: str = ""
     paths: list[Path] = field(default_factory=list)
     size: int = 0
     newest: float = 0.0
     open: bool = False
+    open_size: int = 0
 
 
 @dataclass(slots=True)
@@ -150,9 +159,10 @@ def _scan_source(folder: Path, source: str, folders: dict[Path, tuple[int, int]]
                 rotated.append((-int(live["n"]), path, size))
             continue
         segment = segments.setdefault(f"{source}/{match['base']}", Segment(
-            match["base"], (match["stamp"], int(match["n"]), match["base"])))
+            match["base"], (match["stamp"], int(match["n"]), match["base"]), source))
         if partial:
             segment.open = True
+            segment.open_size += size
             continue
         segment.paths.append(path)
         segment.size += size
@@ -191,7 +201,7 @@ class Retention:
     """
 
     def __init__(self, outdir: Path, sources: Iterable[str], *, max_age: float | None = None,
-                 max_bytes: int | None = None, interval: float = 5.0,
+                 max_bytes: int | None = None, interval: float = 2.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.outdir = Path(outdir)
         self.sources = tuple(sources)
@@ -208,6 +218,7 @@ class Retention:
         self._thread: threading.Thread | None = None
         self._sweeping = threading.Lock()
         self._folders: dict[Path, tuple[int, int]] = {}
+        self._largest: dict[str, int] = {}  # per source, the largest segment closed so far
 
     @property
     def enabled(self) -> bool:
@@ -235,12 +246,27 @@ class Retention:
                 gone.append(segment.base)
         return gone
 
+    def headroom(self, usage: Usage) -> int:
+        """Bytes the open segments may still grow by before they close: per
+        source, the largest segment closed so far less its open segment's bytes."""
+        for segment in usage.segments:
+            if not segment.open and segment.paths:
+                self._largest[segment.source] = max(self._largest.get(segment.source, 0),
+                                                    segment.size)
+        growing = {}
+        for segment in usage.segments:
+            if segment.open:
+                growing[segment.source] = growing.get(segment.source, 0) + segment.open_size
+        return sum(max(0, largest - growing.get(source, 0))
+                   for source, largest in self._largest.items())
+
     def _shrink(self, usage: Usage) -> list[str]:
         if self.max_bytes is None:
             return []
         gone = []
+        headroom = self.headroom(usage)
         for segment in [s for s in usage.segments if not s.open and s.paths]:
-            if usage.total <= self.max_bytes:
+            if usage.total + headroom <= self.max_bytes:
                 break
             self._delete(segment, usage, f"output folder over --max-disk {_size(self.max_bytes)}")
             gone.append(segment.base)
