@@ -1,0 +1,118 @@
+"""The int8 model: the f32 IR quantized once with NNCF, kept in the model cache.
+
+NNCF's post-training quantization with its defaults breaks this graph (about
+6% of keypoints agree with f32; ten times the skeletons): the inputs of the
+pointwise convolutions that follow each depthwise one carry a few channels
+with hundreds of times the range of the others, and one int8 scale per
+tensor rounds the small channels away. The recipe here:
+
+- SmoothQuant on the convolutions (NNCF migrates each input channel's range
+  into the weights, which are quantized per output channel anyway);
+- the layers that still hurt stay in f32 (``ignored_layers``);
+- overflow fix ``ENABLE``: weights use 7 bits, so u8 x s8 products summed in
+  pairs cannot saturate the int16 of AVX2's ``vpmaddubsw`` on CPUs without
+  VNNI (AVX2-only machines, where the issue's 2x was measured); CPUs with
+  VNNI or AMX accumulate in int32 and lose nothing but that bit.
+
+Calibration frames come from ``models.calibration`` (packaged photos, never
+the user's). nncf is imported only when the IR is built: a run that finds
+the IR in the cache does not need it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from models.calibration import CALIBRATION_RECIPE, calibration_frames
+from models.fetch import file_sha256
+from models.model_cache import CachedModel, cached_ir
+from models.offline import import_openvino
+from pipeline.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+SMOOTH_QUANT_ALPHA = 0.5
+INT8_RECIPE = (f"nncf ptq performance, smoothquant conv {SMOOTH_QUANT_ALPHA}, overflow fix enable, "
+               f"f32: inputs of concat consumers; calibration: {CALIBRATION_RECIPE} (v1)")
+
+
+def int8_ir(graph: Path, f32: CachedModel, size: tuple[int, int] | None) -> CachedModel:
+    """The int8 IR of ``graph`` at network ``size``, quantized on the first call on this machine.
+
+    Keyed by the graph's SHA-256, the size, ``INT8_RECIPE`` (which names the
+    calibration recipe) and the f32 IR it starts from.
+
+    Args:
+        graph: The TensorFlow graph file.
+        f32: Its f32 IR at ``size`` (from the model cache).
+        size: Network input (width, height); int8 needs a fixed one.
+
+    Raises:
+        ModelError: No fixed size, the graph is unreadable, or quantizing failed.
+    """
+    if size is None:
+        raise ModelError("--precision int8 needs a fixed network size (--resolution WxH)")
+    try:
+        digest = file_sha256(Path(graph))
+    except OSError as exc:
+        raise ModelError(f"{graph}: cannot read graph ({exc.strerror})") from exc
+    spelled = f"{size[0]}x{size[1]}"
+    parts = {"graph": digest, "size": spelled, "recipe": INT8_RECIPE, "f32_ir": f32.xml.parent.name}
+    return cached_ir(f"{Path(graph).stem}-{digest[:12]}-{spelled}-int8", parts,
+                     lambda xml: quantize_ir(f32.xml, size, xml))
+
+
+def quantize_ir(f32_xml: Path, size: tuple[int, int], xml: Path) -> None:
+    """Quantize the f32 IR at ``f32_xml`` for network ``size`` and save the int8 IR at ``xml``.
+
+    Raises:
+        ModelError: nncf is not installed, or it failed.
+    """
+    ov = import_openvino()
+    nncf = _import_nncf()
+    from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
+                                                       AdvancedSmoothQuantParameters, OverflowFix)
+
+    model = ov.Core().read_model(str(f32_xml))
+    frames = calibration_frames(size)
+    advanced = AdvancedQuantizationParameters(
+        overflow_fix=OverflowFix.ENABLE,
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=SMOOTH_QUANT_ALPHA,
+                                                          matmul=SMOOTH_QUANT_ALPHA))
+    log.info("quantizing %s to int8 on %d calibration frames (once per machine)", f32_xml.name, len(frames))
+    try:
+        quantized = nncf.quantize(
+            model, nncf.Dataset(frames), preset=nncf.QuantizationPreset.PERFORMANCE,
+            target_device=nncf.TargetDevice.CPU, model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(frames), ignored_scope=nncf.IgnoredScope(names=ignored_layers(model)),
+            advanced_parameters=advanced)
+    except Exception as exc:  # nncf raises many kinds
+        raise ModelError(f"{f32_xml}: int8 quantization failed ({exc})") from exc
+    ov.save_model(quantized, str(xml), compress_to_fp16=False)
+
+
+def ignored_layers(model) -> list[str]:
+    """Names of the layers kept in f32: those that read a concatenation.
+
+    Each stage of the network starts from the concatenation of the backbone's
+    features (range 0..30) with the previous stage's heatmaps and fields
+    (0..1); with one scale for all of it the maps would keep a few levels.
+    Found structurally, so the list does not depend on the front end's names.
+    """
+    names = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in ("Convolution", "GroupConvolution"):
+            if op.input_value(0).get_node().get_type_name() == "Concat":
+                names.append(op.get_friendly_name())
+    return names
+
+
+def _import_nncf():
+    try:
+        import nncf
+    except ImportError as exc:
+        raise ModelError("--precision int8: quantizing the model needs nncf "
+                         "(pip install 'posestream[int8]'); it is needed once, to build the "
+                         "model cache") from exc
+    return nncf
