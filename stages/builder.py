@@ -134,6 +134,9 @@ def plan_engine(config: JobConfig, *, latency: bool = False) -> Engine:
     pin_blas_threads()
     plan = plan_devices(config.device, workers=config.workers, backend=config.backend,
                         latency=latency)
+    if config.precision == "int8" and plan.backend != "openvino":
+        raise InputError(f"--precision int8 runs on the OpenVINO backend only, not {plan.backend} "
+                         f"(on {plan.kind})")
     return Engine(plan, model_file(config, plan), EngineRecord(config, plan))
 
 

@@ -57,7 +57,8 @@ class JobConfig:
         backend: Inference backend name, or "auto" for the fastest present.
         device: "cpu", "gpu[:0,1]", "neuron[:0-3]" or "auto".
         precision: "f32", or "auto" for the engine's faster native precision
-            (bf16 on AMX CPUs with OpenVINO, TF32 on Ampere+ GPUs).
+            (bf16 on AMX CPUs with OpenVINO, TF32 on Ampere+ GPUs), or "int8"
+            (OpenVINO only: the graph quantized once, see models.quantize).
         batch: Most frames one network call takes.
         batch_timeout: Seconds a worker may wait to fill a batch.
         model: Registry name of the graph.
@@ -111,8 +112,10 @@ class JobConfig:
         if not 0 <= self.batch_timeout < math.inf:  # also false for nan
             raise InputError(f"--batch-timeout {self.batch_timeout}: must be a finite number, "
                              "0 or more")
-        if self.precision not in ("f32", "auto"):
-            raise InputError(f"--precision {self.precision!r}: expected f32 or auto")
+        if self.precision not in ("f32", "auto", "int8"):
+            raise InputError(f"--precision {self.precision!r}: expected f32, auto or int8")
+        if self.precision == "int8" and self.backend not in ("auto", "openvino"):
+            raise InputError(f"--precision int8 runs on the OpenVINO backend only, not --backend {self.backend}")
         if self.preset not in X264_PRESETS:
             raise InputError(f"--preset {self.preset!r}: expected one of x264's presets: "
                              f"{', '.join(X264_PRESETS)}")

@@ -1,0 +1,108 @@
+"""--precision int8: the graph quantized once with NNCF, cached as IR, reported in the summary.
+
+Quantizing the real graph on the real calibration set takes a minute; these
+tests quantize it at a tiny network size on two calibration frames (the
+recipe's other steps are the same), which takes seconds.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import run_stream
+from models import quantize
+from models.backend import BackendConfig, load_backend
+from models.calibration import calibration_frames
+from models.fetch import fetch_model
+from models.registry import DEFAULT_MODEL, get_model
+from stages.errors import InputError
+from stages.job import JobConfig
+
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                                    reason="OpenVINO not installed")
+needs_nncf = pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="nncf not installed")
+SPEC = get_model(DEFAULT_MODEL)
+SIZE = (64, 48)
+
+
+@pytest.fixture
+def tiny_calibration(monkeypatch):
+    """Two calibration frames instead of the recipe's 36 (same photos, same making)."""
+    monkeypatch.setattr(quantize, "calibration_frames", lambda size: calibration_frames(size)[:2])
+
+
+@pytest.fixture
+def int8_config(tmp_path, monkeypatch, tiny_calibration) -> BackendConfig:
+    """An int8 OpenVINO config whose model cache is empty (the graph itself is fetched once)."""
+    graph = fetch_model(SPEC)
+    monkeypatch.setenv("POSESTREAM_CACHE", str(tmp_path / "cache"))
+    return BackendConfig(backend="openvino", graph=graph, model=SPEC, precision="int8", resolution=SIZE)
+
+
+def test_calibration_frames_are_network_inputs_made_from_the_packaged_photos():
+    frames = calibration_frames((64, 48))
+    assert len(frames) == 2 * 2 * (6 + 3)
+    assert all(f.shape == (1, 48, 64, 3) and f.dtype == np.float32 for f in frames)
+    assert len({f.tobytes() for f in frames}) == len(frames)  # crops and letterboxes differ
+    assert np.array_equal(frames[0], calibration_frames((64, 48))[0])  # deterministic
+
+
+@needs_openvino
+@needs_nncf
+def test_int8_is_quantized_once_reported_as_int8_and_a_warm_cache_needs_no_nncf(
+        int8_config, tmp_path, monkeypatch):
+    backend = load_backend(int8_config)
+    assert backend.precision == "int8"
+    assert backend.cache == "built"
+    maps = backend.infer(np.zeros((1, 48, 64, 3), np.uint8))
+    assert maps.shape == (1, 6, 8, 57) and np.isfinite(maps).all()
+    backend.close()
+    import openvino as ov
+    (entry,) = int8_entries(tmp_path / "cache")
+    ops = ov.Core().read_model(str(entry / "model.xml")).get_ordered_ops()
+    assert "FakeQuantize" in {op.get_type_name() for op in ops}  # quantized, not the f32 IR again
+    kept = [op for op in ops if op.get_type_name() in ("Convolution", "GroupConvolution")
+            and op.input_value(0).get_node().get_type_name() == "Concat"]
+    assert len(kept) == 12  # f32: the first layer of both branches of the six stages
+
+    monkeypatch.setitem(sys.modules, "nncf", None)  # import nncf now raises ImportError
+    warm = load_backend(int8_config)
+    assert warm.precision == "int8" and warm.cache == "hit"
+    assert np.array_equal(warm.infer(np.zeros((1, 48, 64, 3), np.uint8)), maps)
+
+
+@needs_openvino
+def test_without_nncf_an_empty_cache_says_what_to_install(int8_config, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(Exception, match="needs nncf"):
+        load_backend(int8_config)
+
+
+def test_int8_with_another_backend_is_one_line_at_start(capsys, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")  # never opened: the option is refused first
+    code = run_stream.main([str(clip), "--backend", "tf", "--precision", "int8",
+                            "--outdir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1 and "--precision int8" in err[0] and "OpenVINO" in err[0], err
+    with pytest.raises(InputError, match="OpenVINO backend only"):
+        JobConfig(backend="tests.fakes:ZeroBackend", precision="int8")
+
+
+def int8_entries(cache: Path) -> list[Path]:
+    """The int8 IR folders in a model cache."""
+    return [p for p in (cache / "ir").glob("*-int8-*") if p.is_dir()]
+
+
+def again(config: BackendConfig):
+    """A second copy, which finds the int8 IR in the model cache."""
+    return load_backend(config)
+
+
+def test_the_recipe_names_its_calibration():
+    from models.calibration import CALIBRATION_RECIPE
+    assert CALIBRATION_RECIPE in quantize.INT8_RECIPE
