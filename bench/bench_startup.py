@@ -21,7 +21,11 @@ the probe prints each phase's busy time and when it started and ended.
 Last, a batch: N copies of the picture in one run against N runs of one
 picture (warm), to show that a batch pays start-up once.
 
+With ``--baseline DIR`` (an older checkout) its CLI runs in each round too,
+on the warm cache, so that a change is measured against the code before it.
+
 Usage: .venv/bin/python bench/bench_startup.py [--rounds 3] [--batch 4] [--backend auto]
+       [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -68,25 +72,25 @@ def fresh_cache(root: Path, graph: Path) -> Path:
     return root
 
 
-def run_cli(inputs: list[Path], out: Path, cache: Path, extra: list[str], probe: Path | None = None
-            ) -> float:
-    """Wall seconds of one ``posestream`` process (or of its probe)."""
+def run_cli(inputs: list[Path], out: Path, cache: Path, extra: list[str], probe: Path | None = None,
+            tree: Path = ROOT) -> float:
+    """Wall seconds of one ``posestream`` process (or of its probe), run from ``tree``."""
     cmd = [sys.executable, "-m", "run_stream"]
     if probe is not None:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", str(probe), "--"]
     cmd += [*map(str, inputs), "-o", str(out), *extra]
     env = {**os.environ, "POSESTREAM_CACHE": str(cache), "POSESTREAM_LAUNCH": repr(time.time())}
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"posestream failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
     return wall
 
 
-def timed_rounds(tmp: Path, photo: Path, graph: Path, backend: list[str], rounds: int
-                 ) -> dict[str, list[float]]:
-    """Cold, warm and uncached runs, alternating."""
+def timed_rounds(tmp: Path, photo: Path, graph: Path, backend: list[str], rounds: int,
+                 baseline: Path | None) -> dict[str, list[float]]:
+    """Cold, warm and uncached runs (and the baseline tree's), alternating."""
     warm = fresh_cache(tmp / "warm-cache", graph)
     run_cli([photo], tmp / "out-first", warm, backend)  # fills the warm cache
     blocked = tmp / "blocked-cache"
@@ -98,6 +102,9 @@ def timed_rounds(tmp: Path, photo: Path, graph: Path, backend: list[str], rounds
         times["warm"].append(run_cli([photo], tmp / f"out-warm-{i}", warm, backend))
         times["uncached"].append(run_cli([photo], tmp / f"out-unc-{i}", blocked,
                                          [*backend, "--graph", str(graph)]))
+        if baseline is not None:
+            times.setdefault("baseline", []).append(
+                run_cli([photo], tmp / f"out-base-{i}", warm, backend, tree=baseline))
         print(f"round {i + 1}: " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
               flush=True)
     return times
@@ -145,6 +152,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="cold/warm/uncached rounds")
     ap.add_argument("--batch", type=int, default=4, help="pictures in the batch comparison")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--baseline", type=Path,
+                    help="another checkout (e.g. `git archive` of an older commit): its CLI runs "
+                         "in each round too, on the warm cache")
     args = ap.parse_args()
     from models.fetch import fetch_model
     from models.registry import DEFAULT_MODEL, get_model
@@ -154,7 +164,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
         tmp = Path(name)
         photo = make_photo(tmp / "photo.jpg")
-        times = timed_rounds(tmp, photo, graph, backend, args.rounds)
+        times = timed_rounds(tmp, photo, graph, backend, args.rounds, args.baseline)
         print("\nmedian wall time of `posestream photo.jpg -o OUT` (1280x720, new process):")
         for kind, values in times.items():
             print(f"  {kind:9s} {statistics.median(values):.2f} s  (runs: "
@@ -199,12 +209,13 @@ class TimedCore:
     def __init__(self, core, spans: Spans) -> None:
         self._core, self._spans = core, spans
 
-    def compile_model(self, *args, **kwargs):
+    def compile_model(self, model, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return self._core.compile_model(*args, **kwargs)
+            return self._core.compile_model(model, *args, **kwargs)
         finally:
-            self._spans.add("compile", start, time.perf_counter())
+            name = "compile" if isinstance(model, str) else "compile (one-op statics model)"
+            self._spans.add(name, start, time.perf_counter())
 
     def __getattr__(self, name):
         return getattr(self._core, name)
@@ -254,7 +265,7 @@ def _instrument(spans: Spans) -> None:
     spans.wrap(ovb, "_converted", "IR (cache or conversion)")
     core = ovb._core
     ovb._core = lambda: TimedCore(core(), spans)
-    spans.wrap(ovb.OpenVINOBackend, "infer", "network", first="warm-up inference")
+    spans.wrap(ovb.OpenVINOBackend, "infer", "network", first="network (a copy's first frame)")
 
 
 if __name__ == "__main__":

@@ -22,15 +22,15 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"f32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the layers it keeps in float run f32
 IR_RECIPE = "tf-graph read_model, input reshaped, save_model f32 (v1)"  # change to rebuild cached IRs
 
-# One copy at a time loads and runs its first inference. OpenVINO's Python
+# One copy at a time loads. OpenVINO's Python
 # binding fills function-local C++ statics on first use (its element-type to
 # numpy dtype table); the initialiser looks up numpy's C API through pybind11,
 # which lets go of the GIL and takes it back while the static's guard is held.
 # A second thread that takes the GIL meanwhile and reaches the same static
 # waits on the guard without giving the GIL back: both wait for ever (gdb:
-# one thread in __cxa_guard_acquire, the other in take_gil; issue 11). Once
-# one inference has run, the statics are filled and copies run side by side:
-# the first copy runs a one-operation model (``_fill_binding_statics``).
+# one thread in __cxa_guard_acquire, the other in take_gil; issue 11). The
+# first copy fills them, under the lock, by converting one tensor
+# (``_fill_binding_statics``); then copies run side by side.
 _start_lock = threading.Lock()
 
 
@@ -117,17 +117,16 @@ def _compile(config: BackendConfig):
 
 @functools.cache
 def _fill_binding_statics() -> None:
-    """Run one inference of a one-operation model in f32 (call with ``_start_lock`` held).
+    """Turn a numpy array into an OpenVINO tensor and back (call with ``_start_lock`` held).
 
-    It fills the binding's statics (see ``_start_lock``) for a fraction of a
-    millisecond, where a first inference of the network itself would cost a
-    whole frame of every start.
+    That fills the binding's type tables (see ``_start_lock``) in well under
+    a millisecond, where the first inference of the network itself would cost
+    a whole frame of every start. Checked with 180 racing starts in
+    tests/models/test_openvino_start.py (ATTEMPTS raised), none hung; without
+    it about one in four did.
     """
     ov = import_openvino()
-    param = ov.opset1.parameter([1], np.float32)
-    model = ov.Model([ov.opset1.relu(param)], [param], "fill-statics")
-    request = _core().compile_model(model, "CPU").create_infer_request()
-    np.array(request.infer({0: np.zeros(1, np.float32)})[0])
+    np.array(ov.Tensor(np.zeros(1, np.float32)).data)
 
 
 @functools.cache
