@@ -11,6 +11,10 @@ the model cache ($POSESTREAM_CACHE) in three states, alternating:
   which converts and compiles on every run, as every run did before the
   model cache.
 
+Then the engine's two start-up steps alone, each in new processes: reading
+the model (TF graph and reshape, or the cached IR) and compiling it (with
+and without OpenVINO's compiled-blob cache, ``CACHE_DIR``).
+
 Then one probe run of each of cold and warm, in which the same command runs
 in a process that times its phases: interpreter start, imports, model
 fetch and check, model load (IR read or conversion, compile, warm-up
@@ -146,6 +150,53 @@ def batch_report(tmp: Path, photo: Path, graph: Path, backend: list[str], n: int
           f"{(batch - singles / n) / max(1, n - 1):.2f} s")
 
 
+ENGINE_STEP = """
+import sys, time
+import numpy as np
+from models.offline import import_openvino
+mode, graph, xml, blobs, w, h = sys.argv[1:7]
+ov = import_openvino()
+core = ov.Core()
+props = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+t0 = time.perf_counter()
+if mode == "tf graph":
+    model = core.read_model(graph)
+    model.reshape({model.inputs[0]: ov.PartialShape([-1, int(h), int(w), 3])})
+else:
+    model = xml  # the plugin reads the IR itself (or, with CACHE_DIR, only the blob)
+    if mode == "IR + CACHE_DIR":
+        props["CACHE_DIR"] = blobs
+t1 = time.perf_counter()
+compiled = core.compile_model(model, "CPU", props)
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def engine_steps(tmp: Path, graph: Path, rounds: int) -> None:
+    """Read and compile in new processes: TF graph vs cached IR vs IR with OpenVINO's CACHE_DIR."""
+    from models.model_cache import IR_FOLDER
+
+    cache = tmp / "warm-cache"
+    xml = next((cache / IR_FOLDER).glob("*432x368*/model.xml"))
+    blobs = tmp / "steps-blobs"
+    args = [str(graph), str(xml), str(blobs), "432", "368"]
+    modes = ("tf graph", "IR", "IR + CACHE_DIR")
+    subprocess.run([sys.executable, "-c", ENGINE_STEP, modes[2], *args], cwd=ROOT, check=True,
+                   capture_output=True)  # fills the blob cache
+    seen: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            out = subprocess.run([sys.executable, "-c", ENGINE_STEP, mode, *args], cwd=ROOT,
+                                 check=True, capture_output=True, text=True).stdout.split()
+            seen[mode].append((float(out[0]), float(out[1])))
+    print("\nmodel read and compile, new process each (432x368, f32), medians:")
+    for mode, values in seen.items():
+        read = statistics.median(v[0] for v in values)
+        comp = statistics.median(v[1] for v in values)
+        print(f"  {mode:15s} read {read:.3f} s  compile {comp:.3f} s  sum {read + comp:.3f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,8 +218,10 @@ def main() -> None:
         times = timed_rounds(tmp, photo, graph, backend, args.rounds, args.baseline)
         print("\nmedian wall time of `posestream photo.jpg -o OUT` (1280x720, new process):")
         for kind, values in times.items():
-            print(f"  {kind:9s} {statistics.median(values):.2f} s  (runs: "
+            print(f"  {kind:9s} {statistics.median(values):.2f} s, fastest {min(values):.2f} s  (runs: "
                   f"{', '.join(f'{v:.2f}' for v in values)})")
+        if args.backend in ("auto", "openvino"):
+            engine_steps(tmp, graph, args.rounds)
         probe_report(tmp, photo, graph, backend)
         batch_report(tmp, photo, graph, backend, args.batch)
 
