@@ -190,6 +190,9 @@ def _build_entry(entry: Path, key: str, parts: dict, build: Callable[[Path], Non
     if entry.exists():
         log.warning("model cache: %s is damaged (%s); building it again", entry, problem)
         _remove(entry)
+    if fcntl is not None:  # we hold the lock: any build folder left is of a killed process
+        for stale in entry.parent.glob(f".{entry.name}.build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.build-"))
     try:
         log.info("model cache: building %s (once)", entry.name)

@@ -350,3 +350,51 @@ def test_importing_openvino_leaves_its_converter_out_until_asked_for():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "True", "True"]
+
+
+def test_a_build_folder_left_by_a_killed_process_is_cleared(tmp_path):
+    (tmp_path / "ir").mkdir()
+    first = cached_ir("toy", {"k": 1}, toy_build(), cache=tmp_path)
+    name = entry_of(first).name
+    shutil.rmtree(entry_of(first))
+    left = tmp_path / "ir" / f".{name}.build-killed"
+    left.mkdir()
+    (left / XML).write_text("<half")
+    assert cached_ir("toy", {"k": 1}, toy_build(), cache=tmp_path).built
+    assert not left.exists()
+
+
+class FakeCompiled:
+    """What OpenVINOBackend reads of a compiled model, running in f32."""
+
+    class _Value:
+        def __init__(self, text):
+            self.text = text
+
+        def to_string(self):
+            return self.text
+
+    def get_property(self, name):
+        return self._Value("f32") if name == "INFERENCE_PRECISION_HINT" else False
+
+    def output(self, name):
+        return name
+
+    def create_infer_request(self):
+        return None
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO not installed")
+def test_auto_on_a_cpu_without_bf16_says_once_that_f32_runs(tmp_path, monkeypatch, caplog):
+    from models import openvino_backend as ovb
+    from models.backend import BackendConfig
+    from models.registry import get_model
+
+    monkeypatch.setattr(ovb, "_compile", lambda config: (FakeCompiled(), "out", "hit"))
+    config = BackendConfig(backend="openvino", graph=tmp_path / "g.pb", model=get_model("cmu"),
+                           precision="auto")
+    with caplog.at_level(logging.WARNING):
+        copies = [ovb.OpenVINOBackend(config) for _ in range(2)]
+    assert [c.precision for c in copies] == ["f32", "f32"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "--precision auto" in warnings[0] and "f32" in warnings[0]
