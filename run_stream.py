@@ -321,7 +321,7 @@ def _preview(args: argparse.Namespace, sources: tuple[str, ...] = (), status=Non
 
     host, port = parse_bind(args.preview)
     server = PreviewServer(host, port, sources=sources, status=status)
-    print(f"preview: {server.url}", file=sys.stderr)
+    print(f"preview: {server.url}  kiosk: {server.url}?kiosk=1", file=sys.stderr)
     return server
 
 

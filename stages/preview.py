@@ -8,8 +8,17 @@ is served on its own thread, which a socket timeout ends when the viewer
 stops reading.
 
 Endpoints: ``/`` the page (``/?source=NAME`` picks a source, default the
-first), ``/stream.mjpg?source=NAME`` the multipart JPEG stream,
-``/stats.json`` figures per source; GET and HEAD. It is a status server too
+first; ``stages.preview_page`` has its other options, kiosk mode among them),
+``/stream.mjpg?source=NAME`` the multipart JPEG stream, ``/stats.json``
+figures per source; GET and HEAD.
+
+Latency: each part of the stream carries its frame's capture time
+(``X-Capture-Time``, Unix seconds of ``Frame.wall``; a file's frames carry
+their decode time, having no capture clock), so the page can measure capture
+to display itself. ``/stats.json`` gives the server's clock (``time``), for
+the page to estimate the offset between the two clocks, and the p50 of
+capture to written-to-a-viewer's-socket over the last ``LATENCY_WINDOW``
+seconds (``sent_latency_ms``), the figure a page without stream access shows. It is a status server too
 (``stages.status_server``: ``/healthz``, and ``/metrics`` and ``/events`` of
 a live run), so ``--preview`` implies ``--http``.
 
@@ -54,6 +63,7 @@ MAX_VIEWERS = 16  # streams at once
 MAX_CONNECTIONS = 32  # connections at once: the viewers, their pages' stats polls, others
 _HANGUP_CHECK = 1.0  # seconds between checks that an idle viewer is still there
 FPS_WINDOW = 3.0  # seconds of publish times behind the FPS figure
+LATENCY_WINDOW = 5.0  # seconds of sent parts behind the latency figure
 
 
 @dataclass(slots=True)
@@ -65,6 +75,7 @@ class _SourceStats:
     people: int = 0
     dropped: int = 0  # frames some viewer was too slow to take
     times: deque = field(default_factory=lambda: deque(maxlen=1024))
+    sent: deque = field(default_factory=lambda: deque(maxlen=1024))  # (monotonic, seconds)
 
     def fps(self, now: float) -> float:
         """Frames per second over the last ``FPS_WINDOW`` seconds; falls to 0 when idle."""
@@ -72,6 +83,20 @@ class _SourceStats:
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(now - recent[0], 1e-6)
+
+    def sent_latency(self, now: float) -> float | None:
+        """Median capture-to-sent seconds over the last ``LATENCY_WINDOW`` seconds; None if none."""
+        recent = sorted(seconds for t, seconds in self.sent if t >= now - LATENCY_WINDOW)
+        return recent[(len(recent) - 1) // 2] if recent else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One multipart part of a source's stream, as a viewer's channel carries it."""
+
+    source: str
+    wall: float  # the frame's capture time (time.time()), 0 when unknown
+    data: bytes
 
 
 @dataclass(eq=False, slots=True)
@@ -141,7 +166,7 @@ class PreviewServer(StatusServer):
             viewers = tuple(self._viewers.get(name, ()))
         if viewers:
             image = result.image if result.image is not None else result.frame.image
-            part = self._part(self.encode(image), result)
+            part = _Part(name, result.frame.wall, self._part(self.encode(image), result))
             for viewer in viewers:
                 try:
                     viewer.channel.put(part)
@@ -161,15 +186,23 @@ class PreviewServer(StatusServer):
         return data.tobytes()
 
     def statistics(self) -> dict:
-        """What ``/stats.json`` serves: figures per source, in page order."""
+        """What ``/stats.json`` serves: figures per source, in page order, and the clocks.
+
+        ``time`` is this machine's ``time.time()``, for the page's clock
+        offset; ``clock`` says what the capture times are: ``capture`` for a
+        live run, ``decode`` for files.
+        """
         now = time.monotonic()
         with self._lock:
             sources = [{"source": s.name, "fps": round(s.fps(now), 2), "people": s.people,
                         "published": s.published, "dropped": s.dropped,
-                        "viewers": len(self._viewers.get(s.name, ()))}
+                        "viewers": len(self._viewers.get(s.name, ())),
+                        "sent_latency_ms": _ms(s.sent_latency(now))}
                        for s in self._stats.values()]
             waiting = len(self._viewers.get(None, ()))
-        return {"sources": sources, "viewers": sum(s["viewers"] for s in sources) + waiting}
+        return {"sources": sources, "viewers": sum(s["viewers"] for s in sources) + waiting,
+                "clock": "capture" if self.status is not None else "decode",
+                "time": round(time.time(), 4)}
 
     def _end_streams(self) -> list[threading.Thread]:
         """Cancel every viewer's stream and every ``/events`` stream; return their threads."""
@@ -215,6 +248,15 @@ class PreviewServer(StatusServer):
             self._viewers.setdefault(name, set()).update(self._viewers.pop(None))
         return stats
 
+    def _sent(self, part: _Part) -> None:
+        """Count ``part`` as written to a viewer's socket now (for the latency figure)."""
+        if part.wall <= 0:
+            return
+        seconds = time.time() - part.wall
+        with self._lock:
+            if part.source in self._stats:
+                self._stats[part.source].sent.append((time.monotonic(), seconds))
+
     def _dropped(self, name: str | None) -> None:
         with self._lock:
             if name is None:
@@ -224,9 +266,14 @@ class PreviewServer(StatusServer):
 
     @staticmethod
     def _part(jpeg: bytes, result: Result) -> bytes:
+        captured = f"X-Capture-Time: {result.frame.wall:.6f}\r\n" if result.frame.wall > 0 else ""
         head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-                f"X-Frame-Index: {result.frame.index}\r\n\r\n")
+                f"X-Frame-Index: {result.frame.index}\r\n{captured}\r\n")
         return head.encode("ascii") + jpeg + b"\r\n"
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 class _Handler(StatusHandler):
@@ -287,7 +334,8 @@ class _Handler(StatusHandler):
                 if hung_up(self.connection):
                     return
                 continue
-            self.wfile.write(part)
+            self.wfile.write(part.data)
+            self.owner._sent(part)
 
     def _stream_headers(self) -> None:
         self.send_response(HTTPStatus.OK)

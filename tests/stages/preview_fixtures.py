@@ -17,6 +17,7 @@ import pytest
 from stages import preview as preview_module
 from stages.frames import Frame, Person, Result
 from stages.preview import PreviewServer
+from tests import browser
 
 WAIT = 5.0  # bound on every poll
 
@@ -30,11 +31,11 @@ def wait_until(predicate, timeout: float = WAIT) -> bool:
 
 
 def result(index: int, colour=(0, 0, 0), *, source: str = "cam", size=(640, 480),
-           people: int = 0, image: np.ndarray | None = None) -> Result:
+           people: int = 0, image: np.ndarray | None = None, wall: float = 0.0) -> Result:
     if image is None:
         image = np.empty((size[1], size[0], 3), np.uint8)
         image[:] = colour
-    frame = Frame(source=source, index=index, pts=index / 25, image=image)
+    frame = Frame(source=source, index=index, pts=index / 25, image=image, wall=wall)
     person = Person(keypoints=np.zeros((18, 3), np.float32), score=1.0)
     return Result(frame, (person,) * people, image=image)
 
@@ -57,6 +58,7 @@ class MjpegReader:
         self.file = self.sock.makefile("rb")
         self.indices: list[int] = []
         self.jpegs: list[bytes] = []
+        self.headers: list[dict[str, str]] = []  # each part's, names in lower case
         self.status = b""
         self.error: Exception | None = None
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -75,6 +77,7 @@ class MjpegReader:
                     key, _, value = line.decode().partition(":")
                     headers[key.lower()] = value.strip()
                 self.jpegs.append(self.file.read(int(headers["content-length"])))
+                self.headers.append(headers)
                 self.indices.append(int(headers["x-frame-index"]))
         except (OSError, ValueError) as exc:
             self.error = exc
@@ -92,6 +95,16 @@ class MjpegReader:
 
 def preview_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("preview-")]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium binary, installed with apt-get when missing (else the test skips)."""
+    path = browser.chromium_path()
+    if path is None:
+        pytest.skip("headless Chromium unavailable and apt-get could not install it: "
+                    + "; ".join(browser.install_log))
+    return path
 
 
 @pytest.fixture

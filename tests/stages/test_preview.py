@@ -229,15 +229,6 @@ def test_ipv6_loopback_when_available():
 
 # -- a real browser
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path = browser.chromium_path()
-    if path is None:
-        pytest.skip("headless Chromium unavailable and apt-get could not install it: "
-                    + "; ".join(browser.install_log))
-    return path
-
-
 def skeleton_frame(index: int) -> tuple[Result, set[int]]:
     """A big, thick skeleton on grey; returns the result and the limbs drawn."""
     points = {0: (320, 80), 1: (320, 150), 2: (250, 150), 3: (220, 240), 4: (200, 330),
