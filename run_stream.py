@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "OpenPose --write_json), coco (COCO keypoint results); several allowed")
     p.add_argument("--no-track", dest="track", action="store_false",
                    help="no stable person ids across frames (tracking is on by default)")
+    p.add_argument("--track-memory", type=float, default=2.0, metavar="SECONDS",
+                   help="how long a person's id is kept while they are not seen, in seconds "
+                        "of stream time (default: 2; see README, Tracking)")
     p.add_argument("--no-audio", dest="audio", action="store_false",
                    help="do not copy the input's audio into the annotated video")
     p.add_argument("--preset", default="veryfast", help="x264 preset of the annotated video (default: veryfast)")
@@ -290,7 +293,8 @@ def _job_config(args: argparse.Namespace):
         queue_size=args.queue_size, backend=args.backend, device=args.device, model=args.model,
         precision=args.precision, batch=args.batch, batch_timeout=args.batch_timeout,
         graph=args.graph, postprocess=_postprocess_config(PostprocessConfig, args),
-        preset=args.preset, formats=_formats(args.formats), track=args.track, audio=args.audio,
+        preset=args.preset, formats=_formats(args.formats), track=args.track,
+        track_memory=args.track_memory, audio=args.audio,
         video=args.video, frame_step=args.frame_step, start=_time(args.start, "--start"),
         end=_time(args.end, "--end"), max_fps=args.max_fps)
 

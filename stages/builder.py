@@ -183,7 +183,7 @@ def build_pipeline(config: JobConfig, engine: Engine, feeds: Sequence[Feed], *, 
                     "on_drop": (lambda item: on_drop(item.frame)) if on_drop else None}
     _add_inference(pipeline, config, engine, freshest)
     if config.track:  # in frame order: after the ordered pool
-        pipeline.map("track", PoseTracker())
+        pipeline.map("track", PoseTracker(memory=config.track_memory))
     if config.video or pictures:
         pipeline.map("render", Renderer())
     for stage, step in sinks:  # e.g. the preview in its own stage: JPEG encoding never slows the writer

@@ -21,6 +21,7 @@ from stages.errors import InputError
 from stages.frames import Result
 from stages.postprocess import PostprocessConfig
 from stages.resize import DEFAULT_RESOLUTION, STRIDE
+from stages.tracking import DEFAULT_MEMORY, check_memory
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class JobConfig:
         preset: x264 preset of the annotated video.
         formats: Keypoint formats written ("jsonl", "openpose", "coco").
         track: Give each person a stable id across frames.
+        track_memory: Seconds of stream time a person's id is kept while
+            they are not seen (``stages.tracking``; bench/bench_tracking.py
+            chose the default).
         audio: Copy the input's audio into the annotated video.
         video: Write the annotated video (False: keypoints only; nothing is
             drawn or encoded).
@@ -93,6 +97,7 @@ class JobConfig:
     preset: str = "veryfast"
     formats: tuple[str, ...] = ("jsonl",)
     track: bool = True
+    track_memory: float = DEFAULT_MEMORY
     audio: bool = True
     video: bool = True
     frame_step: int = 1
@@ -124,6 +129,10 @@ class JobConfig:
                 raise InputError(f"--graph {self.graph}: no such file")
             check_frozen_graph(Path(self.graph))
         _check_selection(self.frame_step, self.start, self.end, self.max_fps)
+        try:
+            check_memory(self.track_memory)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
 
 
 def max_cpu_workers() -> int:

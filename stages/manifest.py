@@ -53,6 +53,8 @@ def output_settings(config) -> dict:
     out["resolution"] = list(out["resolution"])
     out["formats"] = list(out["formats"])
     out["graph"] = str(out["graph"]) if out["graph"] else None
+    if c["track"]:  # the ids written depend on it
+        out["track_memory"] = c["track_memory"]
     return out
 
 

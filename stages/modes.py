@@ -30,6 +30,7 @@ OPTION_MODES: dict[str, frozenset[str]] = {
                      "track", "video", "audio", "config", "preview", "summary_json", "verbose",
                      "debug"), ALL),
     "preset": ALL - {IMAGE},  # an image is not encoded with x264
+    "track_memory": ALL - {IMAGE},  # one picture: nobody to remember
     **dict.fromkeys(("frame_step", "start", "end"), VIDEOS),
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster"), frozenset({BATCH})),
     **dict.fromkeys(("rtsp_transport", "stall_timeout", "max_retries", "segment", "live_queue",
@@ -42,7 +43,8 @@ API: dict[str, str | None] = {
     "input": "results(input) / run(input)", "outdir": "run(outdir)", "sources": None,
     **{dest: f"JobConfig.{dest}" for dest in (
         "resolution", "device", "workers", "backend", "precision", "batch", "batch_timeout",
-        "queue_size", "model", "graph", "formats", "track", "video", "audio", "preset",
+        "queue_size", "model", "graph", "formats", "track", "track_memory", "video", "audio",
+        "preset",
         "frame_step", "start", "end", "max_fps")},
     **{dest: f"JobConfig.postprocess.{dest}" for dest in (
         "resize_out_ratio", "smooth_kernel", "smooth_sigma", "refine")},
@@ -84,6 +86,8 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser, mod
         raise UsageError(f"{_flag(action)} is for {where}, not {_NAMES[mode]}")
     if not args.video and args.record != "none" and given(args, parser, "record"):
         raise UsageError(f"--record {args.record} records a video: --no-video means --record none")
+    if not args.track and given(args, parser, "track_memory"):
+        raise UsageError("--track-memory sets how long ids are kept: there are none with --no-track")
     if not args.video and given(args, parser, "preset"):
         raise UsageError("--preset sets the video's encoder: nothing is encoded with --no-video")
     for dest in ("preview", "files_in_flight"):  # the files are processed on other machines

@@ -5,40 +5,51 @@ inference pool (it needs every source's frames in increasing index order; a
 frame index that does not increase raises ``ValueError``). It returns each
 Result with its people replaced by copies carrying ``track_id``.
 
-Algorithm (greedy matching with constant-velocity prediction):
+Everything is measured in stream time (``Frame.pts``) and in body sizes, so
+a file processed at any speed, a file read with ``--frame-step`` and a live
+camera at 2 FPS behave alike, and near and far people alike:
 
-* A track remembers the keypoints of its person when last seen, the frame's
-  pts then, and a velocity (pixels per second of stream time, one 2-D vector
-  for the whole skeleton: limbs swing, the body moves as one). Time, not
-  frame counts: live sources drop frames and files may have a variable rate.
+* A track remembers the keypoints of its person when last seen, the pts
+  then, and a velocity (pixels per second of stream time, one 2-D vector for
+  the whole skeleton: limbs swing, the body moves as one).
 * For each new frame every track predicts where its person is now: the last
   keypoints moved by velocity x seconds elapsed. Without the prediction two
   people who cross between two frames swap ids (each is nearest to where the
   other was); with it they do not (``tests/stages/test_tracking.py``).
 * The distance between a track and a person is the mean Euclidean distance
   over the parts present in both, divided by the person's size (the larger
-  bounding-box diagonal of the two skeletons, at least ``min_size`` pixels),
-  so the gate means the same for near and far people. No common part: no
-  match.
-* Pairs are taken greedily, nearest first, while the distance is within
-  ``max_distance``. A matched track takes the person's keypoints and updates
-  its velocity (the mean displacement of the common parts per second,
-  smoothed); an unmatched person starts a new track with a new id.
-* A track not seen for more than ``max_age`` seconds is forgotten; a person
-  who comes back later gets a new id. Ids count up from 1 per source and are
-  never reused within a run.
+  bounding-box diagonal of the two skeletons, at least ``min_size`` pixels).
+  No common part: no match.
+* The gate grows with the time since the track was last seen:
+  ``max_distance + max_speed * dt`` body sizes. ``max_distance`` covers
+  what changes between two frames taken at once (limbs, detection noise),
+  ``max_speed`` how far a person may stray from the prediction per second
+  (walking off from standing still, stopping, turning). At 25 FPS the gate
+  is ``max_distance`` and a bit; at 2 FPS, with a frame missed, it is wide
+  enough for a brisk walk.
+* Tracks and people are paired one to one at least total distance (the
+  Hungarian method, ``stages.assignment``), within the gate. A matched track
+  takes the person's keypoints and updates its velocity (the mean
+  displacement of the common parts per second, smoothed); a person nothing
+  matches starts a new track with a new id.
+* A track not seen for more than ``memory`` seconds of stream time is
+  forgotten; a person who comes back later gets a new id. Ids count up from
+  1 per source and are never reused within a run.
 
-Sources are tracked separately, keyed by ``Frame.source``.
+Sources are tracked separately, keyed by ``Frame.source``. The defaults
+come from ``bench/bench_tracking.py`` (README, "Tracking").
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from stages.assignment import min_cost_pairs
 from stages.frames import Person, Result
 
 _SMOOTHING = 0.5  # weight of the newest displacement in the velocity
@@ -66,28 +77,43 @@ class _SourceState:
     last_index: int = -1
 
 
+DEFAULT_MEMORY = 2.0       # seconds of stream time an unseen track is kept (--track-memory)
+DEFAULT_MAX_DISTANCE = 0.5  # body sizes, the gate between frames taken at once
+DEFAULT_MAX_SPEED = 1.0     # body sizes per second the gate grows by
+
+
 class PoseTracker:
     """Gives every person a ``track_id`` that stays with them across frames.
 
     Args:
-        max_distance: Gate: the largest mean keypoint distance, as a fraction
-            of the person's size, at which a person continues a track.
-        max_age: Seconds (stream time) a track survives unseen before it is
-            forgotten; 0.65 s keeps a person missing from 15 frames at 25 FPS.
+        memory: Seconds (stream time) a track survives unseen before it is
+            forgotten (``--track-memory``).
+        max_distance: The gate for frames taken at the same time: the largest
+            mean keypoint distance from the prediction, as a fraction of the
+            person's size, at which a person continues a track.
+        max_speed: How much the gate grows per second since the track was
+            last seen, in body sizes per second; 0 keeps it fixed.
         min_size: Smallest size in pixels used to normalise distances (for
             skeletons with one or two parts).
         predict: Predict each track's position at constant velocity; off,
             it is plain nearest-neighbour matching on the last position.
+
+    Raises:
+        ValueError: A setting out of range.
     """
 
-    def __init__(self, *, max_distance: float = 0.5, max_age: float = 0.65,
-                 min_size: float = 16.0, predict: bool = True) -> None:
-        if max_distance <= 0:
+    def __init__(self, *, memory: float = DEFAULT_MEMORY,
+                 max_distance: float = DEFAULT_MAX_DISTANCE,
+                 max_speed: float = DEFAULT_MAX_SPEED, min_size: float = 16.0,
+                 predict: bool = True) -> None:
+        check_memory(memory)
+        if not 0 < max_distance < math.inf:
             raise ValueError(f"max_distance must be positive, got {max_distance}")
-        if max_age < 0:
-            raise ValueError(f"max_age must be >= 0, got {max_age}")
+        if not 0 <= max_speed < math.inf:
+            raise ValueError(f"max_speed must be 0 or more, got {max_speed}")
+        self.memory = memory
         self.max_distance = max_distance
-        self.max_age = max_age
+        self.max_speed = max_speed
         self.min_size = min_size
         self.predict = predict
         self._sources: dict[str, _SourceState] = {}
@@ -117,14 +143,11 @@ class PoseTracker:
             self._sources.pop(source, None)
 
     def _assign(self, state: _SourceState, t: float, people: tuple[Person, ...]) -> list[int]:
-        tracks = [tr for tr in state.tracks if t - tr.seen_at <= self.max_age]
+        tracks = [tr for tr in state.tracks if t - tr.seen_at <= self.memory]
         ids: list[int | None] = [None] * len(people)
-        taken: set[int] = set()
-        for cost, ti, pi in sorted(self._pairs(tracks, t, people)):
-            if ids[pi] is None and ti not in taken and cost <= self.max_distance:
-                ids[pi] = tracks[ti].id
-                taken.add(ti)
-                self._update(tracks[ti], people[pi], t)
+        for ti, pi in min_cost_pairs(self._costs(tracks, t, people)):
+            ids[pi] = tracks[ti].id
+            self._update(tracks[ti], people[pi], t)
         for pi, person in enumerate(people):
             if ids[pi] is None:
                 track = _Track(id=next(state.ids), keypoints=person.keypoints.copy(), seen_at=t)
@@ -133,17 +156,25 @@ class PoseTracker:
         state.tracks = tracks
         return ids
 
-    def _pairs(self, tracks: list[_Track], t: float, people: tuple[Person, ...]):
+    def _costs(self, tracks: list[_Track], t: float, people: tuple[Person, ...]) -> np.ndarray:
+        """Track x person distances in body sizes; ``inf`` outside the gate."""
+        costs = np.full((len(tracks), len(people)), np.inf)
+        present = [_present(p.keypoints) for p in people]
+        sizes = [_diagonal(p.keypoints) for p in people]
         for ti, track in enumerate(tracks):
             predicted = track.predicted(t, self.predict)
-            track_present = _present(track.keypoints)
+            track_present, track_size = _present(track.keypoints), _diagonal(track.keypoints)
+            gate = self.max_distance + self.max_speed * (t - track.seen_at)
             for pi, person in enumerate(people):
-                common = track_present & _present(person.keypoints)
+                common = track_present & present[pi]
                 if not common.any():
                     continue
-                size = max(_diagonal(track.keypoints), _diagonal(person.keypoints), self.min_size)
+                size = max(track_size, sizes[pi], self.min_size)
                 distance = np.linalg.norm(person.keypoints[common, :2] - predicted[common], axis=1)
-                yield float(distance.mean() / size), ti, pi
+                cost = float(distance.mean() / size)
+                if cost <= gate:
+                    costs[ti, pi] = cost
+        return costs
 
     @staticmethod
     def _update(track: _Track, person: Person, t: float) -> None:
@@ -155,6 +186,12 @@ class PoseTracker:
         track.keypoints = person.keypoints.copy()
         track.seen_at = t
         track.seen += 1
+
+
+def check_memory(seconds: float) -> None:
+    """Raise ``ValueError`` unless ``seconds`` is a usable track memory (finite, > 0)."""
+    if not 0 < seconds < math.inf:  # also false for nan
+        raise ValueError(f"--track-memory {seconds}: must be a finite number of seconds above 0")
 
 
 def _present(keypoints: np.ndarray) -> np.ndarray:

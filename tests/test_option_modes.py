@@ -133,6 +133,7 @@ HONOURED = {
     "graph": (["--graph", "{tmp}/tiny.pb"], lambda job, ctx: job.config.graph == ctx["tmp"] / "tiny.pb"),
     "formats": (["--format", "csv", "jsonl"], _config("formats", ("csv", "jsonl"))),
     "track": (["--no-track"], _config("track", False)),
+    "track_memory": (["--track-memory", "3.5"], _config("track_memory", 3.5)),
     "video": (["--no-video"], _config("video", False)),
     "audio": (["--no-audio"], _config("audio", False)),
     "preset": (["--preset", "fast"], _config("preset", "fast")),
@@ -222,6 +223,7 @@ def test_cross_option_rejections_are_one_line(media, monkeypatch, capsys):
     tmp = media["tmp"]
     clips = [str(p) for p in media["inputs"][modes.BATCH]]
     for extra, named in ((["--no-video", "--preset", "fast"], "--preset"),
+                         (["--no-track", "--track-memory", "3"], "--track-memory"),
                          (["--cluster", "tcp://127.0.0.1:9", "--preview", "0"], "--preview"),
                          (["--cluster", "tcp://127.0.0.1:9", "--files-in-flight", "3"],
                           "--files-in-flight")):
