@@ -121,7 +121,7 @@ def _fill_binding_statics() -> None:
 
     That fills the binding's type tables (see ``_start_lock``) in well under
     a millisecond, where the first inference of the network itself would cost
-    a whole frame of every start. Checked with 180 racing starts in
+    a whole frame of every start. Checked with 240 racing starts in
     tests/models/test_openvino_start.py (ATTEMPTS raised), none hung; without
     it about one in four did.
     """
