@@ -27,11 +27,18 @@ camera at 2 FPS behave alike, and near and far people alike:
   (walking off from standing still, stopping, turning). At 25 FPS the gate
   is ``max_distance`` and a bit; at 2 FPS, with a frame missed, it is wide
   enough for a brisk walk.
-* Tracks and people are paired one to one at least total distance (the
-  Hungarian method, ``stages.assignment``), within the gate. A matched track
-  takes the person's keypoints and updates its velocity (the mean
-  displacement of the common parts per second, smoothed); a person nothing
-  matches starts a new track with a new id.
+* Tracks and people are paired one to one at least total cost (the
+  Hungarian method, ``stages.assignment``), within the gate. The cost is the
+  distance plus twice the change of size (``|ln|`` of the ratio of the
+  common parts' extents): a person does not grow or shrink much between
+  frames, while a near and a far person who pass each other differ, which
+  tells them apart when both predictions are poor (at 2 FPS, a person who
+  turns round moves half a body away from where they were predicted).
+* A matched track takes the person's keypoints and updates its velocity:
+  the mean displacement of the common parts per second, smoothed over about
+  0.2 s of stream time (at 25 FPS detection noise averages out; at 2 FPS
+  the last step is the velocity). A person nothing matches starts a new
+  track with a new id.
 * A track not seen for more than ``memory`` seconds of stream time is
   forgotten; a person who comes back later gets a new id. Ids count up from
   1 per source and are never reused within a run.
@@ -52,7 +59,8 @@ import numpy as np
 from stages.assignment import min_cost_pairs
 from stages.frames import Person, Result
 
-_SMOOTHING = 0.5  # weight of the newest displacement in the velocity
+_VELOCITY_TIME = 0.2  # seconds: the velocity is the displacement smoothed over about this
+_SCALE_WEIGHT = 2.0  # cost of a size change by a factor e, in body sizes of distance
 
 
 @dataclass(slots=True)
@@ -173,16 +181,26 @@ class PoseTracker:
                 distance = np.linalg.norm(person.keypoints[common, :2] - predicted[common], axis=1)
                 cost = float(distance.mean() / size)
                 if cost <= gate:
-                    costs[ti, pi] = cost
+                    costs[ti, pi] = cost + self._scale_change(predicted[common],
+                                                              person.keypoints[common, :2])
         return costs
+
+    def _scale_change(self, before: np.ndarray, after: np.ndarray) -> float:
+        """|ln| of the size ratio of the same parts in two skeletons: a person does not
+        grow or shrink much between frames, two people at other depths differ."""
+        a = max(_extent(before), self.min_size)
+        b = max(_extent(after), self.min_size)
+        return _SCALE_WEIGHT * abs(math.log(a / b))
 
     @staticmethod
     def _update(track: _Track, person: Person, t: float) -> None:
         common = _present(track.keypoints) & _present(person.keypoints)
-        step = (person.keypoints[common, :2] - track.keypoints[common, :2]).mean(axis=0)
-        step /= max(t - track.seen_at, 1e-3)  # pts may repeat (a still image sequence)
-        track.velocity = step if track.seen == 1 else (
-            _SMOOTHING * step + (1 - _SMOOTHING) * track.velocity)
+        dt = max(t - track.seen_at, 1e-3)  # pts may repeat (a still image sequence)
+        step = (person.keypoints[common, :2] - track.keypoints[common, :2]).mean(axis=0) / dt
+        # the newest displacement weighs more the longer it took: at 25 FPS
+        # detection noise is smoothed out, at 2 FPS the velocity is the last step
+        weight = 1.0 if track.seen == 1 else 1.0 - math.exp(-dt / _VELOCITY_TIME)
+        track.velocity = weight * step + (1 - weight) * track.velocity
         track.keypoints = person.keypoints.copy()
         track.seen_at = t
         track.seen += 1
@@ -199,7 +217,11 @@ def _present(keypoints: np.ndarray) -> np.ndarray:
 
 
 def _diagonal(keypoints: np.ndarray) -> float:
-    xy = keypoints[_present(keypoints), :2]
+    return _extent(keypoints[_present(keypoints), :2])
+
+
+def _extent(xy: np.ndarray) -> float:
+    """The bounding-box diagonal of points (N x 2); 0 for none."""
     if len(xy) == 0:
         return 0.0
     return float(np.linalg.norm(xy.max(axis=0) - xy.min(axis=0)))

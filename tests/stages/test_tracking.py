@@ -239,6 +239,23 @@ def test_gates_scale_with_the_person_not_the_picture():
     assert ids == [[1, 2]] * 8
 
 
+def _near_and_far_pass(tracker: PoseTracker) -> list[int]:
+    """A far person (100 px tall) and a near one (200 px) walk 1 height per
+    second towards each other; seen twice, 0.5 s apart, so there is no
+    velocity yet: each is nearer to where the other was."""
+    tracker(_timed(0, 0.0, [_scaled(100, 100, 0.6), _scaled(220, 100, 1.2)]))
+    out = tracker(_timed(1, 0.5, [_scaled(150, 100, 0.6), _scaled(120, 100, 1.2)]))
+    return [p.track_id for p in out.people]
+
+
+def test_a_near_and_a_far_person_passing_are_told_apart_by_size(monkeypatch):
+    from stages import tracking
+
+    assert _near_and_far_pass(PoseTracker()) == [1, 2]
+    monkeypatch.setattr(tracking, "_SCALE_WEIGHT", 0.0)  # distance alone swaps them
+    assert _near_and_far_pass(PoseTracker()) == [2, 1]
+
+
 def _absent_for(frames: int, fps: float, memory: float) -> list[int]:
     """A person seen for 5 frames, missing for ``frames`` frames, seen again; frame numbers
     step by 3 (as with --frame-step 3): only the pts count."""
