@@ -135,19 +135,24 @@ def phases(spans: list[list]) -> list[tuple[str, float, int, float, float]]:
     return sorted(rows, key=lambda r: r[3])
 
 
-def batch_report(tmp: Path, photo: Path, graph: Path, backend: list[str], n: int) -> None:
-    """N pictures in one run against N runs of one picture, warm."""
+def batch_report(tmp: Path, photo: Path, graph: Path, backend: list[str], n: int,
+                 rounds: int) -> None:
+    """N pictures in one run against N runs of one picture, warm, alternating."""
     cache = fresh_cache(tmp / "batch-cache", graph)
     run_cli([photo], tmp / "out-b0", cache, backend)
     photos = []
     for i in range(n):
         photos.append(tmp / f"photo{i}.jpg")
         shutil.copy(photo, photos[-1])
-    singles = sum(run_cli([p], tmp / f"out-single-{i}", cache, backend) for i, p in enumerate(photos))
-    batch = run_cli(photos, tmp / "out-batch", cache, backend)
-    print(f"\n{n} pictures: one batch run {batch:.2f} s, {n} runs of one {singles:.2f} s "
-          f"({singles / batch:.1f}x); per extra picture in the batch "
-          f"{(batch - singles / n) / max(1, n - 1):.2f} s")
+    batches, singles = [], []
+    for r in range(rounds):
+        singles.append(sum(run_cli([p], tmp / f"out-single-{r}-{i}", cache, backend)
+                           for i, p in enumerate(photos)))
+        batches.append(run_cli(photos, tmp / f"out-batch-{r}", cache, backend))
+    batch, single = statistics.median(batches), statistics.median(singles)
+    print(f"\n{n} pictures (medians of {rounds}): one batch run {batch:.2f} s, {n} runs of one "
+          f"{single:.2f} s ({single / batch:.1f}x); per extra picture in the batch "
+          f"{(batch - single / n) / max(1, n - 1):.2f} s")
 
 
 ENGINE_STEP = """
@@ -223,7 +228,7 @@ def main() -> None:
         if args.backend in ("auto", "openvino"):
             engine_steps(tmp, graph, args.rounds)
         probe_report(tmp, photo, graph, backend)
-        batch_report(tmp, photo, graph, backend, args.batch)
+        batch_report(tmp, photo, graph, backend, args.batch, max(1, args.rounds // 2))
 
 
 # --- the child: the CLI with its phases timed ---------------------------------------------------
