@@ -3,13 +3,13 @@
 ``chromium_path()`` installs the package with apt-get when the binary is
 missing (root, or sudo) and returns the binary, or None with the reason in
 ``install_log`` when that cannot be done. ``screenshot`` loads one page in a
-fresh profile and writes a PNG of it; ``dump_dom`` loads one and returns the
-HTML its scripts made of it.
+fresh profile and writes a PNG of it.
 
 Chromium's one-shot ``--screenshot`` waits for the page's load event (an
 MJPEG ``<img>`` fires it with its first frame) and then lets the page run for
 ``--virtual-time-budget`` milliseconds of virtual time before capturing; no
-DevTools protocol is needed.
+DevTools protocol is needed. A page that measures real time, or a test that
+clicks, uses ``tests.devtools`` instead.
 """
 
 from __future__ import annotations
@@ -53,35 +53,15 @@ def screenshot(url: str, png: Path, *, size: tuple[int, int] = (1280, 720),
     Raises:
         RuntimeError: Chromium failed or wrote no picture (its stderr tail is in the message).
     """
-    done = _run(binary, [f"--screenshot={png}"], url, size, budget_ms, timeout)
-    if done.returncode != 0 or not Path(png).is_file():
-        tail = " | ".join(done.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"chromium exited {done.returncode} without {png}: {tail}")
-    return Path(png)
-
-
-def dump_dom(url: str, *, size: tuple[int, int] = (1280, 720), budget_ms: int = 3000,
-             timeout: float = 90.0, binary: str = CHROMIUM) -> str:
-    """Load ``url`` in headless Chromium and return its DOM (HTML) as the scripts left it.
-
-    Raises:
-        RuntimeError: Chromium failed or printed nothing (its stderr tail is in the message).
-    """
-    done = _run(binary, ["--dump-dom"], url, size, budget_ms, timeout)
-    if done.returncode != 0 or "<html" not in done.stdout:
-        tail = " | ".join(done.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"chromium exited {done.returncode} without a DOM of {url}: {tail}")
-    return done.stdout
-
-
-def _run(binary: str, action: list[str], url: str, size: tuple[int, int], budget_ms: int,
-         timeout: float) -> subprocess.CompletedProcess:
-    """One headless Chromium run on ``url`` in a fresh profile."""
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--disable-extensions", "--hide-scrollbars",
                f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
-               *action, f"--virtual-time-budget={budget_ms}", url]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+               f"--screenshot={png}", f"--virtual-time-budget={budget_ms}", url]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
+    if done.returncode != 0 or not Path(png).is_file():
+        tail = " | ".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"chromium exited {done.returncode} without {png}: {tail}")
+    return Path(png)
