@@ -63,7 +63,8 @@ PAGE = r"""<!doctype html>
 <img id="view" alt="live pose stream">
 <div id="hud" class="panel" title="click to move">
   <span id="fps">&ndash;</span> <span class="unit">fps</span> &middot;
-  <span id="latency">&ndash;</span> <span id="latency-unit" class="unit">ms latency</span> &middot;
+  <span id="latency-box"><span id="latency">&ndash;</span>
+    <span id="latency-unit" class="unit">ms latency</span></span> &middot;
   <span id="people">&ndash;</span> <span id="people-unit" class="unit">people</span>
   <span id="offline" hidden>&middot; offline</span>
 </div>
@@ -224,7 +225,7 @@ function showFigures(row, stats) {
     ? "\u2013" : Math.max(0, Math.round(latency));
   const files = stats.clock === "decode";
   $("latency-unit").textContent = files ? "ms processing" : "ms latency";
-  $("latency").parentElement.title = (files ? "decode" : "capture")
+  $("latency-box").title = (files ? "decode" : "capture")
     + (streaming ? " to display" : " to sent") + ", median of the last 5 s";
 }
 

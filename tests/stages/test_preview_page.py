@@ -127,8 +127,8 @@ def skeleton(index: int, size=(640, 480), wall: float = 0.0) -> Result:
 
 @dataclass
 class Booth:
-    """A preview of a live run, its frames captured ``age`` seconds before they are
-    published, by a clock ``skew`` seconds ahead of this machine's."""
+    """A preview publishing frames captured ``age`` seconds before, by a clock
+    ``skew`` seconds ahead of this machine's."""
 
     url: str
     age: float = 0.0
@@ -136,9 +136,11 @@ class Booth:
 
 
 @pytest.fixture
-def booth():
-    """A preview of a live run publishing a skeleton at about 25 FPS."""
-    status = LiveStatus(monitors={}, snapshot=dict, feed=LiveFeed())
+def booth(request):
+    """A preview of a live run (of files, given the parameter False) publishing a
+    skeleton at about 25 FPS."""
+    live = getattr(request, "param", True)
+    status = LiveStatus(monitors={}, snapshot=dict, feed=LiveFeed()) if live else None
     stop = threading.Event()
     with PreviewServer(port=0, sources=("booth",), status=status) as srv:
         booth = Booth(srv.url)
@@ -251,7 +253,18 @@ def test_plain_img_fallback_shows_the_servers_figure(chromium, booth):
         page.wait_for(NUMBER)
         assert page.evaluate("document.getElementById('view').src").split("/", 3)[3].startswith(
             "stream.mjpg")
-        assert "to sent" in page.evaluate("document.getElementById('latency').parentElement.title")
+        assert "to sent" in page.evaluate("document.getElementById('latency-box').title")
+
+
+@pytest.mark.parametrize("booth", [False], indirect=True)
+def test_for_files_the_figure_runs_from_decode(chromium, booth):
+    with DevTools(chromium, size=SIZE) as page:
+        page.open(booth.url)
+        page.wait_for(NUMBER)
+        assert page.evaluate("document.getElementById('latency-unit').textContent") == (
+            "ms processing")
+        assert page.evaluate("document.getElementById('latency-box').title").startswith(
+            "decode to display")
 
 
 @pytest.mark.slow
