@@ -104,10 +104,14 @@ function noteDisplayed(captured) {
   if (!(captured > 0) || clock.offset === null) return;
   const now = Date.now();
   latencies.push([now, now + clock.offset - captured * 1000]);
+  forgetOld();
 }
-function latencyP50() {
+function forgetOld() {
   const since = Date.now() - WINDOW_MS;
   while (latencies.length && latencies[0][0] < since) latencies.shift();
+}
+function latencyP50() {
+  forgetOld();
   if (!latencies.length) return null;
   const sorted = latencies.map(l => l[1]).sort((a, b) => a - b);
   return sorted[(sorted.length - 1) >> 1];
@@ -176,7 +180,7 @@ async function draw() {
 
 async function readStream() {
   const reply = await fetch(streamUrl(), {cache: "no-store"});
-  if (!reply.ok || !reply.body) throw new Error("stream: HTTP " + reply.status);
+  if (!reply.ok || !reply.body) throw new Error(String(reply.status));
   const reader = reply.body.getReader();
   let buffer = new Uint8Array(0);
   for (;;) {
@@ -191,12 +195,13 @@ async function readStream() {
 }
 async function keepStreaming() {
   for (;;) {
+    let wait = 1000;
     try {
       await readStream();
-    } catch (e) {
-      // the server went away, is busy or closing: try again
+    } catch (e) {  // the server went away, is closing, or busy (503: as it asks, in 5 s)
+      if (e.message === "503") wait = 5000;
     }
-    await sleep(1000);
+    await sleep(wait);
   }
 }
 function connectImg() { view.src = streamUrl(); }
