@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if old is not None:
         trackers["old code"] = lambda: old(max_age=0.65)
     print(f"\n{'rate':>5} {'tracker':<13} {'runs':>4} {'frames':>6} {'people':>6} {'cross':>5} "
-          f"{'id sw':>6} {'worst':>6} {'sw/p/x':>6} {'frag':>5} {'ids':>5} {'max ids':>7}")
+          f"{'id sw':>6} {'worst':>6} {'sw/p/x':>6} {'frag':>5} {'ids':>5} {'max ids':>7} {'ids/pp':>6}")
     passed = True
     for rate, step in RATES:
         for name, make in trackers.items():
@@ -96,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{rate:>5} {name:<13} {row['runs']:>4} {row['frames']:>6.0f} {len(WALKERS):>6} "
                   f"{sum(crossings) // 2:>5} {row['switches']:>6.2f} {row['worst']:>6} "
                   f"{row['worst_ratio']:>6.2f} {row['fragments']:>5.2f} {row['ids']:>5.1f} "
-                  f"{row['max_ids']:>7}" + ("" if name != "new" or rate == 25 else
+                  f"{row['max_ids']:>7} {row['per_person']:>6.2f}" + ("" if name != "new" or rate == 25 else
                                             "  PASS" if ok else "  FAIL"))
     print("\nid sw, frag, ids: means per run; worst: the most switches in one run; sw/p/x: the "
-          "most id switches of one person in one run per crossing they take part in (target <= 1)")
+          "most id switches of one person in one run per crossing they take part in (target <= 1); "
+          "frag: the detector's gaps (the same for every tracker); ids/pp: distinct ids a person "
+          "carried (1: one id all along)")
     if args.sweep:
         _sweep(skeletons, truth, crossings)
     print(f"\ntarget (new, 5 and 2 FPS, every run, every person): {'PASS' if passed else 'FAIL'}; "
@@ -125,7 +127,8 @@ def _rate_row(make, skeletons, truth, step: int, crossings: list[int]) -> dict:
             "switches": np.mean([sum(s.switches) for s in scores]),
             "worst": max(sum(s.switches) for s in scores), "worst_ratio": max(ratios),
             "fragments": np.mean([sum(s.fragments) for s in scores]),
-            "ids": np.mean([s.ids for s in scores]), "max_ids": max(s.ids for s in scores)}
+            "ids": np.mean([s.ids for s in scores]), "max_ids": max(s.ids for s in scores),
+            "per_person": np.mean([np.mean(s.person_ids) for s in scores])}
 
 
 def _replay(tracker, skeletons, truth, step: int, phase: int):

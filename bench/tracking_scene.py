@@ -157,6 +157,7 @@ class RunScore:
     matched: list[int]  # frames in which the person had a skeleton
     ids: int            # distinct track ids given in the run
     frames: int
+    person_ids: list[int]  # distinct track ids each person was given
 
 
 def visible(labels: np.ndarray, walkers: tuple[Walker, ...], share: float = 0.3) -> list[bool]:
@@ -183,6 +184,7 @@ def score_run(per_frame: list[tuple[dict[int, int], list[int], list[bool]]],
     interrupted = [False] * people
     switches, fragments, matched = [0] * people, [0] * people, [0] * people
     ids: set[int] = set()
+    carried: list[set[int]] = [set() for _ in range(people)]
     for owners, track_ids, seen in per_frame:
         ids.update(track_ids)
         now = {person: track_ids[s] for s, person in owners.items()}
@@ -196,5 +198,6 @@ def score_run(per_frame: list[tuple[dict[int, int], list[int], list[bool]]],
             if last_id[person] is not None and now[person] != last_id[person]:
                 switches[person] += 1
             last_id[person] = now[person]
+            carried[person].add(now[person])
             matched[person] += 1
-    return RunScore(switches, fragments, matched, len(ids), len(per_frame))
+    return RunScore(switches, fragments, matched, len(ids), len(per_frame), [len(c) for c in carried])

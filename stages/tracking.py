@@ -29,11 +29,19 @@ camera at 2 FPS behave alike, and near and far people alike:
   enough for a brisk walk.
 * Tracks and people are paired one to one at least total cost (the
   Hungarian method, ``stages.assignment``), within the gate. The cost is the
-  distance plus twice the change of size (``|ln|`` of the ratio of the
-  common parts' extents): a person does not grow or shrink much between
-  frames, while a near and a far person who pass each other differ, which
-  tells them apart when both predictions are poor (at 2 FPS, a person who
-  turns round moves half a body away from where they were predicted).
+  distance plus three terms:
+
+  - twice the change of size (``|ln|`` of the ratio of the common parts'
+    extents): a person does not grow or shrink much between frames, while a
+    near and a far person who pass each other differ, which tells them apart
+    when both predictions are poor (at 2 FPS, a person who turns round moves
+    half a body away from where they were predicted);
+  - the share of parts not in both skeletons: a stray piece of skeleton (the
+    network sometimes finds a head, or an arm, as a second person next to
+    the whole one) does not take the track of the whole person;
+  - 0.5 per second since the track was last seen: of two tracks that fit a
+    person, the one that followed them in the last frame keeps them, and
+    the other, a stray piece's, runs out of memory instead of taking turns.
 * A matched track takes the person's keypoints and updates its velocity:
   the mean displacement of the common parts per second, smoothed over about
   0.2 s of stream time (at 25 FPS detection noise averages out; at 2 FPS
@@ -59,8 +67,11 @@ import numpy as np
 from stages.assignment import min_cost_pairs
 from stages.frames import Person, Result
 
-_VELOCITY_TIME = 0.2  # seconds: the velocity is the displacement smoothed over about this
-_SCALE_WEIGHT = 2.0  # cost of a size change by a factor e, in body sizes of distance
+# Weights of the cost's terms (module docstring), set on bench/bench_tracking.py's clip
+_SCALE_WEIGHT = 2.0     # per unit of |ln| of the size ratio
+_UNSHARED_WEIGHT = 1.0  # per share of the two skeletons' parts not in both
+_STALE_WEIGHT = 0.5     # per second since the track was last seen
+_VELOCITY_TIME = 0.2    # seconds of stream time the velocity is smoothed over
 
 
 @dataclass(slots=True)
@@ -165,29 +176,30 @@ class PoseTracker:
         return ids
 
     def _costs(self, tracks: list[_Track], t: float, people: tuple[Person, ...]) -> np.ndarray:
-        """Track x person distances in body sizes; ``inf`` outside the gate."""
+        """Track x person costs (module docstring); ``inf`` outside the gate."""
         costs = np.full((len(tracks), len(people)), np.inf)
         present = [_present(p.keypoints) for p in people]
         sizes = [_diagonal(p.keypoints) for p in people]
         for ti, track in enumerate(tracks):
             predicted = track.predicted(t, self.predict)
             track_present, track_size = _present(track.keypoints), _diagonal(track.keypoints)
-            gate = self.max_distance + self.max_speed * (t - track.seen_at)
+            dt = t - track.seen_at
+            gate = self.max_distance + self.max_speed * dt
             for pi, person in enumerate(people):
                 common = track_present & present[pi]
                 if not common.any():
                     continue
                 size = max(track_size, sizes[pi], self.min_size)
-                distance = np.linalg.norm(person.keypoints[common, :2] - predicted[common], axis=1)
-                cost = float(distance.mean() / size)
-                if cost <= gate:
-                    costs[ti, pi] = cost + self._scale_change(predicted[common],
-                                                              person.keypoints[common, :2])
+                xy = person.keypoints[common, :2]
+                distance = float(np.linalg.norm(xy - predicted[common], axis=1).mean() / size)
+                if distance <= gate:
+                    shared = common.sum() / (track_present | present[pi]).sum()
+                    costs[ti, pi] = (distance + self._scale_change(predicted[common], xy)
+                                     + _UNSHARED_WEIGHT * (1 - shared) + _STALE_WEIGHT * dt)
         return costs
 
     def _scale_change(self, before: np.ndarray, after: np.ndarray) -> float:
-        """|ln| of the size ratio of the same parts in two skeletons: a person does not
-        grow or shrink much between frames, two people at other depths differ."""
+        """The cost of a change of size between the same parts of two skeletons."""
         a = max(_extent(before), self.min_size)
         b = max(_extent(after), self.min_size)
         return _SCALE_WEIGHT * abs(math.log(a / b))

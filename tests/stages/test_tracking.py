@@ -256,6 +256,39 @@ def test_a_near_and_a_far_person_passing_are_told_apart_by_size(monkeypatch):
     assert _near_and_far_pass(PoseTracker()) == [2, 1]
 
 
+def _piece_beside_whole(tracker: PoseTracker) -> list[int]:
+    """A whole person, then the whole person 4 px on and, where their head was, a
+    stray head-only skeleton (the network finds such pieces)."""
+    tracker(_timed(0, 0.0, [_person(100, 100)]))
+    out = tracker(_timed(1, 0.04, [_person(104, 100), _person(100, 100, missing=range(1, 14))]))
+    return [p.track_id for p in out.people]
+
+
+def test_a_stray_piece_does_not_take_the_whole_persons_track(monkeypatch):
+    from stages import tracking
+
+    assert _piece_beside_whole(PoseTracker()) == [1, 2]
+    monkeypatch.setattr(tracking, "_UNSHARED_WEIGHT", 0.0)  # the head fits better on its own
+    assert _piece_beside_whole(PoseTracker()) == [2, 1]
+
+
+def _fresh_against_stale(tracker: PoseTracker) -> int:
+    """Track 1 follows a standing person to t = 0.4 s; track 2 (a duplicate skeleton's,
+    once) was last seen at t = 0.2 s 4 px to the right, where the person is at 0.44 s."""
+    tracker(_timed(0, 0.0, [_person(100, 100)]))
+    tracker(_timed(1, 0.2, [_person(100, 100), _person(104, 100)]))
+    tracker(_timed(2, 0.4, [_person(100, 100)]))
+    return tracker(_timed(3, 0.44, [_person(104, 100)])).people[0].track_id
+
+
+def test_the_track_seen_last_keeps_its_person(monkeypatch):
+    from stages import tracking
+
+    assert _fresh_against_stale(PoseTracker()) == 1
+    monkeypatch.setattr(tracking, "_STALE_WEIGHT", 0.0)  # ids would take turns
+    assert _fresh_against_stale(PoseTracker()) == 2
+
+
 def _absent_for(frames: int, fps: float, memory: float) -> list[int]:
     """A person seen for 5 frames, missing for ``frames`` frames, seen again; frame numbers
     step by 3 (as with --frame-step 3): only the pts count."""
