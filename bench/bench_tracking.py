@@ -57,7 +57,11 @@ from stages.tracking import DEFAULT_MEMORY, PoseTracker  # noqa: E402
 from tracking_scene import SIZE, WALKERS, Scene, match_people, score_run, visible  # noqa: E402
 
 FPS = 25
-RATES = ((25, 1), (5, 5), (2, 13))  # nominal rate, frame step (2 FPS: every 13th, 1.9 FPS)
+# nominal rate, frame step (2 FPS: every 13th, 1.9 FPS); 0: a live source at 2-3 FPS, each
+# gap 8 to 13 frames at random (what a CPU that manages 2-3 FPS takes from a 25 FPS camera)
+RATES = ((25, 1), (5, 5), (2, 13), ("2-3", 0))
+LIVE_GAPS = (8, 14)  # numpy's integers(): 8 to 13
+LIVE_RUNS = 13
 OLD_COMMIT = "6ea4da0"  # the last commit with the tracker of before issue 15
 SWEEP = (0.65, 1.0, 1.5, 2.0, 3.0, 4.0)
 _IMAGE = np.zeros((4, 4, 3), np.uint8)
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, make in trackers.items():
             row = _rate_row(make, skeletons, truth, step, crossings)
             ok = row["worst_ratio"] <= 1.0
-            if name == "new" and rate in (5, 2):
+            if name == "new" and rate != 25:
                 passed &= ok
             print(f"{rate:>5} {name:<13} {row['runs']:>4} {row['frames']:>6.0f} {len(WALKERS):>6} "
                   f"{sum(crossings) // 2:>5} {row['switches']:>6.2f} {row['worst']:>6} "
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
           "carried (1: one id all along)")
     if args.sweep:
         _sweep(skeletons, truth, crossings)
-    print(f"\ntarget (new, 5 and 2 FPS, every run, every person): {'PASS' if passed else 'FAIL'}; "
+    print(f"\ntarget (new, 5, 2 and 2-3 FPS, every run, every person): {'PASS' if passed else 'FAIL'}; "
           f"{time.monotonic() - started:.0f} s")
     return 0 if passed else 1
 
@@ -121,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rate_row(make, skeletons, truth, step: int, crossings: list[int]) -> dict:
-    scores = [_replay(make(), skeletons, truth, step, phase) for phase in range(step)]
+    runs = [_processed(len(skeletons), step, phase) for phase in range(step or LIVE_RUNS)]
+    scores = [_replay(make(), skeletons, truth, frames) for frames in runs]
     ratios = [max(s / max(c, 1) for s, c in zip(score.switches, crossings)) for score in scores]
     return {"runs": len(scores), "frames": np.mean([s.frames for s in scores]),
             "switches": np.mean([sum(s.switches) for s in scores]),
@@ -131,9 +136,20 @@ def _rate_row(make, skeletons, truth, step: int, crossings: list[int]) -> dict:
             "per_person": np.mean([np.mean(s.person_ids) for s in scores])}
 
 
-def _replay(tracker, skeletons, truth, step: int, phase: int):
+def _processed(count: int, step: int, phase: int) -> list[int]:
+    """The frames a run processes: every ``step``-th from ``phase``, or live-like gaps."""
+    if step:
+        return list(range(phase, count, step))
+    rng = np.random.default_rng(phase)
+    frames = [int(rng.integers(*LIVE_GAPS))]
+    while frames[-1] < count:
+        frames.append(frames[-1] + int(rng.integers(*LIVE_GAPS)))
+    return frames[:-1]
+
+
+def _replay(tracker, skeletons, truth, frames: list[int]):
     per_frame = []
-    for index in range(phase, len(skeletons), step):
+    for index in frames:
         people = tuple(Person(keypoints=k, score=1.0) for k in skeletons[index])
         frame = Frame(source="bench", index=index, pts=index / FPS, image=_IMAGE)
         out = tracker(Result(frame=frame, people=people))
