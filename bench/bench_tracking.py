@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     old = _old_tracker()
     if old is not None:
         trackers["old code"] = lambda: old(max_age=0.65)
+    print(f"new: the tracker as shipped (--track-memory {DEFAULT_MEMORY:g}); old settings: its "
+          "code with 0.65 s and a fixed gate; old code: stages/tracking.py before issue 15")
     print(f"\n{'rate':>5} {'tracker':<13} {'runs':>4} {'frames':>6} {'people':>6} {'cross':>5} "
           f"{'id sw':>6} {'worst':>6} {'sw/p/x':>6} {'frag':>5} {'ids':>5} {'max ids':>7} {'ids/pp':>6}")
     passed = True

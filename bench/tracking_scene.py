@@ -138,7 +138,8 @@ def match_people(skeletons: list[np.ndarray], labels: np.ndarray) -> dict[int, i
     for s, keypoints in enumerate(skeletons):
         present = keypoints[:, 2] > 0
         xy = np.round(keypoints[present, :2]).astype(int)
-        inside = (xy[:, 0] >= 0) & (xy[:, 0] < labels.shape[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < labels.shape[0])
+        inside = ((xy[:, 0] >= 0) & (xy[:, 0] < labels.shape[1])
+                  & (xy[:, 1] >= 0) & (xy[:, 1] < labels.shape[0]))
         for label in labels[xy[inside, 1], xy[inside, 0]]:
             if label >= 0:
                 votes[s, label] += 1
