@@ -1,9 +1,11 @@
 """Bare network FPS of every CPU backend present, each in its own process.
 
-For each backend (TensorFlow; OpenVINO in f32 and in its native precision,
-bf16 on CPUs with AMX), at 432x368 and 656x368, batch 1 and 4: frames per
+For each backend (TensorFlow; OpenVINO in f32, in its native precision,
+bf16 on CPUs with AMX, and in int8 when nncf is installed or the int8 IR is
+in the model cache), at 432x368 and 656x368, batch 1 and 4: frames per
 second over repeated calls on a real frame (scikit-image's astronaut), after
-warm-up, and the ratio to TensorFlow at the same size and batch.
+warm-up, and the ratios to TensorFlow and to OpenVINO f32 at the same size
+and batch (issue 14's target for int8: at least 1.7x OpenVINO f32 at batch 1).
 
 Each backend runs in a fresh process, so no engine's idle thread pools share
 the cores with the one being measured (a TensorFlow session left in the
@@ -36,7 +38,7 @@ import skimage.data  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.backend import BackendConfig, load_backend  # noqa: E402
-from models.fetch import fetch_model  # noqa: E402
+from models.fetch import cache_dir, fetch_model  # noqa: E402
 from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
 
 SIZES = ((432, 368), (656, 368))
@@ -69,6 +71,18 @@ def measure(name: str, precision: str, seconds: float) -> None:
         backend.close()
 
 
+def cpu_flags() -> str:
+    """The CPU's model name and the flags that decide f32, bf16 and int8 speed."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+    return f"{model}; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=4.0, help="time per measurement")
@@ -79,9 +93,12 @@ def main() -> None:
         measure(*args.one, args.seconds)
         return
     fetch_model(get_model(DEFAULT_MODEL))  # once, before the children race for it
+    print(f"CPU: {cpu_flags()}")
     engines = [("tf", "f32")]
     if importlib.util.find_spec("openvino"):
         engines += [("openvino", "f32"), ("openvino", "auto")]
+        if importlib.util.find_spec("nncf") or any((cache_dir() / "ir").glob("*-int8-*/model.xml")):
+            engines.append(("openvino", "int8"))
     runs: dict[tuple, list[float]] = {}
     shown: dict[tuple, str] = {}
     for r in range(args.rounds):
@@ -94,12 +111,15 @@ def main() -> None:
                     key = (name, precision, row["size"], row["batch"])
                     runs.setdefault(key, []).append(row["fps"])
                     shown[key] = row["precision"]
-    print(f"{'backend':10s} {'precision':9s} {'size':8s} {'batch':>5s} {'FPS':>7s} {'range':>13s} {'vs tf':>6s}")
+    print(f"{'backend':10s} {'precision':9s} {'size':8s} {'batch':>5s} {'FPS':>7s} {'range':>13s} {'vs tf':>6s} "
+          f"{'vs ov f32':>9s}")
     for (name, precision, size, b), rates in runs.items():
         med = statistics.median(rates)
         base = statistics.median(runs[("tf", "f32", size, b)])
+        ov = runs.get(("openvino", "f32", size, b))
+        versus_ov = f"{med / statistics.median(ov):8.2f}x" if ov else ""
         print(f"{name:10s} {shown[(name, precision, size, b)]:9s} {size:8s} {b:5d} {med:7.2f} "
-              f"{min(rates):6.2f}-{max(rates):6.2f} {med / base:5.2f}x")
+              f"{min(rates):6.2f}-{max(rates):6.2f} {med / base:5.2f}x {versus_ov}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,13 @@ given), prints:
 The two kinds of run alternate, ``--repeat`` times each (default 2); the
 ratio is of their medians.
 
+``--versus PRECISION`` compares two precisions instead (issue 14: int8
+against f32, target at least 1.5x): runs with the video at ``--precision``
+and at PRECISION alternate, and the ratio of their end-to-end FPS and of
+their bare network FPS is printed.
+
 Usage: .venv/bin/python bench/bench_pipeline.py [--clip FILE] [--seconds 6] [--workers N]
-       [--repeat 2]
+       [--repeat 2] [--precision int8 --versus f32]
 """
 
 from __future__ import annotations
@@ -107,9 +112,13 @@ def main() -> None:
     ap.add_argument("--precision", default="f32")
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each kind, alternating")
+    ap.add_argument("--versus", help="another precision: compare the two end to end (with video)")
     args = ap.parse_args()
     config = JobConfig(resolution=parse_resolution(args.resolution), workers=args.workers,
                        backend=args.backend, precision=args.precision, preset=args.preset)
+    if args.versus:
+        versus(config, args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         clip = args.clip or make_sample_clip(Path(tmp) / "people720p.mp4", seconds=args.seconds,
                                              fps=Fraction(25), size=(1280, 720))
@@ -128,6 +137,28 @@ def main() -> None:
           f"{runs[0].summary.frames_written} frames, network {args.resolution}, "
           f"backend {plan.backend} {args.precision}, workers {plan.workers}")
     report(runs, net)
+
+
+def versus(config: JobConfig, args) -> None:
+    """Alternate end-to-end runs (with video) at two precisions; print both and their ratio."""
+    precisions = (config.precision, args.versus)
+    fps: dict[str, list[float]] = {p: [] for p in precisions}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = args.clip or make_sample_clip(Path(tmp) / "people720p.mp4", seconds=args.seconds,
+                                             fps=Fraction(25), size=(1280, 720))
+        net = {p: network_fps(dataclasses.replace(config, precision=p), clip) for p in precisions}
+        for i in range(max(1, args.repeat)):
+            for p in precisions:
+                run = end_to_end(clip, Path(tmp) / f"out-{i}-{p}", dataclasses.replace(config, precision=p))
+                fps[p].append(run.fps)
+                print(f"run {i + 1} {p:5s}: {run.fps:6.2f} FPS, CPU {1000 * run.cpu_per_frame:5.1f} ms/frame; "
+                      f"stage ms/frame: {run.stages()}; engine {run.summary.engine or ''}", flush=True)
+    a, b = precisions
+    e2e = {p: statistics.median(v) for p, v in fps.items()}
+    print(f"clip: {clip.name if args.clip else '1280x720 sample'}, network {args.resolution}")
+    for p in precisions:
+        print(f"{p:5s}: end-to-end {e2e[p]:6.2f} FPS, bare network {net[p]:6.2f} FPS (batch 1)")
+    print(f"ratio {a} / {b}: end to end {e2e[a] / e2e[b]:.2f}x, network {net[a] / net[b]:.2f}x")
 
 
 def report(runs: list[Run], net: float) -> None:
