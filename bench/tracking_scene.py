@@ -7,8 +7,8 @@ of different periods, at three depths: the near one larger, lower and drawn
 on top, the far one smaller and higher. Every pair's vertical extents
 overlap, so each time two of them pass, the nearer hides the other: a
 crossing with an occlusion, the hard case for a tracker. Peak speeds are
-1.2 to 1.6 of the person's own picture height per second (an upper body of
-about 0.9 m walking at 1.1 to 1.4 m/s).
+1.1 to 1.6 of the person's own picture height per second (an upper body of
+about 0.9 m walking at 1.0 to 1.4 m/s).
 
 Identity comes from the compositing: ``Scene.labels(t)`` is the picture's map
 of which person is visible at each pixel, and a detected skeleton is that of
