@@ -17,7 +17,7 @@ tensor rounds the small channels away. The recipe here:
   saturate the int16 of AVX2's ``vpmaddubsw`` on CPUs without VNNI. Later
   layers read sparse ReLU outputs, where a saturating pair is rare;
   ``ENABLE`` (7-bit weights everywhere) cost 7.6 points of keypoint
-  agreement on the gate's pictures (88.9% against 96.5%), so it is not used.
+  agreement on the gate's pictures (88.9% against 96.4%), so it is not used.
   CPUs with VNNI or AMX accumulate in int32 and never saturate.
 
 Calibration frames come from ``models.calibration`` (packaged photos, never

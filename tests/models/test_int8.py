@@ -81,16 +81,18 @@ def test_without_nncf_an_empty_cache_says_what_to_install(int8_config, monkeypat
         load_backend(int8_config)
 
 
-def test_int8_with_another_backend_is_one_line_at_start(capsys, tmp_path):
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"")  # never opened: the option is refused first
-    code = run_stream.main([str(clip), "--backend", "tf", "--precision", "int8",
-                            "--outdir", str(tmp_path / "out")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0
-    assert len(err) == 1 and "--precision int8" in err[0] and "OpenVINO" in err[0], err
+def test_int8_with_another_backend_is_refused_before_anything_loads():
+    with pytest.raises(InputError, match="--precision int8 runs on the OpenVINO backend only"):
+        JobConfig(backend="tf", precision="int8")
     with pytest.raises(InputError, match="OpenVINO backend only"):
         JobConfig(backend="tests.fakes:ZeroBackend", precision="int8")
+
+
+def test_int8_is_not_offered_on_the_command_line_until_it_passes_the_gate(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        run_stream.main([str(tmp_path / "clip.mp4"), "--precision", "int8"])
+    assert exit_.value.code == 2
+    assert "--precision" in capsys.readouterr().err
 
 
 def int8_entries(cache: Path) -> list[Path]:
