@@ -117,12 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--mqtt", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
                       help="publish each frame's keypoints to PREFIX/<source>/pose and the "
                            "source's state to PREFIX/<source>/state (retained); needs paho-mqtt")
+    live.add_argument("--camera-size", metavar="WxH",
+                      help="picture size asked of /dev/videoN and camera indexes (default: the "
+                           "camera's own)")
+    live.add_argument("--camera-fps", type=float, metavar="N",
+                      help="frame rate asked of cameras (default: the camera's own)")
+    live.add_argument("--camera-format", metavar="FMT",
+                      help="what cameras send: mjpeg (often the only way to 30 FPS at 720p), "
+                           "yuyv (raw), h264, or any FFmpeg pixel format (default: the camera's)")
+    live.add_argument("--mirror", action="store_true",
+                      help="flip every source left-right before inference, as a selfie view: "
+                           "keypoints match what the person in front of it sees")
     p.add_argument("--config", type=Path, metavar="FILE.toml",
                    help="options from a TOML file (keys as the long options, e.g. workers = 2, "
                         'resolution = "656x368", input = ["rtsp://..."]); the command line overrides it')
     p.add_argument("--preview", metavar="[HOST:]PORT",
                    help="serve the annotated stream to browsers (MJPEG page with FPS and people "
                         "count) on 127.0.0.1:PORT, or HOST:PORT")
+    p.add_argument("--show", nargs="?", const="window", choices=("window", "fullscreen"),
+                   help="show the annotated stream in a local window (fullscreen: full screen); "
+                        "q or Esc in it, or closing it, ends the run (exit 0). Put it after the "
+                        "inputs, or write --show window")
     p.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve /healthz, /metrics (Prometheus) and /events (Server-Sent Events "
                         "of the keypoints) without the preview page; --preview implies it")
@@ -145,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"posestream: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_ERROR
         args = parser.parse_args(argv)
+    if args.show:  # before PyAV: its X libraries would take the place of Qt's (stages.show)
+        import cv2  # noqa: F401
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)  # also when a host program set up logging first
@@ -262,10 +279,13 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
     else:
         from stages.batch import BatchJob, batch_progress
         job = BatchJob(items, args.outdir, config, lanes=args.files_in_flight, force=args.force)
-        with batch_progress(items, job.reports, config) as progress, _preview(args) as preview:
+        with (batch_progress(items, job.reports, config) as progress, _preview(args) as preview,
+              _show(args) as window):
             job.preview = preview.publish if preview else None
+            _attach_show(window, job)
             result, stop_signal = _until_stopped(stop, job, on_result=progress.frame_done,
                                                  on_file=lambda r: progress.file_done(r.as_dict()))
+            stop_signal = stop_signal or _quit_by_user(window)
         reports = {key: r.as_dict() for key, r in result.items()}
         if job.engine is not None:
             print(f"engine: {job.engine}")
@@ -276,6 +296,8 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
     print(f"summary: {Path(args.outdir) / 'batch-summary.json'}")
     if args.summary_json is not None:  # the same table where the user asked for it
         write_summary_json(args.summary_json, summary)
+    if stop_signal == QUIT:  # the user closed the window: as a stop, but meant
+        return EXIT_OK
     if stop_signal:
         return 128 + stop_signal  # a stopped batch leaves the previous dataset as it was
     if "coco" in config.formats:
@@ -330,6 +352,32 @@ def _preview(args: argparse.Namespace, sources: tuple[str, ...] = (), status=Non
     return server
 
 
+QUIT = -1  # stands for a stop signal when the user quit the --show window
+
+
+def _show(args: argparse.Namespace, *, per_source: bool = False):
+    """The local window asked for with --show (its display checked now), or a no-op context."""
+    import contextlib
+
+    if not args.show:
+        return contextlib.nullcontext()
+    from stages.show import ShowWindow
+
+    return ShowWindow(fullscreen=args.show == "fullscreen", per_source=per_source)
+
+
+def _attach_show(window, job) -> None:
+    """Give ``job`` the window's step; the user's quit cancels it."""
+    if window is not None:
+        job.show = window.show
+        window.attach(job.cancel)
+
+
+def _quit_by_user(window) -> int | None:
+    """``QUIT`` if the user ended the run from the --show window."""
+    return QUIT if window is not None and window.quit else None
+
+
 def _serve_status(args: argparse.Namespace, job, stack) -> None:
     """Start --preview and --http for a live ``job`` (the preview serves the status routes too)."""
     from stages.http_server import parse_bind
@@ -347,15 +395,16 @@ def _serve_status(args: argparse.Namespace, job, stack) -> None:
 
 
 def _run_file(args: argparse.Namespace, stop, config, source: Path) -> int:
-    with _preview(args) as preview:
-        return _run_file_with(args, stop, config, source, preview)
+    with _show(args) as window, _preview(args) as preview:
+        return _run_file_with(args, stop, config, source, preview, window)
 
 
-def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview) -> int:
+def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview, window) -> int:
     from stages.console import FileProgress
     from stages.job import FileJob
 
     job = FileJob(source, args.outdir, config, preview=preview.publish if preview else None)
+    _attach_show(window, job)
     progress: list[FileProgress] = []
 
     def started(info) -> None:
@@ -368,7 +417,11 @@ def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview
         for bar in progress:
             bar.__exit__(None, None, None)
     _report(summary, args.summary_json)
-    if summary.interrupted:
+    if window is not None and _is_image(str(source)) and not summary.interrupted:
+        print("showing the picture: q or Esc in its window, or closing it, ends", file=sys.stderr)
+        stop.attach(window.stop)
+        window.wait()  # a still picture stays until the user is done with it
+    if summary.interrupted and not _quit_by_user(window):
         return 128 + (stop_signal or signal.SIGINT)
     return EXIT_OK
 
@@ -381,6 +434,7 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
 
     if not args.verbose and not args.debug:
         logging.getLogger().setLevel(logging.INFO)  # operators want every connection event
+    from stages.camera import parse_camera_size
     from stages.quantities import parse_duration, parse_size
 
     live = LiveConfig(transport=args.rtsp_transport, stall_timeout=args.stall_timeout,
@@ -389,10 +443,13 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
                       retain=parse_duration(args.retain, "--retain") if args.retain else None,
                       max_disk=parse_size(args.max_disk, "--max-disk") if args.max_disk else None,
                       live_log_size=parse_size(args.live_log_size, "--live-log-size"),
-                      mqtt=args.mqtt)
+                      mqtt=args.mqtt, mirror=args.mirror, camera_fps=args.camera_fps,
+                      camera_size=parse_camera_size(args.camera_size) if args.camera_size else None,
+                      camera_format=args.camera_format)
     job = LiveJob(specs, args.outdir, config, live)
     try:
         with contextlib.ExitStack() as stack:
+            _attach_show(stack.enter_context(_show(args, per_source=len(specs) > 1)), job)
             _serve_status(args, job, stack)
             stack.enter_context(LiveDashboard(job.snapshot))
             _, stop_signal = _until_stopped(stop, job)

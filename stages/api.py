@@ -44,7 +44,8 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
         config: Model, device and pipeline settings (``video`` is ``render``'s
             business here: nothing is written).
         render: Also draw the skeletons (``Result.image``).
-        live: Settings of a live source (transport, stall timeout, queue).
+        live: Settings of a live source (transport, stall timeout, queue, camera
+            size, rate and format, mirror).
 
     Raises:
         InputError: The input cannot be read.
@@ -97,7 +98,8 @@ def _check_nothing_written(live: LiveConfig) -> None:
 def live_source_options(config: JobConfig, live: LiveConfig) -> dict:
     """``LiveSource`` keywords from the run's settings."""
     return {"transport": live.transport, "stall_timeout": live.stall_timeout,
-            "max_retries": live.max_retries, "max_fps": config.max_fps}
+            "max_retries": live.max_retries, "max_fps": config.max_fps,
+            "camera": live.camera_options(), "mirror": live.mirror}
 
 
 def run(input: str | Path, outdir: str | Path = "out", *, config: JobConfig | None = None) -> JobSummary:

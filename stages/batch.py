@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-from stages.builder import Sink, build_pipeline, file_outputs, open_file_source, plan_engine
+from stages.builder import (Sink, build_pipeline, file_outputs, open_file_source, plan_engine,
+                            view_sinks)
 from stages.errors import OutputError, PosestreamError
 from stages.frames import Result
 from stages.inputs import BatchItem
@@ -150,13 +151,16 @@ class BatchJob(PipelineJob):
         lanes: Files decoded at once.
         force: Redo inputs whose outputs are already complete.
         preview: Shown each annotated frame as it is processed (the browser preview).
+        show: The same for the local window (``stages.show``).
     """
 
     def __init__(self, items: list[BatchItem], outdir: Path, config: JobConfig, *,
                  lanes: int = 2, force: bool = False,
-                 preview: Callable[[Result], Result] | None = None) -> None:
+                 preview: Callable[[Result], Result] | None = None,
+                 show: Callable[[Result], Result] | None = None) -> None:
         self.outdir = Path(outdir)
         self.preview = preview
+        self.show = show
         self.config = config
         self.lanes = max(1, lanes)
         todo, self.reports = plan_batch(items, self.outdir, config, force=force)
@@ -177,9 +181,9 @@ class BatchJob(PipelineJob):
             engine = plan_engine(self.config)
             self.engine = engine.record
             feeds = [(self._lane(), None) for _ in range(min(self.lanes, self.todo))]
-            sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
+            sinks: list[Sink] = view_sinks(self.preview, self.show)
             pipeline = build_pipeline(self.config, engine, feeds, name="batch", keyed=True,
-                                      pictures=bool(self.preview),
+                                      pictures=bool(sinks),
                                       sinks=sinks + [("write", self._write)])
             try:
                 self._drive(pipeline, on_result)

@@ -191,6 +191,13 @@ def build_pipeline(config: JobConfig, engine: Engine, feeds: Sequence[Feed], *, 
     return pipeline
 
 
+def view_sinks(preview: Callable[[Result], Result] | None,
+               show: Callable[[Result], Result] | None) -> list[Sink]:
+    """The sinks that show the drawn pictures as they come, each in its own stage:
+    the browser preview (``stages.preview``) and the local window (``stages.show``)."""
+    return [(stage, step) for stage, step in (("preview", preview), ("show", show)) if step]
+
+
 def _add_inference(pipeline: Pipeline, config: JobConfig, engine: Engine, freshest: dict) -> None:
     """Resize (its output channel per ``freshest``: live frames are dropped right
     before the pool rather than queued for it) and the pool, one copy per slot."""

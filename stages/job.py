@@ -15,7 +15,7 @@ from models.graph_file import check_frozen_graph
 from models.registry import DEFAULT_MODEL
 from pipeline import Pipeline, PipelineStatistics
 from stages.builder import (EngineRecord, Sink, build_pipeline, file_outputs, open_file_source,
-                            plan_engine)
+                            plan_engine, view_sinks)
 from stages.file_source import SourceInfo
 from stages.errors import InputError
 from stages.frames import Result
@@ -246,11 +246,13 @@ class FileJob(PipelineJob):
     """
 
     def __init__(self, input: Path, outdir: Path, config: JobConfig, *,
-                 preview: Callable[[Result], Result] | None = None) -> None:
+                 preview: Callable[[Result], Result] | None = None,
+                 show: Callable[[Result], Result] | None = None) -> None:
         self.input = Path(input)
         self.outdir = Path(outdir)
         self.config = config
         self.preview = preview
+        self.show = show  # the local window's step (stages.show)
         super().__init__()
 
     def run(self, on_result: Callable[[Result], None] | None = None,
@@ -273,9 +275,9 @@ class FileJob(PipelineJob):
             if on_start is not None:
                 on_start(source.info)
             with file_outputs(self.outdir, self.input, source, self.config) as outputs:
-                sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
+                sinks: list[Sink] = view_sinks(self.preview, self.show)
                 pipeline = build_pipeline(self.config, engine, [(source, source.close)],
-                                          name=self.input.name, pictures=bool(self.preview),
+                                          name=self.input.name, pictures=bool(sinks),
                                           sinks=sinks + [("write", outputs.write)])
                 written = self._drive(pipeline, on_result)
                 if not self.cancelled:

@@ -49,6 +49,10 @@ will get), and the end of the connection (``connection_ended``), all on the
 source's thread; ``stages.raw_record`` copies them into segments. It must be
 quick and must not raise.
 
+Cameras: ``camera`` options (size, rate, format) go to FFmpeg's v4l2 input
+(``stages.camera``); ``mirror`` flips every picture left-right before it is
+handed out, so inference sees what the person in front of the camera sees.
+
 Stopping: ``close()`` may be called from any thread. A source waiting to
 retry stops at once; one receiving frames stops at the next frame; one
 blocked inside FFmpeg (frozen server) stops when FFmpeg gives up, within
@@ -66,7 +70,9 @@ from fractions import Fraction
 from typing import Literal, Protocol
 
 import av
+import cv2
 
+from stages.camera import CAMERA_INDEX, VIDEO_DEVICE, check_camera_sources, open_camera
 from stages.credentials import display_name, mask_credentials
 from stages.file_source import SourceInfo
 from stages.errors import InputError
@@ -83,8 +89,6 @@ __all__ = ["LiveSource", "PacketHook", "RealTimePacer", "SourceEvent", "StreamCl
 
 EventKind = Literal["connected", "disconnected", "stalled", "retry", "gave_up"]
 
-_VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
-_CAMERA_INDEX = re.compile(r"\d+\Z")
 _LAVFI = "lavfi:"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._\-]{1,100}\Z")
 _TRANSPORTS = frozenset({"tcp", "udp", "udp_multicast", "http", "https"})
@@ -104,7 +108,7 @@ def is_live(spec: str) -> bool:
     """
     spec = spec.strip()
     return (spec.lower().startswith(STREAM_SCHEMES) or spec.startswith(_LAVFI)
-            or bool(_VIDEO_DEVICE.match(spec) or _CAMERA_INDEX.match(spec)))
+            or bool(VIDEO_DEVICE.match(spec) or CAMERA_INDEX.match(spec)))
 
 
 def _checked_name(name: str) -> str:
@@ -190,13 +194,16 @@ class LiveSource(StoppableSource):
             ``max_fps``.
         events: Recent ``SourceEvent``s, oldest first (the last 100).
         packets: The ``PacketHook`` (settable before the first ``next()``), or None.
+        camera: FFmpeg v4l2 options of a camera (``stages.camera``), or None.
+        mirror: Pictures are flipped left-right before they are handed out.
     """
 
     def __init__(self, spec: str, *, name: str | None = None, transport: str = "tcp",
                  stall_timeout: float = 5.0, max_retries: int | None = None,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
                  on_event: Callable[[SourceEvent], None] | None = None,
-                 max_fps: float | None = None, packets: PacketHook | None = None) -> None:
+                 max_fps: float | None = None, packets: PacketHook | None = None,
+                 camera: dict[str, str] | None = None, mirror: bool = False) -> None:
         """Check the settings; the first connection is made on the first ``next()``.
 
         Args:
@@ -222,17 +229,25 @@ class LiveSource(StoppableSource):
                 ``rate_dropped``). None for no cap.
             packets: Sees every video packet of every connection (see the
                 module docstring), or None.
+            camera: ``video_size``, ``framerate`` and ``input_format`` for a
+                camera's FFmpeg v4l2 input (``stages.camera.camera_options``).
+            mirror: Flip every picture left-right (a selfie view: keypoints
+                then match what the person in front of the camera sees).
 
         Raises:
             InputError: ``spec`` is not live, is a URL that ``validate_live_spec``
                 rejects, ``name`` is not a plain file name, or a setting is
                 out of range.
+            UsageError: ``camera`` options for a source that is not a camera.
         """
         self.masked_url = mask_credentials(spec)
         if not is_live(spec):
             raise InputError(f"{self.masked_url}: not a live source (expected rtsp://, "
                              f"rtsps://, http(s)://, /dev/videoN, a camera index or lavfi:)")
         validate_live_spec(spec)
+        check_camera_sources([spec], camera or {})
+        self.camera = dict(camera or {})
+        self.mirror = mirror
         _check_settings(self.masked_url, transport, stall_timeout, max_retries,
                         backoff_initial, backoff_max)
         self.max_fps = max_fps
@@ -312,7 +327,9 @@ class LiveSource(StoppableSource):
             container.close()
 
     def _open(self):
-        url, fmt, options = _open_args(self._spec, self.transport, self.stall_timeout)
+        url, fmt, options = _open_args(self._spec, self.transport, self.stall_timeout, self.camera)
+        if fmt == "v4l2":  # a refusal says which setting, in FFmpeg's log
+            return open_camera(url, options, self.stall_timeout)
         return av.open(url, format=fmt, options=options,
                        timeout=(self.stall_timeout, self.stall_timeout))
 
@@ -374,6 +391,8 @@ class LiveSource(StoppableSource):
             self.rate_dropped += 1
             return None
         image = av_frame.to_ndarray(format="bgr24")
+        if self.mirror:
+            image = cv2.flip(image, 1)
         if self.info is not None and image.shape[:2] != (self.info.height, self.info.width):
             self.info = _resized(self.info, image.shape[1], image.shape[0])
             log.info("%s: picture size changed to %dx%d", self.name,
@@ -411,14 +430,14 @@ def _check_settings(shown: str, transport: str, stall_timeout: float,
 
 
 def _default_name(spec: str) -> str:
-    if _CAMERA_INDEX.match(spec):
+    if CAMERA_INDEX.match(spec):
         return f"video{spec}"
     return display_name(spec)
 
 
-def _open_args(spec: str, transport: str, stall_timeout: float
+def _open_args(spec: str, transport: str, stall_timeout: float, camera: dict[str, str] | None = None
                ) -> tuple[str, str | None, dict[str, str]]:
-    """(url, format, options) for ``av.open``."""
+    """(url, format, options) for ``av.open``; ``camera`` options go to cameras only."""
     micros = str(round(stall_timeout * 1_000_000))
     lower = spec.lower()
     if lower.startswith(("rtsp://", "rtsps://")):
@@ -428,9 +447,9 @@ def _open_args(spec: str, transport: str, stall_timeout: float
         return spec, None, {"timeout": micros}
     if spec.startswith(_LAVFI):
         return spec[len(_LAVFI):], "lavfi", {}
-    if _CAMERA_INDEX.match(spec):
-        return f"/dev/video{spec}", "v4l2", {}
-    return spec, "v4l2", {}
+    if CAMERA_INDEX.match(spec):
+        return f"/dev/video{spec}", "v4l2", dict(camera or {})
+    return spec, "v4l2", dict(camera or {})
 
 
 def _decode(stream, packet) -> Iterator[av.VideoFrame]:

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Callable
 
 from stages.atomic import clean_dead_partials
-from stages.builder import LiveQueues, Sink, build_pipeline, plan_engine
-from stages.errors import InputError
+from stages.builder import LiveQueues, Sink, build_pipeline, plan_engine, view_sinks
+from stages.camera import camera_options, check_camera_sources, is_camera
+from stages.errors import InputError, UsageError
 from stages.frames import Frame, Result
 from stages.job import EngineRecord, JobConfig, PipelineJob
 from stages.live import LiveSource, SourceEvent
@@ -70,6 +71,11 @@ class LiveConfig:
         live_log_size: Bytes at which ``OUT/<source>/live.jsonl`` rolls to
             ``live.jsonl.1``.
         mqtt: ``mqtt://[user:pass@]host[:port]/prefix`` to publish to, or None.
+        camera_size: (width, height) asked of cameras, or None (their default).
+        camera_fps: Frames per second asked of cameras, or None.
+        camera_format: Pixel format or codec asked of cameras (mjpeg,
+            yuyv422, h264...), or None (see ``stages.camera``).
+        mirror: Flip every source's pictures left-right before inference.
     """
 
     transport: str = "tcp"
@@ -82,6 +88,10 @@ class LiveConfig:
     max_disk: int | None = None
     live_log_size: int = 64 << 20
     mqtt: str | None = None
+    camera_size: tuple[int, int] | None = None
+    camera_fps: float | None = None
+    camera_format: str | None = None
+    mirror: bool = False
 
     def __post_init__(self) -> None:
         if self.transport not in ("tcp", "udp"):
@@ -103,6 +113,15 @@ class LiveConfig:
             raise InputError(f"--max-disk {self.max_disk}: must be a positive number of bytes")
         if self.live_log_size < 4096:
             raise InputError(f"--live-log-size {self.live_log_size}: must be at least 4K")
+        if self.mirror and self.record == "raw":
+            raise UsageError("--mirror flips what is processed, but --record raw copies the "
+                             "camera's unflipped packets: its keypoints would not match")
+        self.camera_options()  # checks them
+
+    def camera_options(self) -> dict[str, str]:
+        """FFmpeg v4l2 options for the cameras (``stages.camera``)."""
+        return camera_options(size=self.camera_size, fps=self.camera_fps,
+                              format=self.camera_format)
 
 
 class LiveJob(PipelineJob):
@@ -118,15 +137,21 @@ class LiveJob(PipelineJob):
 
     def __init__(self, sources: list[tuple[str, str | None]], outdir: Path, config: JobConfig,
                  live: LiveConfig = LiveConfig(), *,
-                 preview: Callable[[Result], Result] | None = None) -> None:
+                 preview: Callable[[Result], Result] | None = None,
+                 show: Callable[[Result], Result] | None = None) -> None:
         self.outdir = Path(outdir)
         self.config = config
         self.live = live
         self.preview = preview
+        self.show = show  # the local window's step (stages.show), set by the CLI
+        camera = live.camera_options()
+        check_camera_sources([spec for spec, _ in sources], camera)
         self.status_server = None  # the --http/--preview server (stages.status_server), set by the CLI
         self._sources = [LiveSource(spec, name=name, transport=live.transport,
                                     stall_timeout=live.stall_timeout, max_retries=live.max_retries,
-                                    max_fps=config.max_fps, on_event=self._on_event)
+                                    max_fps=config.max_fps, on_event=self._on_event,
+                                    camera=camera if is_camera(spec) else None,
+                                    mirror=live.mirror)
                          for spec, name in sources]
         names = [s.name for s in self._sources]
         if len(set(names)) != len(names):
@@ -173,11 +198,11 @@ class LiveJob(PipelineJob):
         self.engine = engine.record
         self._started = time.monotonic()
         feeds = [(self._feed(source), source.close) for source in self._sources]
-        sinks: list[Sink] = [("preview", self.preview)] if self.preview else []
+        sinks: list[Sink] = view_sinks(self.preview, self.show)
         rendered = dataclasses.replace(self.config, video=self.record == "annotated")
         # every queue is short: a frame waits behind at most a few others anywhere
         pipeline = build_pipeline(rendered, engine, feeds, name="live",
-                                  pictures=bool(self.preview),
+                                  pictures=bool(sinks),
                                   sinks=sinks + [("write", self._write), ("publish", self.feed.publish)],
                                   live=LiveQueues(queue_size=self.live.queue_size,
                                                   on_drop=self._dropped))

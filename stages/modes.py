@@ -28,14 +28,15 @@ OPTION_MODES: dict[str, frozenset[str]] = {
                      "precision", "batch", "batch_timeout", "queue_size", "resize_out_ratio",
                      "smooth_kernel", "smooth_sigma", "refine", "model", "graph", "formats",
                      "track", "video", "audio", "config", "preview", "summary_json", "verbose",
-                     "debug"), ALL),
+                     "debug", "show"), ALL),  # show: an image stays shown until q
     "preset": ALL - {IMAGE},  # an image is not encoded with x264
     "track_memory": ALL - {IMAGE},  # one picture: nobody to remember
     **dict.fromkeys(("frame_step", "start", "end"), VIDEOS),
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster"), frozenset({BATCH})),
     **dict.fromkeys(("rtsp_transport", "stall_timeout", "max_retries", "segment", "live_queue",
                      "max_fps", "record", "retain", "max_disk", "live_log_size", "mqtt",
-                     "http"), frozenset({LIVE})),
+                     "http", "camera_size", "camera_fps", "camera_format", "mirror"),
+                    frozenset({LIVE})),
 }
 
 # option dest -> how the Python API takes it (None: it has no such thing)
@@ -53,8 +54,10 @@ API: dict[str, str | None] = {
     "max_retries": "results(live=LiveConfig.max_retries)",
     "live_queue": "results(live=LiveConfig.queue_size)",
     "mqtt": "results(live=LiveConfig.mqtt)",
+    **{dest: f"results(live=LiveConfig.{dest})" for dest in (
+        "camera_size", "camera_fps", "camera_format", "mirror")},
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster", "segment", "config", "preview",
-                     "summary_json", "verbose", "debug", "http"), None),
+                     "summary_json", "verbose", "debug", "http", "show"), None),
     # what a live run writes; results() writes nothing and rejects them
     **dict.fromkeys(("record", "retain", "max_disk", "live_log_size"), None),
 }
@@ -90,7 +93,7 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser, mod
         raise UsageError("--track-memory sets how long ids are kept: there are none with --no-track")
     if not args.video and given(args, parser, "preset"):
         raise UsageError("--preset sets the video's encoder: nothing is encoded with --no-video")
-    for dest in ("preview", "files_in_flight"):  # the files are processed on other machines
+    for dest in ("preview", "files_in_flight", "show"):  # the files are processed elsewhere
         if args.cluster and given(args, parser, dest):
             raise UsageError(f"--{dest.replace('_', '-')} is for batches on this machine, "
                              "not with --cluster")

@@ -52,7 +52,8 @@ def media(tmp_path) -> dict:
 
 
 class Recorder:
-    """Stands in for the jobs' ``run`` (and the cluster client): notes what ran, returns nothing done."""
+    """Stands in for the jobs' ``run``, the cluster client and the --show window's opening:
+    notes what ran, returns nothing done."""
 
     def __init__(self, monkeypatch) -> None:
         from stages import cluster
@@ -63,6 +64,8 @@ class Recorder:
         self.job = None
         self.cluster: dict | None = None
         recorder = self
+        from stages.show import ShowWindow  # no window opens: the job's run is not run either
+        monkeypatch.setattr(ShowWindow, "open", lambda window: window)
 
         def file_run(job, on_result=None, on_start=None):
             recorder.job = job
@@ -158,14 +161,26 @@ HONOURED = {
     "live_log_size": (["--live-log-size", "1M"], _live("live_log_size", 1 << 20)),
     "mqtt": (["--mqtt", "mqtt://127.0.0.1:1/posestream"],
              _live("mqtt", "mqtt://127.0.0.1:1/posestream")),
+    "camera_size": (["--camera-size", "640x480"], lambda job, ctx: job.live.camera_size == (640, 480)
+                    and job._sources[0].camera == {"video_size": "640x480"}),
+    "camera_fps": (["--camera-fps", "30"], lambda job, ctx: job.live.camera_fps == 30
+                   and job._sources[0].camera == {"framerate": "30"}),
+    "camera_format": (["--camera-format", "mjpeg"], lambda job, ctx: job.live.camera_format == "mjpeg"
+                      and job._sources[0].camera == {"input_format": "mjpeg"}),
+    "mirror": (["--mirror"], lambda job, ctx: job.live.mirror and job._sources[0].mirror),
     "http": (["--http", "127.0.0.1:0"], lambda job, ctx: job.status_server is not None),
     "config": (["--config", "{tmp}/opts.toml"], _config("queue_size", 5)),
     "preview": (["--preview", "127.0.0.1:0"], lambda job, ctx: job.preview is not None),
+    "show": (["--show", "fullscreen"], lambda job, ctx: job.show is not None
+             and job.show.__self__.fullscreen),
     "summary_json": (["--summary-json", "{tmp}/s.json"],
                      lambda job, ctx: json.loads((ctx["tmp"] / "s.json").read_text())),
     "verbose": (["-v"], lambda job, ctx: logging.getLogger().level <= logging.INFO),
     "debug": (["--debug"], _root_level(logging.DEBUG)),
 }
+
+# options honoured by cameras only: their live input is a camera (never opened here)
+CAMERA_ONLY = {"camera_size", "camera_fps", "camera_format"}
 
 # options that make a run of files a batch (they are honoured by becoming one)
 MAKES_A_BATCH = {"list", "cluster"}
@@ -186,6 +201,8 @@ CELLS = [(dest, mode) for dest in modes.OPTION_MODES for mode in modes.MODES]
 def test_option_in_mode_is_honoured_or_rejected(dest, mode, media, monkeypatch, capsys):
     monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)  # restored after
     tmp, inputs = media["tmp"], media["inputs"][mode]
+    if mode == modes.LIVE and dest in CAMERA_ONLY:
+        inputs = ["/dev/video0"]
     if dest == "force" and mode == modes.BATCH:  # outputs already complete, so --force shows
         assert run_stream.main([*map(str, inputs), "-o", str(tmp / "out"), "--backend", FAKE,
                                 "--resolution", "64x48"]) == 0

@@ -1,0 +1,149 @@
+"""Camera settings: the size, rate and format a V4L2 camera is asked for.
+
+``--camera-size WxH``, ``--camera-fps N`` and ``--camera-format NAME`` become
+the options of FFmpeg's v4l2 input (``video_size``, ``framerate``,
+``input_format``) for ``/dev/videoN`` and camera indexes; other live sources
+have no such settings, and naming one for them is a usage error. Many USB
+cameras give 5 FPS at 720p in raw YUYV and 30 FPS in MJPEG: the format is
+often what makes the rate.
+
+What can be checked before the camera opens is checked at start, as FFmpeg
+would: the size's WxH form, a positive rate, and a format FFmpeg knows (its
+v4l2 input takes a pixel format name for raw video, such as ``yuyv422``, or a
+decoder name for compressed video, such as ``mjpeg`` or ``h264``). Whether
+the camera offers them is known only when it opens: a refusal is FFmpeg's
+reason, with the line FFmpeg logged (``open_camera``), in the source's
+connection events.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import av
+import av.logging
+
+from stages.errors import InputError, UsageError
+
+__all__ = ["FLAGS", "camera_options", "check_camera", "check_camera_sources", "is_camera",
+           "open_camera", "parse_camera_size"]
+
+VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
+CAMERA_INDEX = re.compile(r"\d+\Z")
+MAX_SIDE = 8192
+FLAGS = {"video_size": "--camera-size", "framerate": "--camera-fps",
+         "input_format": "--camera-format"}  # FFmpeg's v4l2 option -> our flag
+ALIASES = {"yuyv": "yuyv422", "yuy2": "yuyv422", "mjpg": "mjpeg"}  # v4l2's own names -> FFmpeg's
+_SIZE = re.compile(r"(\d+)x(\d+)\Z")
+
+
+def is_camera(spec: str) -> bool:
+    """Whether ``spec`` is a V4L2 camera: ``/dev/videoN`` or a bare index such as ``0``."""
+    spec = spec.strip()
+    return bool(VIDEO_DEVICE.match(spec) or CAMERA_INDEX.match(spec))
+
+
+def parse_camera_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> ``(1280, 720)``.
+
+    Raises:
+        InputError: Not WxH with both sides 1 to ``MAX_SIDE``.
+    """
+    match = _SIZE.match(text.strip().lower())
+    if not match:
+        raise InputError(f"--camera-size {text!r}: expected WxH, e.g. 1280x720")
+    size = int(match[1]), int(match[2])
+    check_camera(size=size)
+    return size
+
+
+def check_camera(*, size: tuple[int, int] | None = None, fps: float | None = None,
+                 format: str | None = None) -> None:
+    """Camera settings are well formed (see the module docstring).
+
+    Raises:
+        InputError: One line naming the first bad setting.
+    """
+    if size is not None and not all(isinstance(s, int) and 1 <= s <= MAX_SIDE for s in size):
+        raise InputError(f"--camera-size {size[0]}x{size[1]}: each side must be 1 to {MAX_SIDE} pixels")
+    if fps is not None and not 0 < fps < math.inf:  # also false for nan
+        raise InputError(f"--camera-fps {fps}: must be a positive number of frames per second")
+    if format is not None:
+        _ffmpeg_format(format)
+
+
+def camera_options(*, size: tuple[int, int] | None = None, fps: float | None = None,
+                   format: str | None = None) -> dict[str, str]:
+    """FFmpeg v4l2 input options for the settings given (empty when none is).
+
+    Raises:
+        InputError: A setting is malformed (``check_camera``).
+    """
+    check_camera(size=size, fps=fps, format=format)
+    options = {}
+    if size is not None:
+        options["video_size"] = f"{size[0]}x{size[1]}"
+    if fps is not None:
+        options["framerate"] = f"{fps:g}"
+    if format is not None:
+        options["input_format"] = _ffmpeg_format(format)
+    return options
+
+
+def check_camera_sources(specs: list[str], options: dict[str, str]) -> None:
+    """Camera settings need a camera among ``specs`` (the others ignore them).
+
+    Raises:
+        UsageError: Settings given but no source is a camera.
+    """
+    if options and not any(is_camera(spec) for spec in specs):
+        flag = FLAGS[next(iter(options))]
+        raise UsageError(f"{flag} is for cameras (/dev/videoN or a camera index), not "
+                         "streams or test sources")
+
+
+def open_camera(url: str, options: dict[str, str], timeout: float):
+    """``av.open`` a V4L2 camera; a refusal carries the line FFmpeg logged about it.
+
+    FFmpeg's errors say only "Invalid argument"; its log says which setting the
+    camera refused ("Cannot find a proper format for codec 'mjpeg'..."). FFmpeg's
+    logging is off in PyAV by default (it costs on every frame), so it is
+    switched on for the open only.
+
+    Raises:
+        OSError: The open failed; the text is FFmpeg's reason and log line.
+    """
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            try:
+                return av.open(url, format="v4l2", options=options, timeout=(timeout, timeout))
+            except av.FFmpegError as exc:
+                said = "; ".join(f"[{name}] {text.strip()}" for _, name, text in logs if text.strip())
+                reason = exc.strerror or type(exc).__name__
+                raise OSError(exc.errno, f"{reason} ({said})" if said else reason) from None
+    finally:
+        av.logging.set_level(level)
+
+
+def _ffmpeg_format(name: str) -> str:
+    """FFmpeg's name for a camera format: a pixel format or a video decoder.
+
+    Raises:
+        InputError: FFmpeg knows no such pixel format or decoder.
+    """
+    wanted = ALIASES.get(name.strip().lower(), name.strip().lower())
+    try:
+        av.video.format.VideoFormat(wanted)
+        return wanted
+    except (ValueError, TypeError):
+        pass
+    try:
+        if av.codec.Codec(wanted, "r").type == "video":
+            return wanted
+    except (ValueError, av.FFmpegError):
+        pass
+    raise InputError(f"--camera-format {name!r}: FFmpeg knows no such pixel format or video "
+                     "decoder (e.g. mjpeg, yuyv422, h264, nv12)")
