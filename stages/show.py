@@ -59,6 +59,8 @@ FPS_WINDOW = 3.0  # seconds of arrival times behind the FPS figure
 POLL_MS = 15  # waitKey's wait while no new picture came: key and close latency
 REPAINT = 0.5  # seconds after which a window's last picture is put in again (a still picture:
 # under Xvfb a picture put in before the window was first painted was seen to stay unpainted)
+START_TIMEOUT = 10.0  # seconds the first window may take to open
+FIRST_SIZE = (640, 480)  # a window opened before its first picture; fitted to it then
 JOIN_TIMEOUT = 2.0  # seconds close() waits for a stuck display thread (a daemon) before leaving it
 PROBE_TIMEOUT = 20.0  # seconds the child that tries the display may take (it imports cv2)
 _PROBE = ("import cv2; cv2.namedWindow('posestream-probe', cv2.WINDOW_NORMAL); cv2.waitKey(1); "
@@ -127,6 +129,11 @@ class HighGui:
         if fullscreen:
             cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
         else:
+            cv2.resizeWindow(title, *size)
+
+    def fit(self, title: str, size: tuple[int, int], fullscreen: bool) -> None:
+        """Size the window to pictures of ``size`` (unless it is full screen)."""
+        if not fullscreen:
             cv2.resizeWindow(title, *size)
 
     def show(self, title: str, image: np.ndarray) -> None:
@@ -242,6 +249,7 @@ class ShowWindow:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ended = threading.Event()
+        self._opened = threading.Event()
         self._thread: threading.Thread | None = None
 
     def open(self) -> ShowWindow:
@@ -257,6 +265,11 @@ class ShowWindow:
             self.gui = HighGui()
         self._thread = threading.Thread(target=self._run, name="show-window", daemon=True)
         self._thread.start()
+        if not self._opened.wait(START_TIMEOUT):
+            self.stop()
+            raise InputError(f"--show: the window did not open within {START_TIMEOUT:g} s")
+        if self.error is not None:
+            raise InputError(f"--show: the window did not open: {self.error}")
         return self
 
     def attach(self, cancel: Callable[[], None]) -> None:
@@ -315,8 +328,19 @@ class ShowWindow:
 
     # -- the display thread
     def _run(self) -> None:
-        opened: dict[str, tuple[np.ndarray, float]] = {}  # title -> last picture, when put in
+        """The display loop. The first window (every window's, with ``per_source``: a
+        start window, closed at once) opens before any picture comes, while no pipeline
+        thread runs yet: Qt's X connection was seen to hang now and then when made
+        during a run, and a hang here fails ``open`` rather than the run."""
+        opened: dict[str, tuple[np.ndarray, float] | None] = {}  # title -> last picture, when
         try:
+            first = self.title if not self.per_source else f"{self.title}: starting"
+            self.gui.open(first, FIRST_SIZE, self.fullscreen)
+            if self.per_source:
+                self.gui.close(first)
+            else:
+                opened[first] = None
+            self._opened.set()
             while not self._stopping.is_set():
                 shown = self._show_newest(opened)
                 self._repaint(opened)
@@ -331,9 +355,10 @@ class ShowWindow:
         finally:
             for title in opened:
                 self.gui.close(title)
+            self._opened.set()
             self._ended.set()
 
-    def _show_newest(self, opened: dict[str, tuple[np.ndarray, float]]) -> bool:
+    def _show_newest(self, opened: dict[str, tuple[np.ndarray, float] | None]) -> bool:
         """Show each window's newest picture, if one came; whether any was shown."""
         with self._lock:
             slots = list(self._slots.items())
@@ -343,9 +368,13 @@ class ShowWindow:
                 picture = slot.get(timeout=0)
             except (TimeoutError, Cancelled, EndOfStream):
                 continue
+            height, width = picture.image.shape[:2]
             if title not in opened:
-                height, width = picture.image.shape[:2]
                 self.gui.open(title, (width, height), self.fullscreen)
+            if opened.get(title) is None:
+                self.gui.fit(title, (width, height), self.fullscreen)
+                log.info("show: window %r opened for %dx%d pictures%s", title, width, height,
+                         " (full screen)" if self.fullscreen else "")
             image = self.overlay.annotate(picture.image.copy(), picture.fps, picture.people)
             self.gui.show(title, image)
             opened[title] = (image, time.monotonic())
@@ -353,10 +382,13 @@ class ShowWindow:
             shown = True
         return shown
 
-    def _repaint(self, opened: dict[str, tuple[np.ndarray, float]]) -> None:
+    def _repaint(self, opened: dict[str, tuple[np.ndarray, float] | None]) -> None:
         """Put a window's last picture in again when no new one came for ``REPAINT`` s."""
         now = time.monotonic()
-        for title, (image, when) in opened.items():
+        for title, last in opened.items():
+            if last is None:
+                continue
+            image, when = last
             if now - when >= REPAINT:
                 self.gui.show(title, image)
                 opened[title] = (image, now)

@@ -48,6 +48,7 @@ class FakeGui:
         self.keys = list(keys)
         self.block = block
         self.opened: list[tuple] = []
+        self.fitted: list[tuple] = []
         self.images: list[tuple[str, np.ndarray]] = []
         self.threads: set[int] = set()
         self.open_titles: set[str] = set()
@@ -58,6 +59,10 @@ class FakeGui:
         self.threads.add(threading.get_ident())
         self.opened.append((title, size, fullscreen))
         self.open_titles.add(title)
+
+    def fit(self, title, size, fullscreen):
+        self.threads.add(threading.get_ident())
+        self.fitted.append((title, size, fullscreen))
 
     def show(self, title, image):
         self.threads.add(threading.get_ident())
@@ -100,7 +105,8 @@ def test_the_newest_picture_is_shown_with_its_figures_on_a_copy():
         assert window.show(result) is result
         assert gui.showed.wait(5)
     title, shown = gui.images[0]
-    assert title == "posestream" and gui.opened == [("posestream", (64, 48), True)]
+    assert title == "posestream" and gui.opened == [("posestream", (640, 480), True)]
+    assert gui.fitted == [("posestream", (64, 48), True)]  # opened before any picture came
     assert (shown[:8, :20] != 40).any()  # the FPS and people box, top left
     assert (result.image == 40).all()  # what is recorded has no figures drawn
     assert gui.closed == ["posestream"]
@@ -139,8 +145,20 @@ def test_one_window_per_source_when_asked():
     with ShowWindow(gui=gui, per_source=True) as window:
         window.show(_result("door"))
         window.show(_result("hall"))
-        _wait(lambda: len(gui.opened) == 2)
-    assert {title for title, _, _ in gui.opened} == {"posestream: door", "posestream: hall"}
+        _wait(lambda: len(gui.opened) == 3)
+    assert [title for title, _, _ in gui.opened] == ["posestream: starting", "posestream: door",
+                                                     "posestream: hall"]
+    assert gui.closed[0] == "posestream: starting"  # Qt set up before the run, then closed
+
+
+def test_a_window_that_does_not_open_fails_open_in_one_line(monkeypatch):
+    class Hung(FakeGui):
+        def open(self, title, size, fullscreen):
+            threading.Event().wait(5)
+
+    monkeypatch.setattr("stages.show.START_TIMEOUT", 0.2)
+    with pytest.raises(InputError, match=r"^--show: the window did not open within 0.2 s$"):
+        ShowWindow(gui=Hung()).open()
 
 
 def test_a_stuck_display_drops_pictures_and_never_waits():
@@ -256,6 +274,9 @@ def _shot_with_skeleton(display, tmp_path: Path, name: str, proc: subprocess.Pop
         (Path(SHOTS) / path.name).write_bytes(path.read_bytes())
     if _skeleton_colours(image) < 8:
         windows = display.describe()
+        native = subprocess.run(["gdb", "-p", str(proc.pid), "-batch", "-ex", "thread apply all bt 14"],
+                                capture_output=True, text=True, timeout=60).stdout
+        (tmp_path / "native.txt").write_text(native)
         proc.send_signal(signal.SIGABRT)
         proc.wait(10)
         raise AssertionError(f"no skeleton on the screen; windows: {windows}; the run: "
@@ -304,8 +325,8 @@ def test_a_picture_stays_shown_until_its_window_is_closed(xvfb, tmp_path):
     cv2.imwrite(str(photo), np.zeros((240, 320, 3), np.uint8))
     proc = _cli(xvfb, str(photo), "--show", tmp_path=tmp_path)
     try:
-        window = xvfb.wait_window("^posestream$")
         _shot_with_skeleton(xvfb, tmp_path, "picture-window", proc)
+        window = xvfb.wait_window("^posestream$")
         time.sleep(1.0)
         assert proc.poll() is None  # the run is done, the picture still shown
         xvfb.close(window)
@@ -320,7 +341,7 @@ def test_a_picture_stays_shown_until_its_window_is_closed(xvfb, tmp_path):
 @pytest.mark.slow
 def test_esc_in_a_file_window_keeps_a_playable_partial_video(xvfb, tmp_path):
     # --show fullscreen asks the window manager: Xvfb has none, so the window keeps its size
-    clip = make_test_clip(tmp_path / "clip.mp4", frames=400, fps=Fraction(25), size=(320, 240))
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=1000, fps=Fraction(25), size=(320, 240))
     proc = _cli(xvfb, str(clip), "--show", "fullscreen", tmp_path=tmp_path)
     try:
         window = xvfb.wait_window("^posestream$")
