@@ -5,7 +5,8 @@ The session fixture ``xvfb`` installs Debian's ``xvfb`` (the X server),
 ``python3-xlib`` (a window manager's close request, sent by Debian's
 ``/usr/bin/python3``) when one is missing, starts ``Xvfb`` on a free display
 number and stops it, by its PID, at the end. It skips, saying why, only if
-they cannot be installed.
+they cannot be installed. ``xvfb_with_window_manager`` is one display per
+test with Debian's ``openbox`` running on it, for full screen.
 """
 
 from __future__ import annotations
@@ -122,15 +123,14 @@ def _free_display() -> int:
     raise RuntimeError("no free X display number in :90-:199")
 
 
-@pytest.fixture(scope="session")
-def xvfb():
-    """A virtual X display for the session (``Display``); skips if Xvfb cannot be had."""
-    missing = [package for tool, package in PACKAGES.items() if shutil.which(tool) is None]
+def _start_display(packages: dict[str, str]):
+    """Install what is missing, start Xvfb on a free number; (Display, its process) or a skip."""
+    missing = [package for tool, package in packages.items() if shutil.which(tool) is None]
     if os.access(SYSTEM_PYTHON, os.X_OK) and not _xlib_ready():
         missing.append("python3-xlib")
     said = _install(missing) if missing else ""
-    if any(shutil.which(tool) is None for tool in PACKAGES) or not _xlib_ready():
-        pytest.skip(f"Xvfb, xdotool, imagemagick or python3-xlib unavailable: {said}")
+    if any(shutil.which(tool) is None for tool in packages) or not _xlib_ready():
+        pytest.skip(f"{', '.join(packages.values())} or python3-xlib unavailable: {said}")
     number = _free_display()
     proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", SCREEN, "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -140,12 +140,37 @@ def xvfb():
             proc.kill()
             pytest.skip(f"Xvfb :{number} did not start")
         time.sleep(0.05)
+    return Display(number, proc), proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        yield Display(number, proc)
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def xvfb():
+    """A virtual X display for the session (``Display``); skips if Xvfb cannot be had."""
+    display, proc = _start_display(PACKAGES)
+    try:
+        yield display
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        _stop(proc)
+
+
+@pytest.fixture
+def xvfb_with_window_manager():
+    """A display of its own with a window manager (Debian's ``openbox``), which full
+    screen needs: Xvfb alone has nobody to grant it."""
+    display, proc = _start_display({**PACKAGES, "openbox": "openbox"})
+    manager = subprocess.Popen(["openbox"], env=display.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        yield display
+    finally:
+        _stop(manager)
+        _stop(proc)

@@ -34,7 +34,7 @@ from stages.job import FileJob, JobConfig
 from stages.render import COLORS
 from stages.sample import make_test_clip
 from stages.show import ShowWindow, check_display
-from tests.display_fixtures import xvfb  # noqa: F401
+from tests.display_fixtures import xvfb, xvfb_with_window_manager  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 ONE_PERSON = "tests.fakes:OnePersonBackend"
@@ -344,7 +344,7 @@ def test_a_picture_stays_shown_until_its_window_is_closed(xvfb, tmp_path):
 
 @pytest.mark.slow
 def test_esc_in_a_file_window_keeps_a_playable_partial_video(xvfb, tmp_path):
-    # --show fullscreen asks the window manager: Xvfb has none, so the window keeps its size
+    # --show fullscreen asks the window manager: this Xvfb has none (see the test below)
     clip = make_test_clip(tmp_path / "clip.mp4", frames=1000, fps=Fraction(25), size=(320, 240))
     proc = _cli(xvfb, str(clip), "--show", "fullscreen", tmp_path=tmp_path)
     try:
@@ -357,3 +357,23 @@ def test_esc_in_a_file_window_keeps_a_playable_partial_video(xvfb, tmp_path):
     assert code == 0, err
     kept = sorted((tmp_path / "out").glob("clip*.mp4*"))
     assert kept and _decoded_frames(kept[0]) > 0, (kept, err)
+
+
+@pytest.mark.slow
+def test_fullscreen_fills_the_screen_under_a_window_manager(xvfb_with_window_manager, tmp_path):
+    display = xvfb_with_window_manager
+    proc = _cli(display, DARK_LIVE, "--show", "fullscreen", tmp_path=tmp_path)
+    try:
+        window = display.wait_window("^posestream$")
+        image = _shot_with_skeleton(display, tmp_path, "fullscreen-window", proc)
+        geometry = ""
+        deadline = time.monotonic() + 10
+        while "1280x720" not in geometry and time.monotonic() < deadline:
+            geometry = display._xdotool("getwindowgeometry", window)
+            time.sleep(0.2)
+        display.key(window, "q")
+        code, err = _finish(proc)
+    finally:
+        proc.kill()
+    assert "1280x720" in geometry, geometry  # the whole Xvfb screen (display_fixtures.SCREEN)
+    assert image.shape[:2] == (720, 1280) and code == 0, err
