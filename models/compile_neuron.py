@@ -78,20 +78,37 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        size, spec = _check_args(args)
-        require_neuron()
-        graph = args.graph if args.graph is not None else _default_graph(spec)
-        info = compile_graph(graph, args.output, size=size, batch=args.batch,
-                             dynamic_batch=args.dynamic_batch, spec=spec)
-    except PosestreamError as exc:
-        if args.debug:
-            raise
-        print(f"compile_neuron: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, InputError) else EXIT_ERROR
-    batch = f"batch {info.batch_size}" + (", dynamic" if info.dynamic_batch else "")
-    print(f"compiled {graph} for {info.resolution} ({batch}) -> {args.output}")
+    with _command_voice() as say:
+        try:
+            size, spec = _check_args(args)
+            require_neuron()
+            graph = args.graph if args.graph is not None else _default_graph(spec)
+            info = compile_graph(graph, args.output, size=size, batch=args.batch,
+                                 dynamic_batch=args.dynamic_batch, spec=spec)
+        except PosestreamError as exc:
+            if args.debug:
+                raise
+            say.error("error: %s", _one_line(exc))
+            return EXIT_USAGE if isinstance(exc, InputError) else EXIT_ERROR
+        batch = f"batch {info.batch_size}" + (", dynamic" if info.dynamic_batch else "")
+        say.info("compiled %s for %s (%s) -> %s", graph, info.resolution, batch, args.output)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _command_voice():
+    """The command's own messages: a logger that writes ``compile_neuron: ...`` lines
+    to stderr while ``main`` runs (set up here, never at import)."""
+    say = logging.getLogger("compile_neuron")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    say.addHandler(handler)
+    say.setLevel(logging.INFO)
+    say.propagate = False
+    try:
+        yield say
+    finally:
+        say.removeHandler(handler)
 
 
 def _check_args(args: argparse.Namespace) -> tuple[tuple[int, int], ModelSpec]:

@@ -3,8 +3,9 @@
     from stages.api import results, run
     from stages.job import JobConfig
 
+    people = {}
     for result in results("clip.mp4", config=JobConfig(workers=2)):
-        print(result.frame.index, result.frame.pts, len(result.people))
+        people[result.frame.pts] = len(result.people)
 
     summary = run("clip.mp4", "out")            # the same as the command line
 
