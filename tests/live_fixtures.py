@@ -17,6 +17,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +36,36 @@ INSTALL_SCRIPT = ROOT / "scripts" / "install_gstreamer.sh"
 _PROBE = "import gi; gi.require_version('GstRtspServer', '1.0')"
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
+
+
+def run_in_thread(job) -> tuple[threading.Thread, dict]:
+    """Run ``job.run()`` on a daemon thread; the dict gets ``stats`` (what it returned)
+    or ``error`` (what it raised), for the test to look at."""
+    out: dict = {}
+
+    def target() -> None:
+        try:
+            out["stats"] = job.run()
+        except BaseException as exc:  # noqa: BLE001 - looked at by the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def wait_for(predicate, what: str, timeout: float = 30.0) -> None:
+    """Poll ``predicate`` until true.
+
+    Raises:
+        AssertionError: Still false after ``timeout`` seconds, naming ``what``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

@@ -19,7 +19,7 @@ from stages.frames import Frame, Person, Result
 from stages.preview import PreviewServer
 from tests import browser
 
-WAIT = 5.0  # bound on every poll
+WAIT = 10.0  # bound on every poll (and request)
 
 
 def wait_until(predicate, timeout: float = WAIT) -> bool:

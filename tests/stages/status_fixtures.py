@@ -13,8 +13,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from stages.frames import Frame, Person, Result
-
-WAIT = 10.0  # bound on every poll
+from tests.stages.preview_fixtures import WAIT, wait_until  # noqa: F401 - shared with the status tests
 
 
 class Clock:
@@ -25,14 +24,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def wait_until(predicate, timeout: float = WAIT) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not (ok := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return ok
 
 
 def result(index: int, *, source: str = "cam", age: float = 0.0, people: int = 1) -> Result:

@@ -1,40 +1,15 @@
 """Live sources through the whole pipeline, against real RTSP servers on 127.0.0.1."""
 
-import threading
-import time
 
 import av
 
 from stages.job import JobConfig
 from stages.keypoint_log import read_keypoint_log
 from stages.live_job import LiveConfig, LiveJob
-from tests.live_fixtures import make_live_clip
+from tests.live_fixtures import make_live_clip, run_in_thread, wait_for
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
 DEADLINE = 30.0
-
-
-def _run_in_thread(job: LiveJob):
-    out = {}
-
-    def target():
-        try:
-            out["stats"] = job.run()
-        except BaseException as exc:  # noqa: BLE001
-            out["error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    return t, out
-
-
-def _wait(predicate, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _segments(outdir, name):
@@ -46,15 +21,15 @@ def test_two_cameras_one_killed_and_back_the_other_untouched(tmp_path, rtsp_serv
     cam1, cam2 = rtsp_server(clip), rtsp_server(clip)
     job = LiveJob([(cam1.url(), "cam1"), (cam2.url(), "cam2")], tmp_path / "out",
                   JobConfig(**FAKE), LiveConfig(stall_timeout=1.0))
-    t, out = _run_in_thread(job)
+    t, out = run_in_thread(job)
     try:
-        _wait(lambda: job.stats["cam1"].frames > 20 and job.stats["cam2"].frames > 20, "frames")
+        wait_for(lambda: job.stats["cam1"].frames > 20 and job.stats["cam2"].frames > 20, "frames")
         cam1.kill()
-        _wait(lambda: len(_segments(tmp_path / "out", "cam1")) >= 1, "cam1's segment to finish")
+        wait_for(lambda: len(_segments(tmp_path / "out", "cam1")) >= 1, "cam1's segment to finish")
         before = job.stats["cam2"].frames
         cam1.restart()
-        _wait(lambda: job.stats["cam1"].reconnects >= 1, "cam1 to reconnect")
-        _wait(lambda: job.stats["cam1"].frames > 40 and job.stats["cam2"].frames > before + 40,
+        wait_for(lambda: job.stats["cam1"].reconnects >= 1, "cam1 to reconnect")
+        wait_for(lambda: job.stats["cam1"].frames > 40 and job.stats["cam2"].frames > before + 40,
               "both to keep going")
     finally:
         job.cancel()
@@ -78,9 +53,9 @@ def test_a_slow_pipeline_drops_frames_and_latency_stays_bounded(tmp_path, rtsp_s
     job = LiveJob([(cam.url(), "cam")], tmp_path / "out",
                   JobConfig(backend="tests.fakes:SlowBackend", resolution=(64, 48)),
                   LiveConfig(queue_size=1))
-    t, out = _run_in_thread(job)
+    t, out = run_in_thread(job)
     try:
-        _wait(lambda: job.stats["cam"].frames >= 15, "15 frames")
+        wait_for(lambda: job.stats["cam"].frames >= 15, "15 frames")
     finally:
         job.cancel()
         t.join(DEADLINE)
@@ -98,9 +73,9 @@ def test_credentials_never_reach_names_files_or_logs(tmp_path, rtsp_server, capl
     cam = rtsp_server(make_live_clip(tmp_path / "c.mp4"), user="admin", password="s3cret")
     job = LiveJob([(cam.url(user="admin", password="s3cret"), None)], tmp_path / "out",
                   JobConfig(**FAKE), LiveConfig())
-    t, out = _run_in_thread(job)
+    t, out = run_in_thread(job)
     try:
-        _wait(lambda: next(iter(job.stats.values())).frames > 5, "frames")
+        wait_for(lambda: next(iter(job.stats.values())).frames > 5, "frames")
     finally:
         job.cancel()
         t.join(DEADLINE)

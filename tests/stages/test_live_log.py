@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from stages.job import JobConfig
 from stages.keypoint_log import read_keypoint_log
 from stages.live_job import LiveConfig, LiveJob
 from stages.live_log import LIVE_LOG, LiveLogFile, LiveLogs
-from tests.live_fixtures import make_live_clip
+from tests.live_fixtures import make_live_clip, wait_for
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48), video=False)
 DEADLINE = 30.0
@@ -28,15 +27,6 @@ POLLING = INOTIFY + ["---disable-inotify", "-s", "0.02"]  # reopens a rolled fil
 def _line(i: int, width: int = 100) -> bytes:
     head = f'{{"frame": {i}, "pad": "'
     return (head + "x" * (width - len(head) - 3) + '"}\n').encode()  # width bytes
-
-
-def _wait(predicate, what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # -- one file -------------------------------------------------------------------------------------
@@ -152,7 +142,7 @@ def _logged(folder: Path) -> list[dict]:
 
 
 def _followed(follower: Follower, expected: int) -> list[dict]:
-    _wait(lambda: len(follower.lines()) >= expected, f"tail to print {expected} lines", 10)
+    wait_for(lambda: len(follower.lines()) >= expected, f"tail to print {expected} lines", 10)
     follower.stop()
     return [json.loads(line) for line in follower.lines()]
 
@@ -162,7 +152,7 @@ def _run(job: LiveJob, until, what: str) -> None:
     thread = threading.Thread(target=lambda: out.setdefault("stats", job.run()), daemon=True)
     thread.start()
     try:
-        _wait(lambda: until() or not thread.is_alive(), what)
+        wait_for(lambda: until() or not thread.is_alive(), what)
     finally:
         job.cancel()
         thread.join(DEADLINE)

@@ -22,6 +22,7 @@ from stages.live_job import LiveConfig, LiveJob
 from stages.live_log import LIVE_LOG
 from stages.mqtt import INSTALL_HINT, MqttPublisher, parse_broker
 from stages.source_status import SourceMonitor
+from tests.live_fixtures import wait_for
 from tests.mqtt_fixtures import Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,15 +30,6 @@ FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48), video=False)
 LAVFI = "lavfi:testsrc2=size=64x48:rate=25"
 DEADLINE = 20.0
 SECRET = "s3cr3t-Pw@x/y"  # an "@" and a "/" in it, percent-encoded in the URL
-
-
-def _wait(predicate, what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _logged(folder: Path) -> list[dict]:
@@ -106,11 +98,11 @@ def test_records_arrive_on_pose_as_the_segment_logs_have_them(tmp_path, mqtt_bro
                   LiveConfig(segment_minutes=0.01, mqtt=broker.url("ps")))
     run = Running(job)
     try:
-        _wait(lambda: len(sub.on("ps/cam/pose")) >= 30, "30 records on ps/cam/pose")
+        wait_for(lambda: len(sub.on("ps/cam/pose")) >= 30, "30 records on ps/cam/pose")
     finally:
         run.stop()
         logged = _logged(tmp_path / "out" / "cam")
-        _wait(lambda: len(sub.on("ps/cam/pose")) >= len(logged), "every record", 5)
+        wait_for(lambda: len(sub.on("ps/cam/pose")) >= len(logged), "every record", 5)
         sub.close()
     poses = [json.loads(p) for p in sub.on("ps/cam/pose")]
     assert {p.pop("source") for p in poses} == {"cam"}
@@ -126,15 +118,15 @@ def test_the_state_is_retained_for_later_subscribers(mqtt_broker):
     monitor = SourceMonitor("cam1")
     publisher = MqttPublisher(broker.url("ps")).start({"cam1": monitor})
     try:
-        _wait(lambda: publisher.connected, "the connection")
+        wait_for(lambda: publisher.connected, "the connection")
         monitor.event(SourceEvent(source="cam1", kind="connected", message="connected",
                                   attempt=0, delay=0.0))
-        _wait(lambda: publisher.acked == publisher.sent >= 2, "the states to be acknowledged")
+        wait_for(lambda: publisher.acked == publisher.sent >= 2, "the states to be acknowledged")
     finally:
         publisher.close()
     late = Subscriber(broker, "ps/+/state")
     try:
-        _wait(lambda: late.messages, "the retained state")
+        wait_for(lambda: late.messages, "the retained state")
     finally:
         late.close()
     topic, payload, retained = late.messages[-1]
@@ -150,7 +142,7 @@ def test_records_queued_while_the_broker_is_away_reach_it_when_it_comes(mqtt_bro
             publisher.offer("cam", b'{"frame":%d}\n' % i, {})
         assert publisher.published["cam"] == 5 and publisher.acked == 0
         broker.start()
-        _wait(lambda: publisher.acked == 5, "the broker to acknowledge the queued records")
+        wait_for(lambda: publisher.acked == 5, "the broker to acknowledge the queued records")
     finally:
         publisher.close()
 
@@ -178,14 +170,14 @@ def test_a_broker_down_at_start_blocks_nothing_and_publishing_begins_when_it_is_
                   LiveConfig(mqtt=broker.url("ps")))
     run = Running(job)
     try:
-        _wait(lambda: job.monitors["cam"].frames >= 10, "10 frames with no broker")
+        wait_for(lambda: job.monitors["cam"].frames >= 10, "10 frames with no broker")
         assert not job.mqtt.connected
         broker.start()
         sub = Subscriber(broker, "ps/#")
         try:
-            _wait(lambda: job.mqtt.connected, "the publisher to connect")
+            wait_for(lambda: job.mqtt.connected, "the publisher to connect")
             after = job.monitors["cam"].frames
-            _wait(lambda: any(json.loads(p)["frame"] > after for p in sub.on("ps/cam/pose")),
+            wait_for(lambda: any(json.loads(p)["frame"] > after for p in sub.on("ps/cam/pose")),
                   "new records on ps/cam/pose")
         finally:
             sub.close()
@@ -204,23 +196,23 @@ def test_a_broker_killed_mid_run_never_stalls_the_pipeline_and_publishing_resume
     log_path = tmp_path / "out" / "cam" / LIVE_LOG
     run = Running(job)
     try:
-        _wait(lambda: job.mqtt.acked >= 10, "10 messages acknowledged")
+        wait_for(lambda: job.mqtt.acked >= 10, "10 messages acknowledged")
         broker.kill()
-        _wait(lambda: not job.mqtt.connected, "the publisher to notice")
+        wait_for(lambda: not job.mqtt.connected, "the publisher to notice")
         size = log_path.stat().st_size
         frames = job.monitors["cam"].frames
-        _wait(lambda: job.monitors["cam"].frames >= frames + 15 and log_path.stat().st_size > size,
+        wait_for(lambda: job.monitors["cam"].frames >= frames + 15 and log_path.stat().st_size > size,
               "frames written while the broker is down")
         queued = job.mqtt.sent  # before and during the outage
         broker.start()
         sub = Subscriber(broker, "ps/#")
         try:
             # QoS 1: what was queued while the broker was away reaches it after the restart
-            _wait(lambda: job.mqtt.acked >= queued, "the queued messages to be acknowledged")
+            wait_for(lambda: job.mqtt.acked >= queued, "the queued messages to be acknowledged")
             after = job.monitors["cam"].frames
-            _wait(lambda: any(json.loads(p)["frame"] > after for p in sub.on("ps/cam/pose")),
+            wait_for(lambda: any(json.loads(p)["frame"] > after for p in sub.on("ps/cam/pose")),
                   "records after the restart")
-            _wait(lambda: sub.on("ps/cam/state"), "the state, published again at the reconnect")
+            wait_for(lambda: sub.on("ps/cam/state"), "the state, published again at the reconnect")
         finally:
             sub.close()
     finally:
@@ -238,7 +230,7 @@ def test_the_password_never_shows_in_logs_stderr_files_or_payloads(tmp_path, mqt
                     LiveConfig(mqtt=broker.url("ps", user="cam", password=SECRET + "-wrong")))
     run = Running(wrong)
     try:
-        _wait(lambda: "refused" in caplog.text, "the refusal")
+        wait_for(lambda: "refused" in caplog.text, "the refusal")
     finally:
         run.stop()
     # the right password, through the command line at --debug
@@ -251,7 +243,7 @@ def test_the_password_never_shows_in_logs_stderr_files_or_payloads(tmp_path, mqt
         stderr=subprocess.PIPE, text=True)
     poses = lambda: [p for t, p, _ in sub.messages if t.endswith("/pose")]  # noqa: E731
     try:
-        _wait(lambda: len(poses()) >= 5 or proc.poll() is not None, "records")
+        wait_for(lambda: len(poses()) >= 5 or proc.poll() is not None, "records")
     finally:
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=DEADLINE)
@@ -278,8 +270,8 @@ def test_the_api_publishes_a_live_sources_results_too(mqtt_broker):
         if len(frames) == 10:
             break
     try:
-        _wait(lambda: sum(t.endswith("/pose") for t, _, _ in sub.messages) >= 10, "10 records")
-        _wait(lambda: any(json.loads(p)["state"] == "stopped" for t, p, _ in sub.messages
+        wait_for(lambda: sum(t.endswith("/pose") for t, _, _ in sub.messages) >= 10, "10 records")
+        wait_for(lambda: any(json.loads(p)["state"] == "stopped" for t, p, _ in sub.messages
                           if t.endswith("/state")), "the stopped state")
     finally:
         sub.close()

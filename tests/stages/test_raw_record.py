@@ -1,7 +1,5 @@
 """--record raw: the camera's packets copied into segments; --record none: logs only."""
 
-import threading
-import time
 from pathlib import Path
 
 import av
@@ -15,7 +13,8 @@ from stages.keypoint_log import read_keypoint_log
 from stages.live_job import LiveConfig, LiveJob
 from stages.raw_record import RawRecorder, RawSegment
 from stages.segments import SegmentNamer
-from tests.live_fixtures import gstreamer, make_live_clip, rtsp_server  # noqa: F401
+from tests.live_fixtures import (gstreamer, make_live_clip, rtsp_server,  # noqa: F401
+                                 run_in_thread, wait_for)
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
 LAVFI = "lavfi:testsrc2=size=64x48:rate=5"
@@ -119,29 +118,6 @@ def test_a_failure_to_record_is_kept_not_raised_into_the_source(tmp_path):
     assert recorder.packets == 0
 
 
-def _run(job):
-    out = {}
-
-    def target():
-        try:
-            out["stats"] = job.run()
-        except BaseException as exc:  # noqa: BLE001
-            out["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, out
-
-
-def _wait(predicate, what):
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _clip_numbers(packets, clip_packets):
     """The clip's packet numbers whose bytes each recorded packet carries (the server puts
     an access unit delimiter before them; some frames of the flat-colour clip have the same
@@ -181,14 +157,14 @@ def test_raw_segments_hold_every_frame_the_camera_sent_in_its_own_bytes(tmp_path
     job = LiveJob([(cam.url(), "cam")], out,
                   JobConfig(backend="tests.fakes:SlowBackend", resolution=(64, 48)),
                   LiveConfig(record="raw", stall_timeout=1.0))
-    thread, result = _run(job)
+    thread, result = run_in_thread(job)
     recorder = job._recorders["cam"]
     try:
-        _wait(lambda: recorder.packets >= 60, "a first connection's packets")
+        wait_for(lambda: recorder.packets >= 60, "a first connection's packets")
         cam.kill()
-        _wait(lambda: len(recorder.finished) == 1, "the first raw segment to finish")
+        wait_for(lambda: len(recorder.finished) == 1, "the first raw segment to finish")
         cam.restart()
-        _wait(lambda: job.stats["cam"].reconnects >= 1 and recorder.packets >= 120,
+        wait_for(lambda: job.stats["cam"].reconnects >= 1 and recorder.packets >= 120,
               "the second connection's packets")
     finally:
         job.cancel()
@@ -230,9 +206,9 @@ def test_record_none_writes_keypoint_logs_only_and_draws_nothing(tmp_path):
     out = tmp_path / "out"
     job = LiveJob([(LAVFI, "test")], out, JobConfig(**FAKE, formats=("jsonl", "csv")),
                   LiveConfig(record="none", segment_minutes=0.01))
-    thread, result = _run(job)
+    thread, result = run_in_thread(job)
     try:
-        _wait(lambda: len(list((out / "test").glob("*.csv"))) >= 2, "two segments")
+        wait_for(lambda: len(list((out / "test").glob("*.csv"))) >= 2, "two segments")
     finally:
         job.cancel()
         thread.join(DEADLINE)
@@ -334,9 +310,9 @@ def test_retention_under_a_raw_recording_spares_what_is_being_written(tmp_path, 
     out = tmp_path / "out"
     job = LiveJob([(cam.url(), "cam")], out, JobConfig(**FAKE),
                   LiveConfig(record="raw", segment_minutes=0.005, max_disk=1))
-    thread, result = _run(job)
+    thread, result = run_in_thread(job)
     try:
-        _wait(lambda: len(job.retention.deleted) >= 4, "four raw segments deleted")
+        wait_for(lambda: len(job.retention.deleted) >= 4, "four raw segments deleted")
     finally:
         job.cancel()
         thread.join(DEADLINE)

@@ -4,7 +4,6 @@ import logging
 import os
 import shutil
 import subprocess
-import threading
 import time
 
 import pytest
@@ -13,6 +12,7 @@ from stages.atomic import partial_path
 from stages.job import JobConfig
 from stages.live_job import LiveConfig, LiveJob
 from stages.retention import Retention, disk_bytes, scan
+from tests.live_fixtures import run_in_thread
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
 DEADLINE = 60.0
@@ -122,20 +122,6 @@ def test_a_segment_loses_its_video_before_its_keypoint_files(tmp_path, monkeypat
     assert order[0].endswith(".mkv") and len(order) == 5
 
 
-def _run(job):
-    out = {}
-
-    def target():
-        try:
-            out["stats"] = job.run()
-        except BaseException as exc:  # noqa: BLE001
-            out["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, out
-
-
 def _open_bytes(folder):
     return sum(disk_bytes(p) for p in folder.iterdir() if p.name.startswith("."))
 
@@ -148,7 +134,7 @@ def test_a_tiny_cap_holds_over_many_rolls_and_spares_the_open_and_foreign_files(
                   JobConfig(**FAKE, formats=("jsonl", "csv")),
                   LiveConfig(record="none", segment_minutes=0.005, max_disk=cap))
     job.retention.interval = 0.2
-    thread, result = _run(job)
+    thread, result = run_in_thread(job)
     largest, checks = 0, 0
     try:
         deadline = time.monotonic() + DEADLINE
@@ -192,7 +178,7 @@ def test_a_run_never_fills_a_small_disk(small_tmpfs):
                   JobConfig(**FAKE, formats=("jsonl", "csv", "openpose")),
                   LiveConfig(record="none", segment_minutes=0.005, max_disk=disk_size // 2))
     job.retention.interval = 0.2
-    thread, result = _run(job)
+    thread, result = run_in_thread(job)
     try:
         deadline = time.monotonic() + 2 * DEADLINE
         while job.retention.freed < 1.5 * disk_size and time.monotonic() < deadline:
@@ -210,7 +196,7 @@ def test_the_summary_says_what_retention_did(tmp_path):
     _segment(tmp_path / "out" / "cam", "cam-20260101T000000Z-1")
     job = LiveJob([("lavfi:testsrc2=size=64x48:rate=5", "cam")], tmp_path / "out",
                   JobConfig(**FAKE), LiveConfig(record="none", max_disk=1))
-    thread, result = _run(job)
+    thread, result = run_in_thread(job)
     try:
         deadline = time.monotonic() + DEADLINE
         while not job.retention.deleted and time.monotonic() < deadline:

@@ -11,16 +11,7 @@ from stages.frames import Frame, Result
 from stages.live import SourceEvent
 from stages.source_status import (CONNECTING, FPS_WINDOW, GIVEN_UP, LIVE, RECONNECTING, STOPPED,
                                   SourceMonitor)
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.stages.status_fixtures import Clock
 
 
 def result(source: str = "cam", index: int = 0, *, age: float = 0.0) -> Result:

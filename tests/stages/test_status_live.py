@@ -5,33 +5,18 @@ and no password in any answer."""
 from __future__ import annotations
 
 import json
-import threading
 
 from stages.job import JobConfig
 from stages.keypoint_log import read_keypoint_log
 from stages.live_job import LiveConfig, LiveJob
 from stages.preview import PreviewServer
 from stages.status_server import LiveStatus, StatusServer
-from tests.live_fixtures import make_live_clip
+from tests.live_fixtures import make_live_clip, run_in_thread
 from tests.stages.status_fixtures import (WAIT, EventReader, get, scrape, stuck_client,
                                           wait_until)
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
 DEADLINE = 30.0
-
-
-def run_in_thread(job: LiveJob) -> tuple[threading.Thread, dict]:
-    out: dict = {}
-
-    def target() -> None:
-        try:
-            out["stats"] = job.run()
-        except BaseException as exc:  # noqa: BLE001 - looked at by the test
-            out["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, out
 
 
 def logged(outdir, name: str) -> list[dict]:
