@@ -143,6 +143,11 @@ def _stat(path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def f32_ir(config: BackendConfig) -> CachedModel:
+    """The f32 IR of ``config``'s graph at its network size, from the model cache (built on first use)."""
+    return _converted(str(config.graph), _stat(config.graph), config.resolution, config.model.output_tensor)
+
+
 @functools.lru_cache(maxsize=4)
 def _converted(graph: str, stat: tuple[int, int], resolution: tuple[int, int] | None, output: str
                ) -> CachedModel:

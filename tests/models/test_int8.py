@@ -18,6 +18,7 @@ from models.backend import BackendConfig, load_backend
 from models.calibration import calibration_frames
 from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
+from pipeline.errors import ModelError
 from stages.errors import InputError
 from stages.job import JobConfig
 
@@ -108,3 +109,36 @@ def again(config: BackendConfig):
 def test_the_recipe_names_its_calibration():
     from models.calibration import CALIBRATION_RECIPE
     assert CALIBRATION_RECIPE in quantize.INT8_RECIPE
+
+
+def test_every_field_of_a_recipe_is_in_its_words_so_in_the_cache_key():
+    default = quantize.Recipe()
+    assert default.describe() == quantize.INT8_RECIPE  # recipe v2's cache entries stay valid
+    changed = [quantize.Recipe(alpha=0.7), quantize.Recipe(activations="histogram"), quantize.Recipe(preset="mixed"),
+               quantize.Recipe(head=3), quantize.Recipe(tail=6), quantize.Recipe(f32_convs=(18, 20))]
+    words = {r.describe() for r in changed}
+    assert len(words) == len(changed) and default.describe() not in words
+
+
+@needs_openvino
+def test_a_recipe_keeps_the_convolutions_it_names_in_f32(tmp_path, monkeypatch):
+    import openvino as ov
+    from models.openvino_backend import f32_ir
+
+    monkeypatch.setenv("POSESTREAM_CACHE", str(tmp_path / "cache"))
+    model = ov.Core().read_model(str(f32_ir(BackendConfig(backend="openvino", graph=fetch_model(SPEC), model=SPEC,
+                                                          precision="f32", resolution=SIZE)).xml))
+    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops()
+                    if op.get_type_name() in quantize.CONVOLUTIONS]
+    plain = quantize.ignored_layers(model)
+    assert convolutions[:5] == plain[:5] and convolutions[10] not in plain
+    more = quantize.ignored_layers(model, quantize.Recipe(head=2, f32_convs=(10, 12)))
+    assert convolutions[:2] == more[:2] and convolutions[2] not in more
+    assert {convolutions[10], convolutions[12]} <= set(more)
+
+
+@needs_openvino
+@needs_nncf
+def test_an_unknown_recipe_setting_is_refused_before_quantizing(tmp_path):
+    with pytest.raises(ModelError, match="unknown activation ranges 'median'"):
+        quantize.quantize_ir(tmp_path / "absent.xml", SIZE, tmp_path / "out.xml", quantize.Recipe(activations="median"))
