@@ -13,6 +13,11 @@ process slowed OpenVINO by about 6% here). ``--rounds`` repeats the whole set
 with the order of the backends rotated; the table gives each median and the
 range over rounds, and the ratio of the medians.
 
+``ONEDNN_MAX_CPU_ISA=AVX2`` in the environment makes OpenVINO's CPU plugin
+dispatch only AVX2 kernels (no AVX-512, VNNI or AMX): how int8 fares on the
+AVX2-only CPUs many people have, emulated on a newer one (its caches and
+memory stay the newer CPU's). The first line says when it is set.
+
 Usage: .venv/bin/python bench/bench_backends.py [--seconds 4] [--rounds 3]
 """
 
@@ -80,7 +85,9 @@ def cpu_flags() -> str:
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-    return f"{model}; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}"
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    limited = f"; OpenVINO's kernels limited to {limit} by ONEDNN_MAX_CPU_ISA" if limit else ""
+    return f"{model}; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}{limited}"
 
 
 def main() -> None:

@@ -41,6 +41,9 @@ from fractions import Fraction  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_backends import cpu_flags  # noqa: E402
 
 from models.backend import BackendConfig, load_backend  # noqa: E402
 from models.devices import plan_devices  # noqa: E402
@@ -136,6 +139,7 @@ def main() -> None:
     print(f"clip: {clip.name if args.clip else '1280x720 sample'}, "
           f"{runs[0].summary.frames_written} frames, network {args.resolution}, "
           f"backend {plan.backend} {args.precision}, workers {plan.workers}")
+    print(f"CPU: {cpu_flags()}")
     report(runs, net)
 
 
@@ -156,6 +160,7 @@ def versus(config: JobConfig, args) -> None:
     a, b = precisions
     e2e = {p: statistics.median(v) for p, v in fps.items()}
     print(f"clip: {clip.name if args.clip else '1280x720 sample'}, network {args.resolution}")
+    print(f"CPU: {cpu_flags()}")
     for p in precisions:
         print(f"{p:5s}: end-to-end {e2e[p]:6.2f} FPS, bare network {net[p]:6.2f} FPS (batch 1)")
     print(f"ratio {a} / {b}: end to end {e2e[a] / e2e[b]:.2f}x, network {net[a] / net[b]:.2f}x")

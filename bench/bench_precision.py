@@ -65,7 +65,7 @@ from stages.postprocess import PafDecoder, PostprocessConfig  # noqa: E402
 from tests.stages.people_maps import compose  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_backends import fps as network_fps  # noqa: E402
+from bench_backends import cpu_flags, fps as network_fps  # noqa: E402
 from people_photos import people_photos  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "stages" / "golden"
@@ -139,6 +139,7 @@ def main() -> None:
     spec = get_model(DEFAULT_MODEL)
     graph = fetch_model(spec)
     images = pictures(args.images, photos=not args.no_photos)
+    print(f"CPU: {cpu_flags()}")
     print(f"{len(images)} pictures ({len(images) // 8} before mirrors and crops)")
     print(f"{'size':8s} {'candidate':18s} {'max|d| heat':>11s} {'max|d| paf':>10s} {'heat bias':>9s} "
           f"{'paf bias':>8s} {'skeletons':>9s} {'kp agree':>8s} {'FPS':>6s}")
