@@ -65,7 +65,7 @@ from stages.postprocess import PafDecoder, PostprocessConfig  # noqa: E402
 from tests.stages.people_maps import compose  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_backends import cpu_flags, fps as network_fps  # noqa: E402
+from bench_backends import cpu_flags, emulated_isa, fps as network_fps  # noqa: E402
 from people_photos import people_photos  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "stages" / "golden"
@@ -157,7 +157,7 @@ def engines() -> list[tuple[str, str]]:
     """(backend, precision) to measure, TensorFlow f32 (the reference) first."""
     found = [("tf", "f32")]
     if importlib.util.find_spec("openvino"):
-        found += [("openvino", "f32"), ("openvino", "auto")]
+        found += [("openvino", "f32")] + ([] if emulated_isa() else [("openvino", "auto")])
         if importlib.util.find_spec("nncf") or _int8_cached():
             found.append(("openvino", "int8"))
     return found
