@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from stages.sample import frame_colour
+from tests.processes import STOP_TIMEOUT, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -35,7 +36,6 @@ SERVER_SCRIPT = ROOT / "tests" / "rtsp_server.py"
 INSTALL_SCRIPT = ROOT / "scripts" / "install_gstreamer.sh"
 _PROBE = "import gi; gi.require_version('GstRtspServer', '1.0')"
 READY_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
 
 
 def run_in_thread(job) -> tuple[threading.Thread, dict]:
@@ -208,12 +208,7 @@ class RtspServer:
         if self.proc is None:
             return
         self.thaw()
-        self.proc.terminate()
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT)
+        stop(self.proc)
         self.proc.stdout.close()
         self.proc = None
 

@@ -20,11 +20,11 @@ from urllib.parse import quote
 import pytest
 
 from tests.live_fixtures import free_port
+from tests.processes import STOP_TIMEOUT, stop
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 
 def _apt_install() -> str:
@@ -119,12 +119,7 @@ class Broker:
         """SIGTERM, then SIGKILL after ``STOP_TIMEOUT``; idempotent."""
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT)
+        stop(self.proc)
         self.proc = None
 
 

@@ -25,6 +25,7 @@ from stages import atomic
 from stages.errors import OutputError
 from stages.keypoint_log import read_keypoint_log
 from stages.sample import make_test_clip
+from tests.processes import tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ["--backend", "tests.fakes:ZeroBackend", "--resolution", "64x48"]
@@ -231,16 +232,8 @@ def test_partial_names_are_unique_per_writer(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 300 KB tmpfs (needs root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with tmpfs(tmp_path / "small", "300k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_publishes_nothing_and_keeps_the_previous_set(tmp_path, small_disk, capsys):

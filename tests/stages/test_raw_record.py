@@ -15,6 +15,7 @@ from stages.raw_record import RawRecorder, RawSegment
 from stages.segments import SegmentNamer
 from tests.live_fixtures import (gstreamer, make_live_clip, rtsp_server,  # noqa: F401
                                  run_in_thread, wait_for)
+from tests.processes import sigkill_once_it_says
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
 LAVFI = "lavfi:testsrc2=size=64x48:rate=5"
@@ -250,10 +251,6 @@ for number, packet in enumerate(container.demux(stream)):
 
 
 def test_a_killed_raw_recording_plays_and_ages_out_after_the_next_start(tmp_path):
-    import signal
-    import subprocess
-    import sys
-
     from stages.atomic import clean_dead_partials
     from stages.retention import Retention
 
@@ -261,14 +258,7 @@ def test_a_killed_raw_recording_plays_and_ages_out_after_the_next_start(tmp_path
     folder = tmp_path / "out" / "cam"
     code = KILLED_RECORDER.format(root=str(Path(__file__).resolve().parents[2]), clip=str(clip),
                                   folder=str(folder))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "WROTE"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_once_it_says(code)
     [partial] = folder.glob(".cam-*.mkv.partial-*")
     packets, pictures = _read(partial)
     assert len(pictures) == len(packets) >= 50  # up to its last cluster (cut at key frames)

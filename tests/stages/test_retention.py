@@ -3,7 +3,6 @@
 import logging
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
@@ -13,6 +12,7 @@ from stages.job import JobConfig
 from stages.live_job import LiveConfig, LiveJob
 from stages.retention import Retention, disk_bytes, scan
 from tests.live_fixtures import run_in_thread
+from tests.processes import tmpfs
 
 FAKE = dict(backend="tests.fakes:ZeroBackend", resolution=(64, 48))
 DEADLINE = 60.0
@@ -161,14 +161,8 @@ def test_a_tiny_cap_holds_over_many_rolls_and_spares_the_open_and_foreign_files(
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 2 MB tmpfs, unmounted afterwards; skips where mounting is not permitted."""
-    where = tmp_path / "disk"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+    with tmpfs(tmp_path / "disk", "2m") as where:
+        yield where
 
 
 @pytest.mark.slow

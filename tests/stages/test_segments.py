@@ -1,9 +1,6 @@
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +13,7 @@ from stages.frames import Frame, Result
 from stages.keypoint_log import read_keypoint_log
 from stages.live import LiveSource
 from stages.segments import SegmentedOutputs
+from tests.processes import sigkill_once_it_says
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,21 +72,9 @@ for i in range(100000):
 """
 
 
-def _kill_once_written(code: str) -> None:
-    """Run the writer ``code`` in a child process and SIGKILL it once it says WROTE."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "WROTE"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
 def test_after_sigkill_finished_segments_play_and_logs_parse(tmp_path):
     code = WRITER.format(root=str(ROOT), outdir=str(tmp_path))
-    _kill_once_written(code)
+    sigkill_once_it_says(code)
     folder = tmp_path / "cam"
     finished = sorted(folder.glob("cam-*.mkv"))
     assert len(finished) >= 3
@@ -347,7 +333,7 @@ def test_after_sigkill_finished_keypoint_segments_parse(tmp_path):
     import pandas as pd
 
     code = KEYPOINTS_WRITER.format(root=str(ROOT), outdir=str(tmp_path))
-    _kill_once_written(code)
+    sigkill_once_it_says(code)
     folder = tmp_path / "cam"
     bases = _bases(folder, ".csv")
     assert len(bases) >= 3 and _bases(folder, ".jsonl")[:len(bases)] == bases
