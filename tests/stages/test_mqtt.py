@@ -102,7 +102,10 @@ def test_records_arrive_on_pose_as_the_segment_logs_have_them(tmp_path, mqtt_bro
     finally:
         run.stop()
         logged = _logged(tmp_path / "out" / "cam")
-        wait_for(lambda: len(sub.on("ps/cam/pose")) >= len(logged), "every record", 5)
+        # the stopped state is published last; under load it can land after the last pose
+        wait_for(lambda: len(sub.on("ps/cam/pose")) >= len(logged)
+                 and any(json.loads(p)["state"] == "stopped" for p in sub.on("ps/cam/state")),
+                 "every record and the stopped state", 5)
         sub.close()
     poses = [json.loads(p) for p in sub.on("ps/cam/pose")]
     assert {p.pop("source") for p in poses} == {"cam"}
