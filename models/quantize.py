@@ -66,6 +66,11 @@ class Recipe:
     tail: int = 8
     f32_convs: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.activations not in ACTIVATION_RANGES or self.preset not in ("performance", "mixed"):
+            raise ModelError(f"int8 recipe: unknown activation ranges {self.activations!r} "
+                             f"or preset {self.preset!r}")
+
     def describe(self) -> str:
         """The recipe in words (recipe v2, the default, keeps its words of the last release)."""
         extra = ""
@@ -121,9 +126,6 @@ def quantize_ir(f32_xml: Path, size: tuple[int, int], xml: Path, recipe: Recipe 
     from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
                                                        AdvancedSmoothQuantParameters, OverflowFix)
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
-
-    if recipe.activations not in ACTIVATION_RANGES or recipe.preset not in ("performance", "mixed"):
-        raise ModelError(f"int8 recipe: unknown activation ranges {recipe.activations!r} or preset {recipe.preset!r}")
 
     model = ov.Core().read_model(str(f32_xml))
     frames = calibration_frames(size)
