@@ -14,7 +14,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from stages.cli_parser import build_parser  # noqa: E402
+from stages.cli.parser import build_parser  # noqa: E402
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -26,19 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config is not None:
-        from stages.config_file import config_defaults
+        from stages.cli.config_file import config_defaults
         try:
             parser.set_defaults(**config_defaults(parser, args.config))
         except ValueError as exc:
             print(f"posestream: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_ERROR
         args = parser.parse_args(argv)
-    if args.show:  # before PyAV: its X libraries would take the place of Qt's (stages.show)
+    if args.show:  # before PyAV: its X libraries would take the place of Qt's (stages.display.window)
         import cv2  # noqa: F401
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)  # also when a host program set up logging first
-    from stages.credentials import CredentialFilter
+    from stages.sources.credentials import CredentialFilter
     for handler in logging.getLogger().handlers:
         handler.addFilter(CredentialFilter())  # no user:pass@ in any log line, whoever logs it
     from pipeline.signals import StopOnSignals
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, stop, parser: argparse.ArgumentParser) -> int:
     from stages.errors import InputError
-    from stages.live import is_live
+    from stages.sources.stream import is_live
 
-    from stages.modes import BATCH, FILE, IMAGE, LIVE, check_options
+    from stages.options import BATCH, FILE, IMAGE, LIVE, check_options
 
     config = _job_config(args)
     _check_run_options(args)
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, stop, parser: argparse.ArgumentParser) -> int
 
 
 def _is_image(spec: str) -> bool:
-    from stages.probe import IMAGE_EXTENSIONS
+    from stages.sources.probe import IMAGE_EXTENSIONS
     return Path(spec).suffix.lower() in IMAGE_EXTENSIONS
 
 
@@ -139,18 +139,18 @@ def _is_many(spec: str) -> bool:
 
 
 def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
-    from stages.console import BatchProgress, batch_summary, print_batch_table, write_summary_json
-    from stages.inputs import expand_inputs
+    from stages.display.console import BatchProgress, batch_summary, print_batch_table, write_summary_json
+    from stages.sources.inputs import expand_inputs
 
     items = expand_inputs(paths, args.list)
     if args.cluster:
-        from stages.cluster import run_on_cluster
+        from stages.jobs.cluster import run_on_cluster
         with BatchProgress(len(items)) as progress:
             reports = run_on_cluster(args.cluster, items, args.outdir, config, force=args.force,
                                      on_file=progress.file_done)
         stop_signal = None
     else:
-        from stages.batch import BatchJob, batch_progress
+        from stages.jobs.batch import BatchJob, batch_progress
         job = BatchJob(items, args.outdir, config, lanes=args.files_in_flight, force=args.force)
         with (batch_progress(items, job.reports, config) as progress, _preview(args) as preview,
               _show(args) as window):
@@ -174,15 +174,15 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
     if stop_signal:
         return 128 + stop_signal  # a stopped batch leaves the previous dataset as it was
     if "coco" in config.formats:
-        from stages.coco_dataset import write_for_batch
+        from stages.outputs.coco_dataset import write_for_batch
         print(f"coco dataset: {write_for_batch(args.outdir, items, reports).path}")
     return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK
 
 
 def _job_config(args: argparse.Namespace):
-    from stages.job import JobConfig
-    from stages.postprocess import PostprocessConfig
-    from stages.resize import parse_resolution
+    from stages.jobs.file_job import JobConfig
+    from stages.pose.maps_to_people import PostprocessConfig
+    from stages.pose.resize import parse_resolution
 
     return JobConfig(
         resolution=parse_resolution(args.resolution), workers=args.workers,
@@ -196,14 +196,14 @@ def _job_config(args: argparse.Namespace):
 
 
 def _time(text: str | None, option: str) -> float | None:
-    from stages.timespec import parse_time
+    from stages.cli.timespec import parse_time
 
     return None if text is None else parse_time(text, option)
 
 
 def _formats(names: list[str]) -> tuple[str, ...]:
     from stages.errors import InputError
-    from stages.formats import FORMATS
+    from stages.outputs.formats import FORMATS
 
     for name in names:
         if name not in FORMATS:
@@ -217,7 +217,7 @@ def _preview(args: argparse.Namespace, sources: tuple[str, ...] = (), status=Non
 
     if not args.preview:
         return contextlib.nullcontext()
-    from stages.preview import PreviewServer, parse_bind
+    from stages.serve.preview import PreviewServer, parse_bind
 
     host, port = parse_bind(args.preview)
     server = PreviewServer(host, port, sources=sources, status=status)
@@ -234,7 +234,7 @@ def _show(args: argparse.Namespace, *, per_source: bool = False):
 
     if not args.show:
         return contextlib.nullcontext()
-    from stages.show import ShowWindow
+    from stages.display.window import ShowWindow
 
     return ShowWindow(fullscreen=args.show == "fullscreen", per_source=per_source)
 
@@ -253,8 +253,8 @@ def _quit_by_user(window) -> int | None:
 
 def _serve_status(args: argparse.Namespace, job, stack) -> None:
     """Start --preview and --http for a live ``job`` (the preview serves the status routes too)."""
-    from stages.http_server import parse_bind
-    from stages.status_server import LiveStatus, StatusServer
+    from stages.serve.server import parse_bind
+    from stages.serve.status import LiveStatus, StatusServer
 
     status = LiveStatus.of(job)
     job.status_server = None
@@ -273,8 +273,8 @@ def _run_file(args: argparse.Namespace, stop, config, source: Path) -> int:
 
 
 def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview, window) -> int:
-    from stages.console import FileProgress
-    from stages.job import FileJob
+    from stages.display.console import FileProgress
+    from stages.jobs.file_job import FileJob
 
     job = FileJob(source, args.outdir, config, preview=preview.publish if preview else None)
     _attach_show(window, job)
@@ -302,13 +302,13 @@ def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview
 def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str | None]]) -> int:
     import contextlib
 
-    from stages.dashboard import LiveDashboard
-    from stages.live_job import LiveConfig, LiveJob
+    from stages.display.dashboard import LiveDashboard
+    from stages.jobs.live import LiveConfig, LiveJob
 
     if not args.verbose and not args.debug:
         logging.getLogger().setLevel(logging.INFO)  # operators want every connection event
-    from stages.camera import parse_camera_size
-    from stages.quantities import parse_duration, parse_size
+    from stages.sources.camera import parse_camera_size
+    from stages.cli.quantities import parse_duration, parse_size
 
     live = LiveConfig(transport=args.rtsp_transport, stall_timeout=args.stall_timeout,
                       max_retries=args.max_retries, segment_minutes=args.segment,
@@ -370,7 +370,7 @@ def _postprocess_config(cls, args):
 
 
 def _make_sample(outdir: Path) -> Path:
-    from stages.sample import make_sample_clip
+    from stages.outputs.sample import make_sample_clip
 
     path = outdir / "sample" / "people.mp4"
     if not path.is_file():
@@ -381,7 +381,7 @@ def _make_sample(outdir: Path) -> Path:
 
 
 def _report_live(job, summary_json: Path | None) -> None:
-    from stages.console import print_summary, write_summary_json
+    from stages.display.console import print_summary, write_summary_json
 
     snapshot = job.snapshot()
     print_summary(snapshot)
@@ -393,7 +393,7 @@ def _report_live(job, summary_json: Path | None) -> None:
 
 
 def _report(summary, summary_json: Path | None) -> None:
-    from stages.console import print_summary, stage_rows, write_summary_json
+    from stages.display.console import print_summary, stage_rows, write_summary_json
 
     state = "interrupted" if summary.interrupted else "done"
     note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""

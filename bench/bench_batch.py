@@ -24,10 +24,10 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.batch import BatchJob  # noqa: E402
-from stages.inputs import expand_inputs  # noqa: E402
-from stages.job import JobConfig  # noqa: E402
-from stages.sample import make_sample_clip  # noqa: E402
+from stages.jobs.batch import BatchJob  # noqa: E402
+from stages.sources.inputs import expand_inputs  # noqa: E402
+from stages.jobs.file_job import JobConfig  # noqa: E402
+from stages.outputs.sample import make_sample_clip  # noqa: E402
 
 
 def throughput(data: Path, out: Path, config: JobConfig, lanes: int) -> tuple[int, float]:

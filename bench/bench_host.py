@@ -29,8 +29,8 @@ from pathlib import Path  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from stages.job import FileJob, JobConfig  # noqa: E402
-from stages.sample import make_sample_clip  # noqa: E402
+from stages.jobs.file_job import FileJob, JobConfig  # noqa: E402
+from stages.outputs.sample import make_sample_clip  # noqa: E402
 
 
 def steady_fps(clip: Path, outdir: Path, config: JobConfig) -> float:

@@ -6,12 +6,12 @@ killed every 2 minutes, --record raw under a low --max-disk, tail -F, SSE and
 MQTT consumers, a broker restart; see bench/soak_operators.py)::
 
     .venv/bin/python bench/bench_live_soak.py --operators --minutes 15
-    .venv/bin/python bench/bench_live_soak.py --operators --minutes 2 -- --backend tests.fakes:ZeroBackend
+    .venv/bin/python bench/bench_live_soak.py --operators --minutes 2 -- --backend tests.support.fakes:ZeroBackend
 
 (arguments after ``--`` go to posestream). It prints a sample every 10 s
 and a report with PASS/FAIL per check, and exits 1 if one failed.
 
-Starts tests/rtsp_server.py (GStreamer, Debian's /usr/bin/python3) on
+Starts tests/support/rtsp_server.py (GStreamer, Debian's /usr/bin/python3) on
 127.0.0.1 serving a 1280x720 25 FPS clip with people, runs the live pipeline
 on it for --minutes, and prints once a minute: frames written and dropped in
 that minute, arrival-to-written latency p50/p95 of that minute, and the
@@ -40,10 +40,10 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.job import JobConfig  # noqa: E402
-from stages.live_job import LiveConfig, LiveJob  # noqa: E402
-from stages.sample import make_sample_clip  # noqa: E402
-from tests.live_fixtures import RtspServer, _gstreamer_ready  # noqa: E402
+from stages.jobs.file_job import JobConfig  # noqa: E402
+from stages.jobs.live import LiveConfig, LiveJob  # noqa: E402
+from stages.outputs.sample import make_sample_clip  # noqa: E402
+from tests.support.live_fixtures import RtspServer, _gstreamer_ready  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from soak_operators import add_arguments, run_operators  # noqa: E402

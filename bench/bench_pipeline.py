@@ -48,11 +48,11 @@ from bench_backends import cpu_flags  # noqa: E402
 from models.backend import BackendConfig, load_backend  # noqa: E402
 from models.devices import plan_devices  # noqa: E402
 from models.registry import get_model  # noqa: E402
-from stages.decode import open_source  # noqa: E402
-from stages.builder import resolve_graph  # noqa: E402
-from stages.job import FileJob, JobConfig, JobSummary  # noqa: E402
-from stages.resize import Resizer, parse_resolution  # noqa: E402
-from stages.sample import make_sample_clip  # noqa: E402
+from stages.sources.video import open_source  # noqa: E402
+from stages.jobs.builder import resolve_graph  # noqa: E402
+from stages.jobs.file_job import FileJob, JobConfig, JobSummary  # noqa: E402
+from stages.pose.resize import Resizer, parse_resolution  # noqa: E402
+from stages.outputs.sample import make_sample_clip  # noqa: E402
 
 
 def network_fps(config: JobConfig, clip: Path, frames: int = 40) -> float:

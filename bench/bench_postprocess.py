@@ -41,13 +41,13 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.assembly import assemble, assemble_peaks  # noqa: E402
+from stages.pose.paf_assembly import assemble, assemble_peaks  # noqa: E402
 from stages.errors import ModelError  # noqa: E402
 from stages.frames import Frame  # noqa: E402
-from stages.postprocess import (PafDecoder, PostprocessConfig, find_peaks,  # noqa: E402
+from stages.pose.maps_to_people import (PafDecoder, PostprocessConfig, find_peaks,  # noqa: E402
                                 gaussian_kernel_1d, smooth_heatmaps, to_person, upsample_area)
-from stages.resize import Resizer, parse_resolution  # noqa: E402
-from tests.stages.people_maps import compose, people_maps, person_joints  # noqa: E402
+from stages.pose.resize import Resizer, parse_resolution  # noqa: E402
+from tests.support.people_maps import compose, people_maps, person_joints  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "stages" / "golden"
 BENCH_SCENE = "four_astronauts"

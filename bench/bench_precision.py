@@ -60,9 +60,9 @@ sys.path.insert(0, str(ROOT))
 from models.backend import BackendConfig, load_backend  # noqa: E402
 from models.fetch import cache_dir, fetch_model  # noqa: E402
 from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
-from stages.probe import IMAGE_EXTENSIONS  # noqa: E402
-from stages.postprocess import PafDecoder, PostprocessConfig  # noqa: E402
-from tests.stages.people_maps import compose  # noqa: E402
+from stages.sources.probe import IMAGE_EXTENSIONS  # noqa: E402
+from stages.pose.maps_to_people import PafDecoder, PostprocessConfig  # noqa: E402
+from tests.support.people_maps import compose  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_backends import cpu_flags, emulated_isa, fps as network_fps  # noqa: E402

@@ -1,7 +1,7 @@
 """Whole-process wall time of one 720p image, cold and warm, and where the time goes.
 
 Runs ``posestream photo.jpg -o OUT`` as a new process on a 1280x720 picture
-with people (scikit-image's photos, as ``stages.sample`` makes them), with
+with people (scikit-image's photos, as ``stages.outputs.sample`` makes them), with
 the model cache ($POSESTREAM_CACHE) in three states, alternating:
 
 - cold: a fresh cache that holds only the fetched graph (nothing converted
@@ -48,9 +48,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PRELOADED = ("numpy", "cv2", "av", "run_stream", "stages.job", "stages.batch", "stages.live",
-             "stages.modes", "stages.console", "stages.builder", "stages.image_source",
-             "stages.postprocess", "stages.render", "stages.outputs")
+PRELOADED = ("numpy", "cv2", "av", "run_stream", "stages.jobs.file_job", "stages.jobs.batch", "stages.sources.stream",
+             "stages.options", "stages.display.console", "stages.jobs.builder", "stages.sources.image",
+             "stages.pose.maps_to_people", "stages.pose.draw", "stages.outputs.file_set")
 
 
 # --- the parent: runs and report ----------------------------------------------------------------
@@ -59,7 +59,7 @@ def make_photo(path: Path) -> Path:
     """A 1280x720 JPEG with two people (the astronaut and the cameraman)."""
     import cv2
 
-    from stages.sample import sample_frames
+    from stages.outputs.sample import sample_frames
 
     cv2.imwrite(str(path), next(sample_frames(1, (1280, 720))))
     return path
@@ -301,16 +301,16 @@ def probe(out: Path, argv: list[str]) -> int:
 
 
 def _instrument(spans: Spans) -> None:
-    import stages.builder
-    import stages.image_source
-    import stages.inference
-    from stages.outputs import FileOutputs
-    from stages.postprocess import PafDecoder
-    from stages.render import Renderer
+    import stages.jobs.builder
+    import stages.sources.image
+    import stages.pose.network
+    from stages.outputs.file_set import FileOutputs
+    from stages.pose.maps_to_people import PafDecoder
+    from stages.pose.draw import Renderer
 
-    spans.wrap(stages.builder, "fetch_model", "model fetch/verify")
-    spans.wrap(stages.inference, "load_backend", "model load (per copy)")
-    spans.wrap(stages.image_source, "_read_image", "decode")
+    spans.wrap(stages.jobs.builder, "fetch_model", "model fetch/verify")
+    spans.wrap(stages.pose.network, "load_backend", "model load (per copy)")
+    spans.wrap(stages.sources.image, "_read_image", "decode")
     spans.wrap(PafDecoder, "__call__", "postprocess")
     spans.wrap(Renderer, "__call__", "render")
     spans.wrap(FileOutputs, "write", "write")

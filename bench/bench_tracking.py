@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from stages.frames import NUM_PARTS, Frame, Person, Result  # noqa: E402
-from stages.tracking import DEFAULT_MEMORY, PoseTracker  # noqa: E402
+from stages.pose.tracking import DEFAULT_MEMORY, PoseTracker  # noqa: E402
 from tracking_scene import SIZE, WALKERS, Scene, match_people, score_run, visible  # noqa: E402
 
 FPS = 25
@@ -179,7 +179,7 @@ def _coverage(truth) -> str:
 
 def _synthetic(scene: Scene, frames: int) -> list[list[np.ndarray]]:
     """Ideal skeletons: a standing upper body on each person, parts in sight only, a little noise."""
-    from tests.stages.people_maps import SKELETON
+    from tests.support.people_maps import SKELETON
 
     shape = np.array(SKELETON, float)
     shape = (shape - shape.min(axis=0)) / np.ptp(shape[:, 1])  # 0..1 tall, top-left at 0
@@ -223,10 +223,10 @@ def _detected(scene: Scene, frames: int, backend: str, resolution: str,
 
 def _run_model(scene: Scene, frames: int, backend: str, resolution: str) -> list[list[np.ndarray]]:
     from stages.api import results
-    from stages.file_source import SourceInfo
-    from stages.job import JobConfig
-    from stages.resize import parse_resolution
-    from stages.video_sink import VideoWriter
+    from stages.sources.file_source import SourceInfo
+    from stages.jobs.file_job import JobConfig
+    from stages.pose.resize import parse_resolution
+    from stages.outputs.video import VideoWriter
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "scene.mp4"

@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from soak_consumers import MqttConsumer, SegmentKeeper, SseConsumer, TailConsumer  # noqa: E402
 from soak_report import histogram_buckets, print_report  # noqa: E402
 
-from stages.sample import make_sample_clip  # noqa: E402
-from tests.live_fixtures import RtspServer, _gstreamer_ready, free_port  # noqa: E402
-from tests.mqtt_fixtures import MOSQUITTO, Broker  # noqa: E402
+from stages.outputs.sample import make_sample_clip  # noqa: E402
+from tests.support.live_fixtures import RtspServer, _gstreamer_ready, free_port  # noqa: E402
+from tests.support.mqtt_fixtures import MOSQUITTO, Broker  # noqa: E402
 
 CAMERA_USER, CAMERA_PASSWORD = "soak", "cam-s3cret"
 BROKER_USER, BROKER_PASSWORD = "soak", "mqtt-s3cret"
@@ -146,7 +146,7 @@ def _start_cameras(run: Run, args) -> None:
 def _cap(args, run: Run) -> int:
     """--max-disk in bytes: given, or about 2 segments of every camera at the clip's
     rate plus room for the live logs (live.jsonl and live.jsonl.1 of each camera)."""
-    from stages.quantities import parse_size
+    from stages.cli.quantities import parse_size
 
     if args.max_disk:
         return parse_size(args.max_disk, "--max-disk")

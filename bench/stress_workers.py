@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.sample import make_test_clip  # noqa: E402
+from stages.outputs.sample import make_test_clip  # noqa: E402
 
 SIZE = (160, 120)
 FRAMES = 3

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from stages.assignment import min_cost_pairs
+from stages.pose._assignment import min_cost_pairs
 
 SIZE = (960, 540)
 FILL = 90  # grey of the background, as the golden scenes'
@@ -72,7 +72,7 @@ class Scene:
     _tiles: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from tests.stages.people_maps import photo
+        from tests.support.people_maps import photo
 
         for w in self.walkers:
             x0, y0, x1, y1 = w.crop

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the GStreamer RTSP server and Python bindings that the live-source
-# tests use (tests/rtsp_server.py runs under Debian's /usr/bin/python3, not
+# tests use (tests/support/rtsp_server.py runs under Debian's /usr/bin/python3, not
 # the venv). Idempotent: a quick no-op when everything is already there.
 set -euo pipefail
 

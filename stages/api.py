@@ -1,7 +1,7 @@
 """The Python API, for programs that embed the pipeline.
 
     from stages.api import results, run
-    from stages.job import JobConfig
+    from stages.jobs.file_job import JobConfig
 
     people = {}
     for result in results("clip.mp4", config=JobConfig(workers=2)):
@@ -14,9 +14,9 @@ and writes nothing; leaving the loop early stops every thread. It takes a
 file, or a live source (rtsp://, http(s)://, /dev/videoN, lavfi:...), which
 runs until the loop is left, in the live latency mode of the command line
 (short queues that drop the oldest frame). The pipeline is the command
-line's (``stages.builder``): the same ``JobConfig`` means the same here.
+line's (``stages.jobs.builder``): the same ``JobConfig`` means the same here.
 With ``LiveConfig.mqtt`` a live source's results and states are published
-as the command line's ``--mqtt`` does (``stages.mqtt``).
+as the command line's ``--mqtt`` does (``stages.publish.mqtt``).
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ import dataclasses
 from pathlib import Path
 from typing import Iterator
 
-from stages.builder import LiveQueues, build_pipeline, check_mode, open_file_source, plan_engine
+from stages.jobs.builder import LiveQueues, build_pipeline, check_mode, open_file_source, plan_engine
 from stages.errors import UsageError
 from stages.frames import Result
-from stages.job import FileJob, JobConfig, JobSummary
-from stages.live import LiveSource, is_live
-from stages.live_feed import LiveFeed
-from stages.live_job import LiveConfig
-from stages.mqtt import MqttPublisher
-from stages.source_status import SourceMonitor
+from stages.jobs.file_job import FileJob, JobConfig, JobSummary
+from stages.sources.stream import LiveSource, is_live
+from stages.publish.feed import LiveFeed
+from stages.jobs.live import LiveConfig
+from stages.publish.mqtt import MqttPublisher
+from stages.publish.monitor import SourceMonitor
 
 
 def results(input: str | Path, *, config: JobConfig | None = None, render: bool = False,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from stages.sample import make_test_clip
+from stages.outputs.sample import make_test_clip
 
 # the RTSP server fixtures (gstreamer, rtsp_server) for the live-source tests, and
 # a Mosquitto broker (mosquitto, mqtt_broker) for the MQTT tests
-pytest_plugins = ["tests.live_fixtures", "tests.stages.preview_fixtures", "tests.mqtt_fixtures"]
+pytest_plugins = ["tests.support.live_fixtures", "tests.support.preview_fixtures", "tests.support.mqtt_fixtures"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import skimage.data
 from models.backend import BackendConfig, load_backend
 from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
-from stages.postprocess import PafDecoder
+from stages.pose.maps_to_people import PafDecoder
 
 pytestmark = pytest.mark.slow
 SPEC = get_model(DEFAULT_MODEL)

@@ -39,7 +39,7 @@ def test_chosen_cpu_workers_are_one_per_core_for_throughput_and_one_for_latency(
     assert plan_devices("cpu", workers=2).slots == ("cpu",) * 2  # asked for: kept
     # TensorFlow's thread pool is per process: copies would only fight over it
     assert plan_devices("cpu", workers=0, backend="tf").slots == ("cpu",)
-    assert plan_devices("cpu", workers=0, backend="tests.fakes:ZeroBackend").slots == ("cpu",)
+    assert plan_devices("cpu", workers=0, backend="tests.support.fakes:ZeroBackend").slots == ("cpu",)
     monkeypatch.setattr(devices, "usable_cores", lambda: 64)  # more cores: more threads per copy
     assert plan_devices("cpu", workers=0).workers == devices.MAX_CHOSEN_CPU_WORKERS
 

@@ -20,7 +20,7 @@ from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
 from pipeline.errors import ModelError
 from stages.errors import InputError
-from stages.job import JobConfig
+from stages.jobs.file_job import JobConfig
 
 needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
                                     reason="OpenVINO not installed")
@@ -86,7 +86,7 @@ def test_int8_with_another_backend_is_refused_before_anything_loads():
     with pytest.raises(InputError, match="--precision int8 runs on the OpenVINO backend only"):
         JobConfig(backend="tf", precision="int8")
     with pytest.raises(InputError, match="OpenVINO backend only"):
-        JobConfig(backend="tests.fakes:ZeroBackend", precision="int8")
+        JobConfig(backend="tests.support.fakes:ZeroBackend", precision="int8")
 
 
 def test_int8_is_not_offered_on_the_command_line_until_it_passes_the_gate(capsys, tmp_path):

@@ -21,8 +21,8 @@ import run_stream
 from models import backend as backend_module
 from models import fetch, model_cache
 from models.model_cache import XML, cache_key, cached_ir
-from stages.sample import make_test_clip
-from tests.fakes import ZeroBackend
+from stages.outputs.sample import make_test_clip
+from tests.support.fakes import ZeroBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
@@ -328,18 +328,18 @@ def test_the_cli_runs_without_a_writable_cache_and_says_so_once(real_graph, tmp_
 def test_a_single_picture_plans_one_copy_on_all_cores(tmp_path, capsys, monkeypatch):
     import cv2
 
-    import stages.job
+    import stages.jobs.file_job
 
     planned = []
-    real = stages.job.plan_engine
-    monkeypatch.setattr(stages.job, "plan_engine",
+    real = stages.jobs.file_job.plan_engine
+    monkeypatch.setattr(stages.jobs.file_job, "plan_engine",
                         lambda config, **kw: planned.append(kw.get("latency")) or real(config, **kw))
     image = tmp_path / "photo.png"
     cv2.imwrite(str(image), np.full((48, 64, 3), 128, np.uint8))
     clip = make_test_clip(tmp_path / "clip.mp4", frames=3, size=(64, 48))
     for source in (image, clip):
         code = run_stream.main([str(source), "-o", str(tmp_path / "out"), "--backend",
-                                "tests.fakes:ZeroBackend", "--resolution", "64x48"])
+                                "tests.support.fakes:ZeroBackend", "--resolution", "64x48"])
         assert code == 0, capsys.readouterr().err
     assert planned == [True, False]
 

@@ -1,10 +1,10 @@
 import threading
 
 from stages.api import results, run
-from stages.job import JobConfig
-from stages.sample import make_test_clip
+from stages.jobs.file_job import JobConfig
+from stages.outputs.sample import make_test_clip
 
-FAKE = JobConfig(backend="tests.fakes:ZeroBackend", resolution=(64, 48), workers=2)
+FAKE = JobConfig(backend="tests.support.fakes:ZeroBackend", resolution=(64, 48), workers=2)
 
 
 def test_results_yields_every_frame_in_order_and_writes_nothing(tmp_path):

@@ -1,0 +1,1 @@
+"""The runs: the one pipeline builder, file, batch, live and cluster jobs."""

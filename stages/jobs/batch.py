@@ -1,0 +1,325 @@
+"""Batch jobs: many files, several in flight through one inference pool, resumable.
+
+``lanes`` files are decoded at once; each lane takes the next pending file
+when its current one is decoded, so short files and decode gaps never leave
+the workers idle. Every frame carries its file's key; the writer keeps one
+``FileOutputs`` per file in flight and finishes a file (its outputs put in
+place as a set, then its manifest) once all of its frames are written. A file
+that cannot be opened, or whose outputs cannot be written, is reported and
+skipped; the others go on. After a stop, the files in flight are closed as
+interrupted runs (``stages.outputs.file_set``: their previous complete outputs stay).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from stages.jobs.builder import (Sink, build_pipeline, file_outputs, open_file_source, plan_engine,
+                            view_sinks)
+from stages.errors import OutputError, PosestreamError
+from stages.frames import Result
+from stages.sources.inputs import BatchItem
+from stages.jobs.file_job import EngineRecord, JobConfig, PipelineJob
+from stages.outputs.manifest import completed, input_identity, output_settings, write_manifest
+from stages.outputs.atomic import clean_dead_partials
+from stages.display.console import BatchProgress
+from stages.outputs.file_set import FAILED, INTERRUPTED, manifest_path
+from stages.sources.probe import expected_frames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class FileReport:
+    """What happened to one input.
+
+    ``people`` and ``seconds`` are None for an input skipped as complete whose
+    manifest does not record them (written before they were recorded): its
+    people per frame and FPS are then unknown, not zero.
+    """
+
+    input: str
+    status: str = "pending"  # done | skipped (already complete) | failed | interrupted | pending
+    frames: int = 0
+    people: int | None = 0
+    seconds: float | None = 0.0
+    truncated: bool = False
+    frames_lost: int = 0  # pictures of a damaged input that did not decode (skipped)
+    error: str = ""
+    engine: dict | None = None  # EngineRecord.as_dict() of what processed it
+    outputs: list[str] = field(default_factory=list)  # where they went (final or .partial names)
+    started: float = field(default=0.0, repr=False)
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second of this file's wall time in the pipeline."""
+        if self.seconds is None:
+            return None
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def mean_people(self) -> float | None:
+        """Mean people per frame."""
+        if self.people is None:
+            return None
+        return self.people / self.frames if self.frames else 0.0
+
+    def as_dict(self) -> dict:
+        """JSON-ready record."""
+        fps, mean_people = self.fps, self.mean_people
+        record = {"input": self.input, "status": self.status, "frames": self.frames,
+                  "mean_people": None if mean_people is None else round(mean_people, 3),
+                  "fps": None if fps is None else round(fps, 2),
+                  "people": self.people,
+                  "seconds": None if self.seconds is None else round(self.seconds, 3),
+                  "truncated": self.truncated, "frames_lost": self.frames_lost,
+                  "error": self.error, "outputs": self.outputs}
+        if self.engine is not None:
+            record["engine"] = self.engine
+        return record
+
+    def recall(self, manifest: dict) -> None:
+        """Fill in a skipped input's figures from its manifest (what it recorded)."""
+        self.frames = manifest["frames"]
+        self.engine = manifest.get("engine")
+        people, seconds = manifest.get("people"), manifest.get("seconds")
+        self.people = people if isinstance(people, int) else None
+        self.seconds = float(seconds) if isinstance(seconds, (int, float)) else None
+        self.truncated = bool(manifest.get("truncated", False))
+        self.frames_lost = int(manifest.get("frames_lost", 0) or 0)
+
+
+def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force: bool = False
+               ) -> tuple[list[BatchItem], dict[str, FileReport]]:
+    """Split items into those to process and reports for those already complete."""
+    settings = output_settings(config)
+    todo, reports = [], {}
+    for folder in dict.fromkeys(outdir / item.rel.parent for item in items):
+        if folder.is_dir():  # the next run in a folder deals with what killed runs left
+            clean_dead_partials(folder)
+    for item in items:
+        reports[item.key] = FileReport(item.key)
+        manifest = manifest_path(outdir / item.rel.parent, item.path)
+        try:
+            done = None if force else completed(manifest, input_identity(item.path), settings)
+        except OSError as exc:
+            reports[item.key].status, reports[item.key].error = "failed", f"{item.path}: {exc.strerror}"
+            continue
+        if done is not None:
+            reports[item.key].status = "skipped"
+            reports[item.key].recall(done)
+            reports[item.key].outputs = [str(manifest.parent / n) for n in done["outputs"]]
+        else:
+            todo.append(item)
+    return todo, reports
+
+
+def batch_progress(items: list[BatchItem], reports: dict[str, FileReport], config: JobConfig, *,
+                   tty: bool | None = None, interval: float = 30.0,
+                   clock: Callable[[], float] = time.monotonic, stream: TextIO | None = None
+                   ) -> BatchProgress:
+    """The progress of a whole batch (``stages.display.console.BatchProgress``, which
+    explains the keywords): the frames each input should give (a settled
+    input's own count, else what its container declares, under the config's
+    stride and range), with the inputs ``plan_batch`` settled counted done at once."""
+    expected = {}
+    for item in items:
+        report = reports.get(item.key)
+        if report is not None and report.status != "pending":
+            expected[item.key] = report.frames
+        else:
+            expected[item.key] = expected_frames(item.path, frame_step=config.frame_step,
+                                                 start=config.start, end=config.end)
+    settled = [r.as_dict() for r in reports.values() if r.status != "pending"]
+    return BatchProgress(len(items), expected, settled=settled, tty=tty, interval=interval,
+                         clock=clock, stream=stream)
+
+
+class BatchJob(PipelineJob):
+    """Processes a list of inputs into ``outdir``, mirroring their relative paths.
+
+    Args:
+        items: The inputs (see ``stages.sources.inputs.expand_inputs``).
+        outdir: Output root.
+        config: Model and pipeline settings.
+        lanes: Files decoded at once.
+        force: Redo inputs whose outputs are already complete.
+        preview: Shown each annotated frame as it is processed (the browser preview).
+        show: The same for the local window (``stages.display.window``).
+    """
+
+    def __init__(self, items: list[BatchItem], outdir: Path, config: JobConfig, *,
+                 lanes: int = 2, force: bool = False,
+                 preview: Callable[[Result], Result] | None = None,
+                 show: Callable[[Result], Result] | None = None) -> None:
+        self.outdir = Path(outdir)
+        self.preview = preview
+        self.show = show
+        self.config = config
+        self.lanes = max(1, lanes)
+        todo, self.reports = plan_batch(items, self.outdir, config, force=force)
+        self._pending: queue.SimpleQueue[BatchItem] = queue.SimpleQueue()
+        for item in todo:
+            self._pending.put(item)
+        self.todo = len(todo)
+        self._open: dict[str, _Open] = {}
+        self._lock = threading.Lock()
+        self.engine: EngineRecord | None = None
+        super().__init__()
+
+    def run(self, on_result: Callable[[Result], None] | None = None,
+            on_file: Callable[[FileReport], None] | None = None) -> dict[str, FileReport]:
+        """Process every pending input; return a report per input (skipped ones too)."""
+        self._on_file = on_file
+        if self.todo:
+            engine = plan_engine(self.config)
+            self.engine = engine.record
+            feeds = [(self._lane(), None) for _ in range(min(self.lanes, self.todo))]
+            sinks: list[Sink] = view_sinks(self.preview, self.show)
+            pipeline = build_pipeline(self.config, engine, feeds, name="batch", keyed=True,
+                                      pictures=bool(sinks),
+                                      sinks=sinks + [("write", self._write)])
+            try:
+                self._drive(pipeline, on_result)
+            except Exception:
+                self._abandon_open(FAILED)
+                raise
+            finally:
+                self._abandon_open(INTERRUPTED)
+        return self.reports
+
+    # -- decode lanes ---------------------------------------------------
+    def _lane(self):
+        while not self.cancelled:
+            try:
+                item = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            yield from self._frames_of(item)
+
+    def _frames_of(self, item: BatchItem):
+        report = self.reports[item.key]
+        try:
+            source = open_file_source(item.path, self.config, name=item.key, batch=True)
+        except PosestreamError as exc:
+            self._failed(report, str(exc))
+            return
+        with source:
+            try:
+                opened = _Open(item, source, self.outdir, self.config)
+            except PosestreamError as exc:
+                self._failed(report, str(exc))
+                return
+            with self._lock:
+                self._open[item.key] = opened
+            report.started = time.monotonic()
+            yield from source
+            report.truncated, report.frames_lost = source.truncated, source.frames_lost
+            self._decoded(item.key, source.frames_read)
+
+    # -- writing --------------------------------------------------------
+    def _write(self, result: Result) -> Result:
+        key = result.frame.source
+        with self._lock:
+            opened = self._open.get(key)
+        if opened is None:  # its file failed: the rest of its frames are dropped
+            return result
+        try:
+            opened.outputs.write(result)
+        except OutputError as exc:
+            self._give_up(key, str(exc))
+            return result
+        report = self.reports[key]
+        with self._lock:
+            report.frames += 1
+            report.people += len(result.people)
+            done = opened.decoded is not None and report.frames == opened.decoded
+        if done:
+            self._finish(key)
+        return result
+
+    def _decoded(self, key: str, frames: int) -> None:
+        with self._lock:
+            opened = self._open.get(key)
+            if opened is None:
+                return
+            opened.decoded = frames
+            done = self.reports[key].frames == frames
+        if done:
+            self._finish(key)
+
+    def _finish(self, key: str) -> None:
+        with self._lock:
+            opened = self._open.pop(key, None)
+        if opened is None:
+            return
+        report = self.reports[key]
+        report.engine = self.engine.as_dict()
+        opened.outputs.complete()
+        report.seconds = time.monotonic() - report.started
+        try:
+            report.outputs = [str(p) for p in opened.outputs.close()]
+            write_manifest(opened.outputs.manifest, opened.identity, output_settings(self.config),
+                           opened.outputs.written, report.frames, report.engine, people=report.people,
+                           seconds=report.seconds, truncated=report.truncated,
+                           frames_lost=report.frames_lost)
+        except OutputError as exc:
+            report.outputs = [str(p) for p in opened.outputs.written]
+            self._failed(report, str(exc))
+            return
+        report.status = "done"
+        log.info("%s: done, %d frames", key, report.frames)
+        if self._on_file is not None:
+            self._on_file(report)
+
+    def _give_up(self, key: str, error: str) -> None:
+        """A file whose outputs cannot be written: kept aside, reported failed."""
+        with self._lock:
+            opened = self._open.pop(key, None)
+        if opened is None:
+            return
+        try:
+            opened.outputs.close(FAILED)
+        except OutputError as exc:
+            log.debug("%s: %s", key, exc)
+        self.reports[key].outputs = [str(p) for p in opened.outputs.written]
+        self._failed(self.reports[key], error)
+
+    def _failed(self, report: FileReport, error: str) -> None:
+        report.status, report.error = "failed", error
+        log.error("%s", error)
+        if self._on_file is not None:
+            self._on_file(report)
+
+    def _abandon_open(self, state: str) -> None:
+        """After a stop or failure: files still open are closed as interrupted
+        (or failed) runs, without a manifest, so the next run does them again;
+        their previous complete outputs stay (``stages.outputs.file_set``)."""
+        with self._lock:
+            left, self._open = list(self._open.values()), {}
+        for opened in left:
+            report = self.reports[opened.item.key]
+            report.status = "failed" if state == FAILED else "interrupted"
+            try:
+                opened.outputs.close(state)
+            except OutputError as exc:
+                report.error = str(exc)
+                log.error("%s", exc)
+            report.outputs = [str(p) for p in opened.outputs.written]
+
+
+class _Open:
+    """A file in flight: its outputs and identity, and its frame count once decoded."""
+
+    def __init__(self, item: BatchItem, source, outdir: Path, config: JobConfig) -> None:
+        self.item = item
+        self.identity = input_identity(item.path)
+        self.decoded: int | None = None
+        self.outputs = file_outputs(outdir / item.rel.parent, item.path, source, config, clean=False)
+        self.outputs.__enter__()

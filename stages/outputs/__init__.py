@@ -1,0 +1,1 @@
+"""What a file or batch run writes, committed as a set: video, keypoint formats, manifests, datasets."""

@@ -1,0 +1,305 @@
+"""The per-input outputs of a file run: annotated video (or image) and keypoints, as a set.
+
+Every file of one input is written under a hidden partial name
+(``stages.outputs.atomic.partial_path``) and the set is put in place together
+(``stages.outputs.atomic.commit_set``) when the run ends:
+
+- complete (every frame written): the set replaces the previous one, whose
+  manifest goes first; older ``.partial`` results of that input are removed;
+- interrupted (a stop signal, a cancel): the set goes to the final names only
+  when none of them exists yet; otherwise the previous set stays untouched
+  and the results are kept aside under ``<name>.partial<ext>``
+  (``clip.partial.mp4``, ``clip.partial.jsonl``, ...);
+- failed (an error, e.g. a full disk): nothing under the final names; the
+  partial files are removed (on a full disk they would only keep it full)
+  and the previous set stays.
+
+Names: outputs are named after the input's stem (``x.mp4`` -> ``x.mp4`` video,
+``x.jsonl``), unless another video or image in the input's folder has the same
+stem: then after its whole name (``x.mp4`` -> ``x.mp4.mp4``, ``x.mp4.jsonl``;
+``x.webm`` -> ``x.webm.mp4``, ``x.webm.jsonl``; ``x.jpg`` -> ``x.jpg``,
+``x.jpg.jsonl``), so same-stem inputs never write the same file.
+
+Keypoints only (``video=False``, ``--no-video``): the set is the keypoint
+files alone. No annotated video or image is written, nothing is encoded and
+the input's audio is not read; the keypoint files are byte for byte those of
+a run with the video. An annotated video that an earlier run left under the
+final name is not part of the set: it stays as it is (as the file of a format
+no longer asked for does).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from stages.outputs.atomic import (Staged, aside_path, clean_dead_partials, commit_set, remove_quietly,
+                           set_aside)
+from stages.sources.file_source import SourceInfo
+from stages.errors import InputError, OutputError
+from stages.outputs.formats import KeypointWriter, format_path, make_writers
+from stages.frames import Result
+from stages.sources.inputs import MEDIA_EXTENSIONS
+from stages.outputs.video import VideoWriter, stage_image
+
+log = logging.getLogger(__name__)
+
+COMPLETE, INTERRUPTED, FAILED = "complete", "interrupted", "failed"
+
+
+def output_stem(input: Path) -> str:
+    """The base name of ``input``'s outputs: its stem, or its whole name when another
+    video or image in its folder has the same stem (compared case-insensitively)."""
+    input = Path(input)
+    folder = input.parent
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except OSError:
+        return input.stem
+    others = _stems(str(folder), stamp).get(input.stem.casefold(), 0)
+    mine = input.suffix.lower() in MEDIA_EXTENSIONS
+    return input.name if others > (1 if mine else 0) else input.stem
+
+
+@functools.lru_cache(maxsize=64)
+def _stems(folder: str, _mtime_ns: int) -> dict[str, int]:
+    # How many media files of ``folder`` have each stem; cached while the
+    # folder is unchanged (its mtime), so a batch lists each folder once.
+    counts: dict[str, int] = {}
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return counts
+    for name in names:
+        path = Path(name)
+        if path.suffix.lower() in MEDIA_EXTENSIONS and not name.startswith("."):
+            key = path.stem.casefold()
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def output_paths(outdir: Path, input: Path, *, still: bool,
+                 formats: Sequence[str] = ("jsonl",), stem: str | None = None,
+                 video: bool = True) -> tuple[Path, ...]:
+    """(annotated video or image, then one path per keypoint format) for ``input``,
+    named after ``stem`` (default: ``output_stem(input)``); without ``video``
+    only the keypoint formats' paths.
+
+    Raises:
+        InputError: An unknown format, or an output would overwrite the input itself.
+    """
+    stem = stem or output_stem(input)
+    media = (outdir / (input.name if still else f"{stem}.mp4"),) if video else ()
+    paths = (*media, *(format_path(f, outdir, stem, still=still) for f in dict.fromkeys(formats)))
+    for p in paths:
+        if p.exists() and p.resolve() == Path(input).resolve():
+            raise InputError(f"{input}: output {p} would overwrite the input; choose another -o OUTDIR")
+    return paths
+
+
+def manifest_path(outdir: Path, input: Path, stem: str | None = None) -> Path:
+    """The manifest of ``input``'s outputs in ``outdir`` (see ``stages.outputs.manifest``)."""
+    return Path(outdir) / f"{stem or output_stem(input)}.manifest.json"
+
+
+class FileOutputs:
+    """Writes every Result of one input; a pipeline step (``write``).
+
+    The files are committed as a set when the ``with`` block ends (see the
+    module docstring): call ``complete()`` once every frame was written;
+    without it the run counts as interrupted, and an exception in the block
+    makes it failed. ``written`` then says where the files went (nowhere
+    after a failure).
+
+    Args:
+        outdir: Output directory, created when missing.
+        input: The input file (names the outputs; its audio is copied into
+            the annotated video).
+        info: The source's description (size, rate, time base).
+        preset: x264 preset.
+        still: The input is a single image: write an annotated image, not a video.
+        formats: Keypoint formats (``stages.outputs.formats.FORMATS``), in order.
+        audio: Copy the input's audio streams into the annotated video.
+        audio_range: The run covers a time range of the input: only the audio
+            from the first frame written to the end of the last is copied.
+        clean: First set aside what killed runs left in ``outdir``
+            (``stages.outputs.atomic.clean_dead_partials``); a batch does it once per
+            folder instead.
+        video: Write the annotated video or image; False writes the keypoint
+            files only (``preset`` and ``audio`` then change nothing).
+
+    Raises:
+        InputError: An unknown format, an output that would overwrite the
+            input, or nothing to write (no video and no format).
+
+    Attributes:
+        paths: The final names of the set: the annotated video or image first
+            (unless ``video`` is False), then one per format.
+        manifest: The manifest's path, removed before the set is put in place.
+        written: Where the files went once closed: ``paths`` (those written), or
+            their ``.partial`` names when kept aside; () before close, after a
+            failure, or when nothing was written.
+        state: "complete", "interrupted" or "failed", once closed.
+    """
+
+    def __init__(self, outdir: Path, input: Path, info: SourceInfo, *,
+                 preset: str = "veryfast", still: bool = False,
+                 formats: Sequence[str] = ("jsonl",), audio: bool = True,
+                 clean: bool = True, video: bool = True, audio_range: bool = False) -> None:
+        if not video and not formats:
+            raise InputError(f"{input}: --no-video with no --format: nothing to write")
+        self._stem = output_stem(input)
+        self.paths = output_paths(outdir, input, still=still, formats=formats, stem=self._stem,
+                                  video=video)
+        self.manifest = manifest_path(outdir, input, self._stem)
+        self.written: tuple[Path, ...] = ()
+        self.state = ""
+        self._outdir = Path(outdir)
+        self._input = Path(input)
+        self._info = info
+        self._preset = preset
+        self._still = still
+        self._media = self.paths[0] if video else None  # the annotated video or image
+        self._formats = tuple(dict.fromkeys(formats))
+        self._audio = audio
+        self._audio_range = audio_range
+        self._clean = clean
+        self._video: VideoWriter | None = None
+        self._writers: list[KeypointWriter] = []
+        self._last_image = None
+        self._complete = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def kept_aside(self) -> bool:
+        """Whether the files went to their ``.partial`` names."""
+        return bool(self.written) and self.written[0] not in self.paths
+
+    def __enter__(self) -> FileOutputs:
+        try:
+            self._outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self._outdir}: cannot create output directory "
+                              f"({exc.strerror})") from exc
+        if self._clean:
+            clean_dead_partials(self._outdir)
+        self._writers = make_writers(self._formats, self._outdir, self._stem, still=self._still)
+        if self._media is not None and not self._still:
+            try:
+                self._video = VideoWriter(self._media, self._info, preset=self._preset,
+                                          audio_from=self._input if self._audio else None,
+                                          audio_range=self._audio_range)
+            except BaseException:
+                self._discard()
+                raise
+        return self
+
+    def write(self, result: Result) -> Result:
+        """Write one result (rendered, unless there is no video); return it."""
+        if self._media is not None:
+            image = result.image if result.image is not None else result.frame.image
+            if self._video is not None:
+                self._video.write(image, result.frame.pts_ticks)
+            else:
+                self._last_image = image
+        for writer in self._writers:
+            writer.write(result)
+        return result
+
+    def complete(self) -> None:
+        """Mark the run complete: every frame of the input was written."""
+        self._complete = True
+
+    def close(self, state: str | None = None) -> tuple[Path, ...]:
+        """Finish every file and put the set in place, or aside; idempotent.
+
+        Args:
+            state: "complete", "interrupted" or "failed"; default: "complete"
+                after ``complete()``, else "interrupted".
+
+        Returns:
+            Where the files went (``written``).
+
+        Raises:
+            OutputError: A file could not be finished or the set not put in
+                place (a failed run: its files are removed, the previous set
+                stays).
+        """
+        with self._lock:
+            if self._closed:
+                return self.written
+            self._closed = True
+            state = state or (COMPLETE if self._complete else INTERRUPTED)
+            staged, error = self._finish_all()
+            self.state = FAILED if error is not None or state == FAILED else state
+            if self.state == FAILED:
+                for item in staged:
+                    remove_quietly(item.tmp)
+            else:
+                try:
+                    self.written = self._publish(staged)
+                except OutputError as exc:  # the previous set is back in place
+                    self.state, error = FAILED, exc
+            if error is not None:
+                raise error
+            return self.written
+
+    def _finish_all(self) -> tuple[list[Staged], OutputError | None]:
+        # Every file is finished, even when one fails; one that failed is
+        # still staged (its partial file, if any) so that it can be removed.
+        staged: list[Staged] = []
+        error: OutputError | None = None
+        if self._last_image is not None:
+            try:
+                staged.append(stage_image(self._media, self._last_image))
+            except OutputError as exc:
+                error = exc
+            self._last_image = None
+        for writer in ([self._video] if self._video is not None else []) + self._writers:
+            try:
+                item = writer.finish()
+            except OutputError as exc:
+                error = error or exc
+                item = Staged(writer.tmp, writer.path) if os.path.lexists(writer.tmp) else None
+            if item is not None:
+                staged.append(item)
+        return staged, error
+
+    def _publish(self, staged: list[Staged]) -> tuple[Path, ...]:
+        if not staged:
+            return ()
+        previous = any(os.path.lexists(p) for p in self.paths)
+        if self.state == COMPLETE or (self.state == INTERRUPTED and not previous):
+            commit_set(staged, remove_first=[self.manifest],
+                       remove_after=[aside_path(p) for p in self.paths])
+            return tuple(s.path for s in staged)
+        kept = set_aside(staged)
+        log.warning("%s: interrupted; the previous outputs stay, this run's are kept aside: %s",
+                    self._input, ", ".join(p.name for p in kept))
+        return kept
+
+    def _discard(self) -> None:
+        # Opening failed: the files begun are removed, nothing else is touched.
+        for writer in self._writers:
+            try:
+                writer.finish()
+            except OutputError:
+                pass
+            remove_quietly(writer.tmp)
+        self._writers = []
+        self._closed = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        state = FAILED if issubclass(exc_type, Exception) else INTERRUPTED
+        try:
+            self.close(state)
+        except OutputError as error:  # the exception in flight is the one to report
+            log.error("%s", error)

@@ -1,0 +1,1 @@
+"""Live keypoints and source states for other programs: the feed, MQTT, per-source monitors."""

@@ -1,0 +1,1 @@
+"""What a live run writes: crash-safe segments, raw packets, the live log, retention."""

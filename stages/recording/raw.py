@@ -1,0 +1,287 @@
+"""Raw recording (``--record raw``): the camera's own packets, copied into segments.
+
+Nothing is decoded or encoded for the recording: every video packet a live
+source demuxes (``stages.sources.stream.PacketHook``) is muxed as it is into a
+Matroska segment, so the recording has the camera's full frame rate and
+quality for almost no CPU, while the pipeline decodes the same packets for
+the keypoints.
+
+Segments: ``OUTDIR/<source>/<source>-<UTC start>-<n>.mkv``, written under a
+partial name (``stages.outputs.atomic.partial_path``) and renamed into place when
+finished; a kill leaves the partial, playable up to its last cluster (the
+muxer cuts one at about every key frame and each is flushed to the file
+as it is cut), which the next run sets aside as ``<base>.partial.mkv``. A segment starts at a key frame (the packets of a connection
+before its first key frame are dropped and counted in ``skipped``), rolls
+at the first key frame after ``segment_seconds`` of wall time, and ends
+when the connection ends: the next connection starts a new one. The names
+come from the source's ``SegmentNamer`` and each new segment is announced
+(``on_segment(first frame index, base)``), so the keypoint logs of the same
+frames get the same base name (``SegmentedOutputs.start_at``).
+
+Timestamps: the camera's, rebased so that each segment starts at 0; a
+packet without one, or whose decoding time does not increase, is put one
+tick after the previous one (and its presentation time with it when it
+would come first); a jump of the camera's clock by more than
+``MAX_JUMP_SECONDS`` either way (a reset; a real outage ends the
+connection) continues one frame after the previous packet.
+
+Errors: the recorder never raises into the source's thread. The first
+failure to create or write a segment is logged, kept in ``error`` (the job
+raises it from its writer, as it would a failed annotated segment) and
+ends the recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from stages.outputs.atomic import commit, partial_path, remove_quietly
+from stages.errors import InputError, OutputError
+from stages.recording.segments import VIDEO_SUFFIX, SegmentNamer
+
+log = logging.getLogger(__name__)
+
+# codecs of decoded pictures (lavfi, some capture devices): there is nothing compressed to copy
+_NOT_COPYABLE = frozenset({"wrapped_avframe"})
+_RAW_SPEC_PREFIX = "lavfi:"
+MAX_JUMP_SECONDS = 10.0  # a larger step of the camera's clock, either way, is a reset, not a gap
+
+
+def check_raw_source(spec: str, name: str) -> None:
+    """Fail at start for a source that has no packets to copy.
+
+    Raises:
+        InputError: ``spec`` is an FFmpeg lavfi graph (it makes decoded pictures).
+    """
+    if spec.strip().startswith(_RAW_SPEC_PREFIX):
+        raise InputError(f"{name}: --record raw needs a stream with packets (rtsp://, "
+                         "http(s)://, a camera); a lavfi: source makes decoded pictures "
+                         "(use --record annotated or none)")
+
+
+class RawSegment:
+    """One Matroska file of copied packets, under its partial name until ``close``.
+
+    Args:
+        path: Final path (``.mkv``).
+        stream: The input video stream the packets come from.
+
+    Raises:
+        OutputError: The file cannot be created or the stream not copied.
+    """
+
+    def __init__(self, path: Path, stream) -> None:
+        self.path = Path(path)
+        self.tmp = partial_path(self.path)
+        self.packets = 0
+        self._base: int | None = None
+        self._last_dts: int | None = None
+        tick = Fraction(stream.time_base or Fraction(1, 90000))
+        self._jump = round(MAX_JUMP_SECONDS / tick)  # ticks
+        self._step = max(1, round(Fraction(1, 25) / tick))  # a frame's ticks, until one is seen
+        try:
+            self.tmp.touch()  # the muxer creates the file at the first packet; fail now
+            self._container = av.open(os.fspath(self.tmp), "w", format="matroska",
+                                      options={"flush_packets": "1"})
+            self._stream = self._container.add_stream_from_template(stream)
+            if stream.codec_context.name == "rawvideo":  # Matroska needs its pixel format's tag
+                self._stream.codec_context.codec_tag = stream.codec_context.codec_tag
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            remove_quietly(self.tmp)
+            raise OutputError(f"{self.path}: cannot create ({_why(exc)})") from exc
+
+    def write(self, packet: av.Packet) -> None:
+        """Mux a copy of ``packet`` (the packet itself is left as it was, for the decoder).
+
+        Raises:
+            OutputError: The write failed.
+        """
+        copy = av.Packet(packet)  # shares the bytes, not the timestamps
+        copy.time_base = packet.time_base
+        copy.dts, copy.pts = self._times(packet.dts, packet.pts)
+        if packet.duration:
+            copy.duration = packet.duration
+        copy.is_keyframe = packet.is_keyframe
+        copy.stream = self._stream
+        try:
+            self._container.mux(copy)
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"{self.path}: cannot write ({_why(exc)})") from exc
+        self.packets += 1
+
+    def _times(self, dts: int | None, pts: int | None) -> tuple[int, int]:
+        """(dts, pts) rebased to the segment's start, dts increasing, pts not before dts."""
+        stamp = dts if dts is not None else pts
+        last = self._last_dts
+        if stamp is None:  # no time: just after the previous packet
+            new = 0 if last is None else last + 1
+            self._last_dts = new
+            return new, new
+        if self._base is None:
+            self._base = stamp
+        new = stamp - self._base
+        if last is not None and not 0 < new - last <= self._jump:
+            if abs(new - last) > self._jump:  # the camera's clock jumped: go on a frame later
+                self._base = stamp - last - self._step
+                new = last + self._step
+            else:  # not after the previous one
+                new = last + 1
+        elif last is not None:
+            self._step = new - last
+        self._last_dts = new
+        return new, new if pts is None else max(pts - self._base, new)
+
+    def close(self) -> bool:
+        """Finish the file and rename it into place; return whether it was kept.
+
+        A segment without a packet is removed. Idempotent.
+
+        Raises:
+            OutputError: Finishing or renaming failed (the partial file stays
+                when finishing failed).
+        """
+        container, self._container = self._container, None
+        if container is None:
+            return False
+        try:
+            container.close()
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"{self.path}: cannot finish ({_why(exc)}); partial "
+                              f"video left at {self.tmp}") from exc
+        if not self.packets:
+            remove_quietly(self.tmp)
+            return False
+        commit(self.tmp, self.path)
+        return True
+
+
+class RawRecorder:
+    """Copies one live source's video packets into rolling segments (a ``PacketHook``).
+
+    Args:
+        namer: The source's ``SegmentNamer`` (its folder is where segments go).
+        segment_seconds: Longest segment, in seconds of wall time (rolled at
+            the next key frame).
+        on_segment: Called with (first frame index, base) when a segment
+            starts, on the source's thread.
+        on_finish: Called (no argument) after a segment was finished.
+        clock: Wall clock (``time.time``).
+
+    Attributes:
+        finished: Paths of the finished segments, in order.
+        packets: Packets copied so far.
+        skipped: Packets dropped while waiting for a connection's first key frame.
+        error: The failure that ended the recording, or None.
+    """
+
+    def __init__(self, namer: SegmentNamer, *, segment_seconds: float,
+                 on_segment: Callable[[int, str], None] | None = None,
+                 on_finish: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.namer = namer
+        self.segment_seconds = segment_seconds
+        self._on_segment = on_segment
+        self._on_finish = on_finish
+        self._clock = clock
+        self.finished: list[Path] = []
+        self.packets = 0
+        self.skipped = 0
+        self.error: OutputError | None = None
+        self._stream = None
+        self._segment: RawSegment | None = None
+        self._started = 0.0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def connection_started(self, stream) -> None:
+        """A new connection: its packets come from ``stream``; wait for a key frame."""
+        with self._lock:
+            self._end()
+            if stream.codec_context.name in _NOT_COPYABLE:
+                self._fail(OutputError(f"{self.namer.name}: --record raw: the source gives "
+                                       "decoded pictures, not packets to copy"))
+            self._stream = stream
+
+    def packet(self, packet: av.Packet, next_index: int) -> None:
+        """Copy ``packet`` into the current segment, starting or rolling one at a key frame."""
+        if not packet.size:  # the demuxer's empty flush packets
+            return
+        with self._lock:
+            if self._closed or self.error is not None or self._stream is None:
+                return
+            try:
+                if self._segment is None or (packet.is_keyframe and self._due()):
+                    if not packet.is_keyframe:
+                        self.skipped += 1
+                        return
+                    self._roll(next_index)
+                self._segment.write(packet)
+                self.packets += 1
+            except OutputError as exc:
+                self._fail(exc)
+
+    def connection_ended(self) -> None:
+        """The connection ended: finish its segment."""
+        with self._lock:
+            self._end()
+            self._stream = None
+
+    def close(self) -> None:
+        """Finish the current segment and copy nothing more; idempotent."""
+        with self._lock:
+            self._closed = True
+            self._end()
+
+    def __enter__(self) -> RawRecorder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _due(self) -> bool:
+        return self._clock() - self._started >= self.segment_seconds
+
+    def _roll(self, next_index: int) -> None:
+        self._end()
+        self._started = self._clock()
+        try:
+            self.namer.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.namer.folder}: cannot create ({_why(exc)})") from exc
+        base = self.namer.next(self._started)
+        self._segment = RawSegment(self.namer.folder / f"{base}{VIDEO_SUFFIX}", self._stream)
+        log.info("%s: raw segment %s started", self.namer.name, base)
+        if self._on_segment is not None:
+            self._on_segment(next_index, base)
+
+    def _end(self) -> None:
+        segment, self._segment = self._segment, None
+        if segment is None:
+            return
+        try:
+            kept = segment.close()
+        except OutputError as exc:
+            self._fail(exc)
+            return
+        if kept:
+            self.finished.append(segment.path)
+            if self._on_finish is not None:
+                self._on_finish()
+
+    def _fail(self, exc: OutputError) -> None:
+        if self.error is None:
+            log.error("%s: raw recording stopped: %s", self.namer.name, exc)
+            self.error = exc
+        self._end()
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

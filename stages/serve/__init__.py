@@ -1,0 +1,1 @@
+"""Loopback HTTP: the status routes, metrics, Server-Sent Events and the preview page."""

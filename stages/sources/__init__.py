@@ -1,0 +1,1 @@
+"""Where frames come from: video and image files, batches of them, streams and cameras."""

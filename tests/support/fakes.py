@@ -1,0 +1,76 @@
+"""Fake backends for tests: no model is loaded. Pass as --backend tests.support.fakes:NAME."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from models.backend import BackendConfig
+
+
+class ZeroBackend:
+    """Returns all-zero maps of the right shape: nobody is ever found."""
+
+    name = "zero"
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.calls = 0
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        n, h, w, _ = batch.shape
+        return np.zeros((n, h // 8, w // 8, self.config.model.channels), np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+class Bf16Backend(ZeroBackend):
+    """A zero backend that reports running in bf16, as an engine choosing its own precision does."""
+
+    precision = "bf16"
+
+
+class SlowBackend(ZeroBackend):
+    """A zero backend that takes $POSESTREAM_FAKE_DELAY seconds (default 0.02) per call."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(float(os.environ.get("POSESTREAM_FAKE_DELAY", "0.02")))
+        return super().infer(batch)
+
+
+class FailingBackend(ZeroBackend):
+    """Raises on the call given by $POSESTREAM_FAKE_FAIL_AT (default 3)."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if self.calls == int(os.environ.get("POSESTREAM_FAKE_FAIL_AT", "3")):
+            raise RuntimeError("fake accelerator fault")
+        return super().infer(batch)
+
+
+class BrokenLoadBackend:
+    """Fails to load, like a model that does not fit the device."""
+
+    name = "broken"
+
+    def __init__(self, config: BackendConfig) -> None:
+        raise OSError("fake device unavailable")
+
+
+
+
+class OnePersonBackend(ZeroBackend):
+    """Maps with one synthetic standing person in the middle (no network runs)."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        from tests.support.people_maps import people_maps, person_joints
+
+        n, h, w, _ = batch.shape
+        if (h, w) != (368, 432):
+            raise ValueError("OnePersonBackend draws for a 432x368 network input")
+        # joints off the map's pixel centres, so the upsampled peaks are single pixels
+        maps = people_maps(46, 54, [person_joints(27.3, 9.2)])
+        return np.repeat(maps[None], n, axis=0)
