@@ -180,8 +180,8 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
 
 
 def _job_config(args: argparse.Namespace):
-    from stages.jobs.file_job import JobConfig
-    from stages.pose.maps_to_people import PostprocessConfig
+    from stages.settings import JobConfig
+    from stages.settings import PostprocessConfig
     from stages.pose.resize import parse_resolution
 
     return JobConfig(
@@ -192,7 +192,7 @@ def _job_config(args: argparse.Namespace):
         preset=args.preset, formats=_formats(args.formats), track=args.track,
         track_memory=args.track_memory, audio=args.audio,
         video=args.video, frame_step=args.frame_step, start=_time(args.start, "--start"),
-        end=_time(args.end, "--end"), max_fps=args.max_fps)
+        end=_time(args.end, "--end"))
 
 
 def _time(text: str | None, option: str) -> float | None:
@@ -303,7 +303,8 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
     import contextlib
 
     from stages.display.dashboard import LiveDashboard
-    from stages.jobs.live import LiveConfig, LiveJob
+    from stages.jobs.live import LiveJob
+    from stages.settings import LiveConfig
 
     if not args.verbose and not args.debug:
         logging.getLogger().setLevel(logging.INFO)  # operators want every connection event
@@ -318,7 +319,7 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
                       live_log_size=parse_size(args.live_log_size, "--live-log-size"),
                       mqtt=args.mqtt, mirror=args.mirror, camera_fps=args.camera_fps,
                       camera_size=parse_camera_size(args.camera_size) if args.camera_size else None,
-                      camera_format=args.camera_format)
+                      camera_format=args.camera_format, max_fps=args.max_fps)
     job = LiveJob(specs, args.outdir, config, live)
     try:
         with contextlib.ExitStack() as stack:

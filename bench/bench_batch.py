@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages.jobs.batch import BatchJob  # noqa: E402
 from stages.sources.inputs import expand_inputs  # noqa: E402
-from stages.jobs.file_job import JobConfig  # noqa: E402
+from stages.settings import JobConfig  # noqa: E402
 from stages.outputs.sample import make_sample_clip  # noqa: E402
 
 

@@ -29,7 +29,9 @@ from pathlib import Path  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from stages.jobs.file_job import FileJob, JobConfig  # noqa: E402
+from stages.jobs.file_job import FileJob  # noqa: E402
+
+from stages.settings import JobConfig  # noqa: E402
 from stages.outputs.sample import make_sample_clip  # noqa: E402
 
 

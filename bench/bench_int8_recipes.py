@@ -45,7 +45,8 @@ from models.fetch import fetch_model  # noqa: E402
 from models.openvino_backend import f32_ir  # noqa: E402
 from models.quantize import Recipe, quantize_ir  # noqa: E402
 from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
-from stages.pose.maps_to_people import PafDecoder, PostprocessConfig  # noqa: E402
+from stages.pose.maps_to_people import PafDecoder  # noqa: E402
+from stages.settings import PostprocessConfig  # noqa: E402
 
 BACKBONE_1X1 = tuple(range(6, 23, 2))  # the backbone's pointwise convolutions (most of the arithmetic)
 RECIPES = {

@@ -40,8 +40,9 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.jobs.file_job import JobConfig  # noqa: E402
-from stages.jobs.live import LiveConfig, LiveJob  # noqa: E402
+from stages.settings import JobConfig  # noqa: E402
+from stages.jobs.live import LiveJob  # noqa: E402
+from stages.settings import LiveConfig  # noqa: E402
 from stages.outputs.sample import make_sample_clip  # noqa: E402
 from tests.support.live_fixtures import RtspServer, _gstreamer_ready  # noqa: E402
 

@@ -50,7 +50,8 @@ from models.devices import plan_devices  # noqa: E402
 from models.registry import get_model  # noqa: E402
 from stages.sources.video import open_source  # noqa: E402
 from stages.jobs.builder import resolve_graph  # noqa: E402
-from stages.jobs.file_job import FileJob, JobConfig, JobSummary  # noqa: E402
+from stages.jobs.file_job import FileJob, JobSummary  # noqa: E402
+from stages.settings import JobConfig  # noqa: E402
 from stages.pose.resize import Resizer, parse_resolution  # noqa: E402
 from stages.outputs.sample import make_sample_clip  # noqa: E402
 

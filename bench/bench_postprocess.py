@@ -44,12 +44,13 @@ sys.path.insert(0, str(ROOT))
 from stages.pose.paf_assembly import assemble, assemble_peaks  # noqa: E402
 from stages.errors import ModelError  # noqa: E402
 from stages.frames import Frame  # noqa: E402
-from stages.pose.maps_to_people import (PafDecoder, PostprocessConfig, find_peaks,  # noqa: E402
-                                gaussian_kernel_1d, smooth_heatmaps, to_person, upsample_area)
+from stages.pose.maps_to_people import (PafDecoder, find_peaks, gaussian_kernel_1d,  # noqa: E402
+                                        smooth_heatmaps, to_person, upsample_area)
+from stages.settings import PostprocessConfig  # noqa: E402
 from stages.pose.resize import Resizer, parse_resolution  # noqa: E402
 from tests.support.people_maps import compose, people_maps, person_joints  # noqa: E402
 
-GOLDEN = ROOT / "tests" / "stages" / "golden"
+GOLDEN = ROOT / "tests" / "support" / "golden"
 BENCH_SCENE = "four_astronauts"
 COMPARE_SIZES = [(432, 368), (656, 368)]
 COMPARE_RATIOS = [2.0, 4.0]

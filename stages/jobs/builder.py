@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from models.backend import Backend, BackendConfig
 from models.devices import DevicePlan, plan_devices, usable_cores
@@ -42,9 +41,7 @@ from stages.outputs.file_set import FileOutputs
 from stages.pose.draw import Renderer
 from stages.pose.resize import NetInput, Resizer
 from stages.pose.tracking import PoseTracker
-
-if TYPE_CHECKING:
-    from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 
 log = logging.getLogger(__name__)
 
@@ -216,20 +213,17 @@ def _add_inference(pipeline: Pipeline, config: JobConfig, engine: Engine, freshe
 
 
 FILE_ONLY = (("--frame-step", "frame_step", 1), ("--start", "start", None), ("--end", "end", None))
-LIVE_ONLY = (("--max-fps", "max_fps", None),)
 
 
 def check_mode(config: JobConfig, live: bool) -> None:
-    """Settings that mean nothing for this kind of source are an error, never ignored.
+    """Settings that mean nothing for live sources are an error, never ignored.
 
     Raises:
-        UsageError: One line naming the option and the kind of source.
+        UsageError: One line naming the option.
     """
-    wrong = FILE_ONLY if live else LIVE_ONLY
-    for option, name, default in wrong:
+    for option, name, default in FILE_ONLY if live else ():
         if getattr(config, name) != default:
-            where = "files and batches, not live sources" if live else "live sources, not files"
-            raise UsageError(f"{option} is for {where}")
+            raise UsageError(f"{option} is for files and batches, not live sources")
 
 
 def open_file_source(path: Path, config: JobConfig, *, name: str | None = None,

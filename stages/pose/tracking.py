@@ -66,6 +66,7 @@ import numpy as np
 
 from stages.pose._assignment import min_cost_pairs
 from stages.frames import Person, Result
+from stages.settings import DEFAULT_TRACK_MEMORY
 
 # Weights of the cost's terms (module docstring), set on bench/bench_tracking.py's clip
 _SCALE_WEIGHT = 2.0     # per unit of |ln| of the size ratio
@@ -96,7 +97,7 @@ class _SourceState:
     last_index: int = -1
 
 
-DEFAULT_MEMORY = 2.0       # seconds of stream time an unseen track is kept (--track-memory)
+DEFAULT_MEMORY = DEFAULT_TRACK_MEMORY  # seconds of stream time an unseen track is kept
 DEFAULT_MAX_DISTANCE = 0.5  # body sizes, the gate between frames taken at once
 DEFAULT_MAX_SPEED = 1.0     # body sizes per second the gate grows by
 

@@ -18,23 +18,21 @@ connection events.
 
 from __future__ import annotations
 
-import math
 import re
 
 import av
 import av.logging
 
 from stages.errors import InputError, UsageError
+from stages.settings import camera_format, check_camera
 
-__all__ = ["FLAGS", "camera_options", "check_camera", "check_camera_sources", "is_camera",
-           "open_camera", "parse_camera_size"]
+__all__ = ["FLAGS", "camera_options", "check_camera_sources", "is_camera", "open_camera",
+           "parse_camera_size"]
 
 VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
 CAMERA_INDEX = re.compile(r"\d+\Z")
-MAX_SIDE = 8192
 FLAGS = {"video_size": "--camera-size", "framerate": "--camera-fps",
          "input_format": "--camera-format"}  # FFmpeg's v4l2 option -> our flag
-ALIASES = {"yuyv": "yuyv422", "yuy2": "yuyv422", "mjpg": "mjpeg"}  # v4l2's own names -> FFmpeg's
 _SIZE = re.compile(r"(\d+)x(\d+)\Z")
 
 
@@ -48,7 +46,7 @@ def parse_camera_size(text: str) -> tuple[int, int]:
     """``"1280x720"`` -> ``(1280, 720)``.
 
     Raises:
-        InputError: Not WxH with both sides 1 to ``MAX_SIDE``.
+        InputError: Not WxH with both sides 1 to ``MAX_CAMERA_SIDE``.
     """
     match = _SIZE.match(text.strip().lower())
     if not match:
@@ -56,21 +54,6 @@ def parse_camera_size(text: str) -> tuple[int, int]:
     size = int(match[1]), int(match[2])
     check_camera(size=size)
     return size
-
-
-def check_camera(*, size: tuple[int, int] | None = None, fps: float | None = None,
-                 format: str | None = None) -> None:
-    """Camera settings are well formed (see the module docstring).
-
-    Raises:
-        InputError: One line naming the first bad setting.
-    """
-    if size is not None and not all(isinstance(s, int) and 1 <= s <= MAX_SIDE for s in size):
-        raise InputError(f"--camera-size {size[0]}x{size[1]}: each side must be 1 to {MAX_SIDE} pixels")
-    if fps is not None and not 0 < fps < math.inf:  # also false for nan
-        raise InputError(f"--camera-fps {fps}: must be a positive number of frames per second")
-    if format is not None:
-        _ffmpeg_format(format)
 
 
 def camera_options(*, size: tuple[int, int] | None = None, fps: float | None = None,
@@ -87,7 +70,7 @@ def camera_options(*, size: tuple[int, int] | None = None, fps: float | None = N
     if fps is not None:
         options["framerate"] = f"{fps:g}"
     if format is not None:
-        options["input_format"] = _ffmpeg_format(format)
+        options["input_format"] = camera_format(format)
     return options
 
 
@@ -126,24 +109,3 @@ def open_camera(url: str, options: dict[str, str], timeout: float):
                 raise OSError(exc.errno, f"{reason} ({said})" if said else reason) from None
     finally:
         av.logging.set_level(level)
-
-
-def _ffmpeg_format(name: str) -> str:
-    """FFmpeg's name for a camera format: a pixel format or a video decoder.
-
-    Raises:
-        InputError: FFmpeg knows no such pixel format or decoder.
-    """
-    wanted = ALIASES.get(name.strip().lower(), name.strip().lower())
-    try:
-        av.video.format.VideoFormat(wanted)
-        return wanted
-    except (ValueError, TypeError):
-        pass
-    try:
-        if av.codec.Codec(wanted, "r").type == "video":
-            return wanted
-    except (ValueError, av.FFmpegError):
-        pass
-    raise InputError(f"--camera-format {name!r}: FFmpeg knows no such pixel format or video "
-                     "decoder (e.g. mjpeg, yuyv422, h264, nv12)")

@@ -20,7 +20,7 @@ from models.fetch import fetch_model
 from models.registry import DEFAULT_MODEL, get_model
 from pipeline.errors import ModelError
 from stages.errors import InputError
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 
 needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
                                     reason="OpenVINO not installed")

@@ -18,8 +18,8 @@ import pytest
 import run_stream
 from models.graph_file import check_frozen_graph
 from stages.errors import InputError
-from stages.jobs.file_job import MAX_SIDE, MIN_SIDE, JobConfig, max_cpu_workers
-from stages.jobs.live import LiveConfig
+from stages.settings import JobConfig, MAX_SIDE, MIN_SIDE, max_cpu_workers
+from stages.settings import LiveConfig
 from stages.outputs.sample import make_test_clip
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -299,7 +299,8 @@ def test_a_killed_runs_partials_are_set_aside_by_the_next_run_and_readable(tmp_p
 
 
 def test_a_run_stopped_before_its_first_frame_lists_and_creates_no_output(tmp_path):
-    from stages.jobs.file_job import FileJob, JobConfig
+    from stages.jobs.file_job import FileJob
+    from stages.settings import JobConfig
 
     clip = make_test_clip(tmp_path / "clip.mp4", frames=20)
     out = tmp_path / "out"

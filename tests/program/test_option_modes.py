@@ -27,7 +27,8 @@ import pytest
 import run_stream
 from stages import options as modes
 from stages.errors import UsageError
-from stages.jobs.file_job import JobConfig, JobSummary
+from stages.jobs.file_job import JobSummary
+from stages.settings import JobConfig, LiveConfig
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
 
@@ -153,7 +154,7 @@ HONOURED = {
     "max_retries": (["--max-retries", "3"], _live("max_retries", 3)),
     "segment": (["--segment", "1.5"], _live("segment_minutes", 1.5)),
     "live_queue": (["--live-queue", "2"], _live("queue_size", 2)),
-    "max_fps": (["--max-fps", "2"], lambda job, ctx: job.config.max_fps == 2.0
+    "max_fps": (["--max-fps", "2"], lambda job, ctx: job.live.max_fps == 2.0
                 and all(s.max_fps == 2.0 for s in job._sources)),
     "record": (["--record", "none"], _live("record", "none")),  # raw needs packets, not lavfi
     "retain": (["--retain", "7d"], _live("retain", 7 * 86400)),
@@ -255,8 +256,8 @@ def test_the_api_takes_every_option_it_lists():
     import inspect
 
     from stages.api import results, run
-    from stages.jobs.live import LiveConfig
-    from stages.pose.maps_to_people import PostprocessConfig
+    from stages.settings import LiveConfig
+    from stages.settings import PostprocessConfig
 
     params = set(inspect.signature(results).parameters) | set(inspect.signature(run).parameters)
     fields = {"JobConfig": JobConfig.__dataclass_fields__,
@@ -280,7 +281,7 @@ def test_the_api_rejects_what_means_nothing_for_its_input(tmp_path):
 
     clip = make_test_clip(tmp_path / "a.mp4", frames=3, size=(64, 48))
     with pytest.raises(UsageError, match="--max-fps is for live sources"):
-        next(results(clip, config=JobConfig(backend=FAKE, max_fps=2)))
+        next(results(clip, config=JobConfig(backend=FAKE), live=LiveConfig(max_fps=2)))
     for field, value in (("frame_step", 2), ("start", 1.0), ("end", 2.0)):
         with pytest.raises(UsageError, match=f"--{field.replace('_', '-')} is for files"):
             next(results(LAVFI, config=JobConfig(backend=FAKE, **{field: value})))

@@ -1,7 +1,7 @@
 import threading
 
 from stages.api import results, run
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.sample import make_test_clip
 
 FAKE = JobConfig(backend="tests.support.fakes:ZeroBackend", resolution=(64, 48), workers=2)

@@ -32,7 +32,7 @@ from tests.support.processes import STOP_TIMEOUT, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER_SCRIPT = ROOT / "tests" / "rtsp_server.py"
+SERVER_SCRIPT = ROOT / "tests" / "support" / "rtsp_server.py"
 INSTALL_SCRIPT = ROOT / "scripts" / "install_gstreamer.sh"
 _PROBE = "import gi; gi.require_version('GstRtspServer', '1.0')"
 READY_TIMEOUT = 15.0

@@ -10,7 +10,7 @@ import run_stream
 from stages.jobs.batch import BatchJob, batch_progress
 from stages.display.console import BatchProgress, batch_totals
 from stages.sources.inputs import expand_inputs
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.sources.probe import declared_frames, expected_frames
 from stages.outputs.sample import make_test_clip
 

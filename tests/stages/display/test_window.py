@@ -30,7 +30,8 @@ import pytest
 import run_stream
 from stages.errors import InputError
 from stages.frames import Frame, Result
-from stages.jobs.file_job import FileJob, JobConfig
+from stages.jobs.file_job import FileJob
+from stages.settings import JobConfig
 from stages.pose.draw import COLORS
 from stages.outputs.sample import make_test_clip
 from stages.display.window import ShowWindow, check_display

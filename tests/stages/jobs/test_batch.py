@@ -15,7 +15,7 @@ import run_stream
 from stages.jobs.batch import BatchJob
 from stages.errors import InputError, InputNotFoundError
 from stages.sources.inputs import expand_inputs
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
 

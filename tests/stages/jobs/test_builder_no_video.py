@@ -17,7 +17,8 @@ from stages.errors import InputError
 from stages.outputs.formats import FORMATS as ALL_FORMATS
 from stages.frames import Result
 from stages.sources.inputs import expand_inputs
-from stages.jobs.file_job import FileJob, JobConfig
+from stages.jobs.file_job import FileJob
+from stages.settings import JobConfig
 from stages.outputs.manifest import output_settings, settings_serve
 from stages.outputs.file_set import FileOutputs
 from stages.outputs.sample import make_test_clip

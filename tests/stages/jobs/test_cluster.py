@@ -5,7 +5,7 @@ import pytest
 from stages.jobs.batch import BatchJob
 from stages.jobs.cluster import run_on_cluster
 from stages.sources.inputs import expand_inputs
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_sample_clip
 

@@ -3,9 +3,10 @@
 
 import av
 
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
-from stages.jobs.live import LiveConfig, LiveJob
+from stages.jobs.live import LiveJob
+from stages.settings import LiveConfig
 from tests.support.live_fixtures import make_live_clip, run_in_thread, wait_for
 
 FAKE = dict(backend="tests.support.fakes:ZeroBackend", resolution=(64, 48))

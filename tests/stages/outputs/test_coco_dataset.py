@@ -243,7 +243,7 @@ def test_batch_entries_take_completed_inputs_with_their_displayed_size(tmp_path)
 def test_a_batch_and_its_resumed_run_give_the_same_dataset(tmp_path):
     """Through BatchJob's real outputs: the skipped inputs of a resumed run count too."""
     from stages.jobs.batch import BatchJob
-    from stages.jobs.file_job import JobConfig
+    from stages.settings import JobConfig
 
     data = tmp_path / "in"
     (data / "sub").mkdir(parents=True)

@@ -158,7 +158,7 @@ def test_image_and_batch_runs_write_a_csv_per_input(tmp_path, capsys):
 def test_a_resumed_batch_trusts_a_whole_csv_and_redoes_a_cut_one(tmp_path):
     from stages.jobs.batch import BatchJob
     from stages.sources.inputs import expand_inputs
-    from stages.jobs.file_job import JobConfig
+    from stages.settings import JobConfig
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -14,7 +14,7 @@ from stages.jobs.batch import BatchJob
 from stages.errors import OutputError
 from stages.outputs.formats import OpenPoseImageWriter, OpenPoseWriter, format_path, make_writers
 from stages.sources.inputs import expand_inputs
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
 from tests.stages.outputs.test_formats import _results

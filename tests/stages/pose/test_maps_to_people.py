@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from stages.pose.paf_assembly import assemble, collect_peaks
-from stages.pose.maps_to_people import (PafDecoder, PostprocessConfig, area_weights, find_peaks,
-                                gaussian_kernel_1d, parabola_vertex, sample_area,
-                                smooth_heatmaps, upsample_area)
+from stages.pose.maps_to_people import PafDecoder, area_weights, find_peaks, gaussian_kernel_1d, parabola_vertex, sample_area, smooth_heatmaps, upsample_area
+from stages.settings import PostprocessConfig
 from tests.support.people_maps import people_maps, person_joints
 
 DATA = Path(__file__).resolve().parents[2] / "support" / "data"

@@ -20,7 +20,8 @@ from models.backend import BackendConfig, load_backend
 from models.fetch import fetch_model
 from models.registry import get_model
 from stages.frames import Frame
-from stages.pose.maps_to_people import PafDecoder, PostprocessConfig
+from stages.pose.maps_to_people import PafDecoder
+from stages.settings import PostprocessConfig
 from stages.pose.resize import Resizer
 from tests.support.people_maps import compose
 

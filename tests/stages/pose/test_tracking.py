@@ -370,7 +370,7 @@ def test_a_bad_track_memory_is_one_line(tmp_path, capsys, value):
 
 def test_the_command_line_default_is_the_trackers():
     import run_stream
-    from stages.jobs.file_job import JobConfig
+    from stages.settings import JobConfig
     from stages.pose.tracking import DEFAULT_MEMORY
 
     assert run_stream.build_parser().get_default("track_memory") == DEFAULT_MEMORY

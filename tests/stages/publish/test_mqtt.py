@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from stages.errors import InputError
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.sources.stream import SourceEvent
-from stages.jobs.live import LiveConfig, LiveJob
+from stages.jobs.live import LiveJob
+from stages.settings import LiveConfig
 from stages.recording.live_log import LIVE_LOG
 from stages.publish.mqtt import INSTALL_HINT, MqttPublisher, parse_broker
 from stages.publish.monitor import SourceMonitor

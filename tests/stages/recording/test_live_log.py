@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
-from stages.jobs.live import LiveConfig, LiveJob
+from stages.jobs.live import LiveJob
+from stages.settings import LiveConfig
 from stages.recording.live_log import LIVE_LOG, LiveLogFile, LiveLogs
 from tests.support.live_fixtures import make_live_clip, wait_for
 

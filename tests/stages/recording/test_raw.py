@@ -8,9 +8,10 @@ import pytest
 
 import run_stream
 from stages.errors import InputError, OutputError
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
-from stages.jobs.live import LiveConfig, LiveJob
+from stages.jobs.live import LiveJob
+from stages.settings import LiveConfig
 from stages.recording.raw import RawRecorder, RawSegment
 from stages.recording.segments import SegmentNamer
 from tests.support.live_fixtures import (gstreamer, make_live_clip, rtsp_server,  # noqa: F401

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from stages.outputs.atomic import partial_path
-from stages.jobs.file_job import JobConfig
-from stages.jobs.live import LiveConfig, LiveJob
+from stages.settings import JobConfig
+from stages.jobs.live import LiveJob
+from stages.settings import LiveConfig
 from stages.recording.retention import Retention, disk_bytes, scan
 from tests.support.live_fixtures import run_in_thread
 from tests.support.processes import tmpfs

@@ -169,8 +169,9 @@ def test_reconnecting_rtsp_camera_named_by_ipv4_keeps_every_segment(rtsp_server,
 def test_live_job_on_an_ipv4_camera_that_restarts_keeps_every_segment(rtsp_server, tmp_path,
                                                                       caplog):
     """The whole live job (fake network) against a real RTSP server killed and restarted twice."""
-    from stages.jobs.file_job import JobConfig
-    from stages.jobs.live import LiveConfig, LiveJob
+    from stages.settings import JobConfig
+    from stages.jobs.live import LiveJob
+    from stages.settings import LiveConfig
 
     server = rtsp_server()
     outdir = tmp_path / "out"
@@ -352,7 +353,7 @@ def test_live_job_writes_the_chosen_formats_per_segment_without_video(tmp_path):
     """The live job passes --format and --no-video to its segments (a lavfi camera)."""
     import pandas as pd
 
-    from stages.jobs.file_job import JobConfig
+    from stages.settings import JobConfig
     from stages.jobs.live import LiveJob
 
     job = LiveJob([("lavfi:testsrc2=size=160x120:rate=25", "cam")], tmp_path / "out",

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
-from stages.jobs.live import LiveConfig, LiveJob
+from stages.jobs.live import LiveJob
+from stages.settings import LiveConfig
 from stages.serve.preview import PreviewServer
 from stages.serve.status import LiveStatus, StatusServer
 from tests.support.live_fixtures import make_live_clip, run_in_thread

@@ -13,11 +13,15 @@ import pytest
 
 import run_stream
 from stages.api import results
-from stages.sources.camera import camera_options, check_camera, open_camera, parse_camera_size
+from stages.settings import check_camera
+from stages.sources.camera import camera_options, open_camera, parse_camera_size
 from stages.errors import InputError, UsageError
-from stages.jobs.file_job import JobConfig
+from stages.settings import JobConfig
 from stages.sources.stream import LiveSource, _open_args
-from stages.jobs.live import LiveConfig, LiveJob
+from stages.jobs.live import LiveJob
+
+# left half white, right half black: which side is which tells whether a picture was flipped
+from stages.settings import LiveConfig
 
 # left half white, right half black: which side is which tells whether a picture was flipped
 HALVES = "lavfi:color=c=black:s=64x48:r=10,drawbox=x=0:y=0:w=32:h=48:c=white:t=fill"

@@ -462,8 +462,9 @@ def test_closing_a_paced_slow_lavfi_source_is_prompt():
 
 def test_a_fast_pipeline_on_a_lavfi_camera_is_not_flooded(tmp_path):
     """Through a whole live job: the source gives no more than rate x elapsed frames."""
-    from stages.jobs.file_job import JobConfig
-    from stages.jobs.live import LiveConfig, LiveJob
+    from stages.settings import JobConfig
+    from stages.jobs.live import LiveJob
+    from stages.settings import LiveConfig
 
     rate = 25
     job = LiveJob([(f"lavfi:testsrc2=size=64x48:rate={rate}", "pattern")], tmp_path / "out",

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from stages.sources.video import VideoFileSource
-from stages.jobs.file_job import FileJob, JobConfig
+from stages.jobs.file_job import FileJob
+from stages.settings import JobConfig
 from stages.outputs.sample import make_test_clip
 
 FAKE = JobConfig(backend="tests.support.fakes:ZeroBackend", resolution=(64, 48), workers=1)
