@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, stop, parser: argparse.ArgumentParser) -> int:
     from stages.errors import InputError
-    from stages.sources.stream import is_live
+    from stages.sources.probe import is_image
+    from stages.sources.spec import is_live
 
     from stages.options import BATCH, FILE, IMAGE, LIVE, check_options
 
@@ -83,7 +84,7 @@ def _run(args: argparse.Namespace, stop, parser: argparse.ArgumentParser) -> int
     elif args.list or args.cluster or len(paths) > 1 or any(_is_many(p) for p in paths):
         mode = BATCH
     else:
-        mode = IMAGE if paths and _is_image(paths[0]) else FILE
+        mode = IMAGE if paths and is_image(paths[0]) else FILE
     check_options(args, parser, mode)  # a config file's keys are defaults for every mode
     if mode == LIVE:
         return _run_live(args, stop, config, specs)
@@ -93,17 +94,10 @@ def _run(args: argparse.Namespace, stop, parser: argparse.ArgumentParser) -> int
     return _run_file(args, stop, config, source)
 
 
-def _is_image(spec: str) -> bool:
-    from stages.sources.probe import IMAGE_EXTENSIONS
-    return Path(spec).suffix.lower() in IMAGE_EXTENSIONS
-
-
-MAX_FILES_IN_FLIGHT = 32  # each file in flight has its own decoder threads and queues
-
-
 def _check_run_options(args: argparse.Namespace) -> None:
     """Options outside JobConfig, checked before any model loads or output is made."""
     from stages.errors import InputError
+    from stages.settings import MAX_FILES_IN_FLIGHT
 
     if not 1 <= args.files_in_flight <= MAX_FILES_IN_FLIGHT:
         raise InputError(f"--files-in-flight {args.files_in_flight}: must be 1 to {MAX_FILES_IN_FLIGHT}")
@@ -139,7 +133,8 @@ def _is_many(spec: str) -> bool:
 
 
 def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
-    from stages.display.console import BatchProgress, batch_summary, print_batch_table, write_summary_json
+    from stages.display.console import (BatchProgress, batch_progress, batch_summary, print_batch_table,
+                                        write_summary_json)
     from stages.sources.inputs import expand_inputs
 
     items = expand_inputs(paths, args.list)
@@ -150,14 +145,14 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
                                      on_file=progress.file_done)
         stop_signal = None
     else:
-        from stages.jobs.batch import BatchJob, batch_progress
+        from stages.jobs.batch import BatchJob
         job = BatchJob(items, args.outdir, config, lanes=args.files_in_flight, force=args.force)
         with (batch_progress(items, job.reports, config) as progress, _preview(args) as preview,
               _show(args) as window):
-            job.preview = preview.publish if preview else None
-            _attach_show(window, job)
+            _cancel_on_quit(window, job)
             result, stop_signal = _until_stopped(stop, job, on_result=progress.frame_done,
-                                                 on_file=lambda r: progress.file_done(r.as_dict()))
+                                                 on_file=lambda r: progress.file_done(r.as_dict()),
+                                                 views=_views(preview, window))
             stop_signal = stop_signal or _quit_by_user(window)
         reports = {key: r.as_dict() for key, r in result.items()}
         if job.engine is not None:
@@ -180,35 +175,16 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
 
 
 def _job_config(args: argparse.Namespace):
-    from stages.settings import JobConfig
-    from stages.settings import PostprocessConfig
-    from stages.pose.resize import parse_resolution
+    from stages.settings import JobConfig, PostprocessConfig
 
     return JobConfig(
-        resolution=parse_resolution(args.resolution), workers=args.workers,
+        resolution=args.resolution, workers=args.workers,
         queue_size=args.queue_size, backend=args.backend, device=args.device, model=args.model,
         precision=args.precision, batch=args.batch, batch_timeout=args.batch_timeout,
         graph=args.graph, postprocess=_postprocess_config(PostprocessConfig, args),
-        preset=args.preset, formats=_formats(args.formats), track=args.track,
+        preset=args.preset, formats=args.formats, track=args.track,
         track_memory=args.track_memory, audio=args.audio,
-        video=args.video, frame_step=args.frame_step, start=_time(args.start, "--start"),
-        end=_time(args.end, "--end"))
-
-
-def _time(text: str | None, option: str) -> float | None:
-    from stages.cli.timespec import parse_time
-
-    return None if text is None else parse_time(text, option)
-
-
-def _formats(names: list[str]) -> tuple[str, ...]:
-    from stages.errors import InputError
-    from stages.outputs.formats import FORMATS
-
-    for name in names:
-        if name not in FORMATS:
-            raise InputError(f"--format {name!r}: expected one of {', '.join(FORMATS)}")
-    return tuple(dict.fromkeys(names))
+        video=args.video, frame_step=args.frame_step, start=args.start, end=args.end)
 
 
 def _preview(args: argparse.Namespace, sources: tuple[str, ...] = (), status=None):
@@ -239,11 +215,18 @@ def _show(args: argparse.Namespace, *, per_source: bool = False):
     return ShowWindow(fullscreen=args.show == "fullscreen", per_source=per_source)
 
 
-def _attach_show(window, job) -> None:
-    """Give ``job`` the window's step; the user's quit cancels it."""
+def _cancel_on_quit(window, job) -> None:
+    """The user's quit in the --show window cancels ``job``."""
     if window is not None:
-        job.show = window.show
         window.attach(job.cancel)
+
+
+def _views(preview, window):
+    """What a job's run shows: the steps of the --preview server and the --show window."""
+    from stages.jobs.base import Views
+
+    return Views(preview=preview.publish if preview is not None else None,
+                 show=window.show if window is not None else None)
 
 
 def _quit_by_user(window) -> int | None:
@@ -251,20 +234,21 @@ def _quit_by_user(window) -> int | None:
     return QUIT if window is not None and window.quit else None
 
 
-def _serve_status(args: argparse.Namespace, job, stack) -> None:
-    """Start --preview and --http for a live ``job`` (the preview serves the status routes too)."""
+def _serve_status(args: argparse.Namespace, job, stack):
+    """Start --preview and --http for a live ``job`` (the preview serves the status routes too);
+    return the preview server, or None."""
     from stages.serve.server import parse_bind
     from stages.serve.status import LiveStatus, StatusServer
 
     status = LiveStatus.of(job)
-    job.status_server = None
+    preview = None
     if args.preview:
         preview = stack.enter_context(_preview(args, tuple(job.names), status))
-        job.preview, job.status_server = preview.publish, preview
     if args.http:
         host, port = parse_bind(args.http, "--http")
-        job.status_server = stack.enter_context(StatusServer(host, port, status=status))
-        print(f"status: {job.status_server.url} (/healthz, /metrics, /events)", file=sys.stderr)
+        server = stack.enter_context(StatusServer(host, port, status=status))
+        print(f"status: {server.url} (/healthz, /metrics, /events)", file=sys.stderr)
+    return preview
 
 
 def _run_file(args: argparse.Namespace, stop, config, source: Path) -> int:
@@ -275,9 +259,10 @@ def _run_file(args: argparse.Namespace, stop, config, source: Path) -> int:
 def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview, window) -> int:
     from stages.display.console import FileProgress
     from stages.jobs.file_job import FileJob
+    from stages.sources.probe import is_image
 
-    job = FileJob(source, args.outdir, config, preview=preview.publish if preview else None)
-    _attach_show(window, job)
+    job = FileJob(source, args.outdir, config)
+    _cancel_on_quit(window, job)
     progress: list[FileProgress] = []
 
     def started(info) -> None:
@@ -285,12 +270,12 @@ def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview
 
     try:
         summary, stop_signal = _until_stopped(stop, job, on_result=lambda r: progress[0].advance(r),
-                                              on_start=started)
+                                              on_start=started, views=_views(preview, window))
     finally:
         for bar in progress:
             bar.__exit__(None, None, None)
     _report(summary, args.summary_json)
-    if window is not None and _is_image(str(source)) and not summary.interrupted:
+    if window is not None and is_image(source) and not summary.interrupted:
         print("showing the picture: q or Esc in its window, or closing it, ends", file=sys.stderr)
         stop.attach(window.stop)
         window.wait()  # a still picture stays until the user is done with it
@@ -308,25 +293,21 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
 
     if not args.verbose and not args.debug:
         logging.getLogger().setLevel(logging.INFO)  # operators want every connection event
-    from stages.sources.camera import parse_camera_size
-    from stages.cli.quantities import parse_duration, parse_size
-
     live = LiveConfig(transport=args.rtsp_transport, stall_timeout=args.stall_timeout,
                       max_retries=args.max_retries, segment_minutes=args.segment,
                       queue_size=args.live_queue, record="none" if not args.video else args.record,
-                      retain=parse_duration(args.retain, "--retain") if args.retain else None,
-                      max_disk=parse_size(args.max_disk, "--max-disk") if args.max_disk else None,
-                      live_log_size=parse_size(args.live_log_size, "--live-log-size"),
-                      mqtt=args.mqtt, mirror=args.mirror, camera_fps=args.camera_fps,
-                      camera_size=parse_camera_size(args.camera_size) if args.camera_size else None,
+                      retain=args.retain, max_disk=args.max_disk,
+                      live_log_size=args.live_log_size, mqtt=args.mqtt, mirror=args.mirror,
+                      camera_fps=args.camera_fps, camera_size=args.camera_size,
                       camera_format=args.camera_format, max_fps=args.max_fps)
     job = LiveJob(specs, args.outdir, config, live)
     try:
         with contextlib.ExitStack() as stack:
-            _attach_show(stack.enter_context(_show(args, per_source=len(specs) > 1)), job)
-            _serve_status(args, job, stack)
+            window = stack.enter_context(_show(args, per_source=len(specs) > 1))
+            _cancel_on_quit(window, job)
+            preview = _serve_status(args, job, stack)
             stack.enter_context(LiveDashboard(job.snapshot))
-            _, stop_signal = _until_stopped(stop, job)
+            _, stop_signal = _until_stopped(stop, job, views=_views(preview, window))
     finally:
         _report_live(job, args.summary_json)
     return 128 + stop_signal if stop_signal else EXIT_OK
@@ -394,7 +375,7 @@ def _report_live(job, summary_json: Path | None) -> None:
 
 
 def _report(summary, summary_json: Path | None) -> None:
-    from stages.display.console import print_summary, stage_rows, write_summary_json
+    from stages.display.console import print_summary, write_summary_json
 
     state = "interrupted" if summary.interrupted else "done"
     note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""
@@ -409,7 +390,7 @@ def _report(summary, summary_json: Path | None) -> None:
         print(f"  {path}")
     if summary.engine is not None:
         print(f"engine: {summary.engine}")
-    stages = stage_rows(summary.statistics, summary.seconds) if summary.statistics else []
+    stages = summary.statistics.stage_rows(summary.seconds) if summary.statistics else []
     if sys.stdout.isatty():
         print_summary({"stages": stages})
     if summary_json is not None:

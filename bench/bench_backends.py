@@ -23,28 +23,25 @@ Usage: .venv/bin/python bench/bench_backends.py [--seconds 4] [--rounds 3]
 
 from __future__ import annotations
 
+import _setup  # noqa: F401  (first: sys.path and threads)
+
+import argparse
+import importlib.util
+import json
 import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import cv2
+import numpy as np
+import skimage.data
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import skimage.data  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from models.backend import BackendConfig, load_backend  # noqa: E402
-from models.fetch import cache_dir, fetch_model  # noqa: E402
-from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
+from models.backend import BackendConfig, load_backend
+from models.fetch import cache_dir, fetch_model
+from models.registry import DEFAULT_MODEL, get_model
 
 SIZES = ((432, 368), (656, 368))
 BATCHES = (1, 4)

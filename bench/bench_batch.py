@@ -11,23 +11,18 @@ Usage: .venv/bin/python bench/bench_batch.py [--clips 20] [--lanes 4] [--workers
 
 from __future__ import annotations
 
-import os
+import _setup  # noqa: F401  (first: sys.path and threads)
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import argparse
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from fractions import Fraction  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stages.jobs.batch import BatchJob  # noqa: E402
-from stages.sources.inputs import expand_inputs  # noqa: E402
-from stages.settings import JobConfig  # noqa: E402
-from stages.outputs.sample import make_sample_clip  # noqa: E402
+from stages import JobConfig
+from stages.jobs.batch import BatchJob
+from stages.outputs.sample import make_sample_clip
+from stages.sources.inputs import expand_inputs
 
 
 def throughput(data: Path, out: Path, config: JobConfig, lanes: int) -> tuple[int, float]:

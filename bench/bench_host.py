@@ -16,23 +16,17 @@ Usage: .venv/bin/python bench/bench_host.py [--latency 0.07] [--workers 1,2,4,8,
 
 from __future__ import annotations
 
+import _setup  # noqa: F401  (first: sys.path, threads; bench/ holds simulated_device)
+
+import argparse
 import os
+import tempfile
+import time
+from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as run_stream.py does
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
-
-from stages.jobs.file_job import FileJob  # noqa: E402
-
-from stages.settings import JobConfig  # noqa: E402
-from stages.outputs.sample import make_sample_clip  # noqa: E402
+from stages import JobConfig
+from stages.jobs.file_job import FileJob
+from stages.outputs.sample import make_sample_clip
 
 
 def steady_fps(clip: Path, outdir: Path, config: JobConfig) -> float:

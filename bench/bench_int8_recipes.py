@@ -19,34 +19,26 @@ Usage: .venv/bin/python bench/bench_int8_recipes.py [--recipes v2 histogram ...]
 
 from __future__ import annotations
 
-import os
+import _setup  # noqa: F401  (first: sys.path and threads)
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import argparse
+import importlib
+import logging
+import tempfile
+import time
+from pathlib import Path
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_precision import GATE_AGREEMENT, GATE_SKELETONS, MIN_PARTS, compare, pictures  # noqa: E402
-from models.backend import BackendConfig, load_backend  # noqa: E402
-from models.fetch import fetch_model  # noqa: E402
-from models.openvino_backend import f32_ir  # noqa: E402
-from models.quantize import Recipe, quantize_ir  # noqa: E402
-from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
-from stages.pose.maps_to_people import PafDecoder  # noqa: E402
-from stages.settings import PostprocessConfig  # noqa: E402
+from bench_precision import GATE_AGREEMENT, GATE_SKELETONS, MIN_PARTS, compare, pictures
+from models.backend import BackendConfig, load_backend
+from models.fetch import fetch_model
+from models.openvino_backend import f32_ir
+from models.quantize import Recipe, quantize_ir
+from models.registry import DEFAULT_MODEL, get_model
+from stages import PostprocessConfig
+from stages.pose.maps_to_people import PafDecoder
 
 BACKBONE_1X1 = tuple(range(6, 23, 2))  # the backbone's pointwise convolutions (most of the arithmetic)
 RECIPES = {

@@ -24,30 +24,22 @@ Usage: .venv/bin/python bench/bench_live_soak.py [--minutes 10]
 
 from __future__ import annotations
 
-import os
+import _setup  # noqa: F401  (first: sys.path and threads)
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import argparse
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 
-import argparse  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stages.settings import JobConfig  # noqa: E402
-from stages.jobs.live import LiveJob  # noqa: E402
-from stages.settings import LiveConfig  # noqa: E402
-from stages.outputs.sample import make_sample_clip  # noqa: E402
-from tests.support.live_fixtures import RtspServer, _gstreamer_ready  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from soak_operators import add_arguments, run_operators  # noqa: E402
+from soak_operators import add_arguments, run_operators
+from stages import JobConfig, LiveConfig
+from stages.jobs.live import LiveJob
+from stages.outputs.sample import make_sample_clip
+from tests.support.live_fixtures import RtspServer, _gstreamer_ready
 
 
 def rss_mib() -> float:

@@ -26,34 +26,27 @@ Usage: .venv/bin/python bench/bench_pipeline.py [--clip FILE] [--seconds 6] [--w
 
 from __future__ import annotations
 
-import os
+import _setup  # noqa: F401  (first: sys.path and threads)
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as run_stream.py does
+import argparse
+import dataclasses
+import resource
+import statistics
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from fractions import Fraction  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_backends import cpu_flags  # noqa: E402
-
-from models.backend import BackendConfig, load_backend  # noqa: E402
-from models.devices import plan_devices  # noqa: E402
-from models.registry import get_model  # noqa: E402
-from stages.sources.video import open_source  # noqa: E402
-from stages.jobs.builder import resolve_graph  # noqa: E402
-from stages.jobs.file_job import FileJob, JobSummary  # noqa: E402
-from stages.settings import JobConfig  # noqa: E402
-from stages.pose.resize import Resizer, parse_resolution  # noqa: E402
-from stages.outputs.sample import make_sample_clip  # noqa: E402
+from bench_backends import cpu_flags
+from models.backend import BackendConfig, load_backend
+from models.devices import plan_devices
+from models.registry import get_model
+from stages import JobConfig, JobSummary
+from stages.jobs.builder import resolve_graph
+from stages.jobs.file_job import FileJob
+from stages.outputs.sample import make_sample_clip
+from stages.pose.resize import Resizer, parse_resolution
+from stages.sources.video import open_source
 
 
 def network_fps(config: JobConfig, clip: Path, frames: int = 40) -> float:

@@ -24,31 +24,22 @@ Usage: .venv/bin/python bench/bench_postprocess.py [--size 432x368] [--ratio 4.0
 
 from __future__ import annotations
 
-import os
+from _setup import ROOT  # first: sys.path and threads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as run_stream.py does
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stages.pose.paf_assembly import assemble, assemble_peaks  # noqa: E402
-from stages.errors import ModelError  # noqa: E402
-from stages.frames import Frame  # noqa: E402
-from stages.pose.maps_to_people import (PafDecoder, find_peaks, gaussian_kernel_1d,  # noqa: E402
+from stages import Frame, ModelError, PostprocessConfig
+from stages.pose.maps_to_people import (PafDecoder, find_peaks, gaussian_kernel_1d,
                                         smooth_heatmaps, to_person, upsample_area)
-from stages.settings import PostprocessConfig  # noqa: E402
-from stages.pose.resize import Resizer, parse_resolution  # noqa: E402
-from tests.support.people_maps import compose, people_maps, person_joints  # noqa: E402
+from stages.pose.paf_assembly import assemble, assemble_peaks
+from stages.pose.resize import Resizer, parse_resolution
+from tests.support.people_maps import compose, people_maps, person_joints
 
 GOLDEN = ROOT / "tests" / "support" / "golden"
 BENCH_SCENE = "four_astronauts"

@@ -40,34 +40,26 @@ Usage: .venv/bin/python bench/bench_precision.py [--images PATH ...] [--no-photo
 
 from __future__ import annotations
 
-import os
+from _setup import ROOT  # first: sys.path and threads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from models.backend import BackendConfig, load_backend  # noqa: E402
-from models.fetch import cache_dir, fetch_model  # noqa: E402
-from models.registry import DEFAULT_MODEL, get_model  # noqa: E402
-from stages.sources.probe import IMAGE_EXTENSIONS  # noqa: E402
-from stages.pose.maps_to_people import PafDecoder  # noqa: E402
-from stages.settings import PostprocessConfig  # noqa: E402
-from tests.support.people_maps import compose  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_backends import cpu_flags, emulated_isa, fps as network_fps  # noqa: E402
-from people_photos import people_photos  # noqa: E402
+from bench_backends import cpu_flags, emulated_isa, fps as network_fps
+from models.backend import BackendConfig, load_backend
+from models.fetch import cache_dir, fetch_model
+from models.registry import DEFAULT_MODEL, get_model
+from people_photos import people_photos
+from stages import PostprocessConfig
+from stages.pose.maps_to_people import PafDecoder
+from stages.sources.probe import IMAGE_EXTENSIONS
+from tests.support.people_maps import compose
 
 GOLDEN = ROOT / "tests" / "support" / "golden"
 SIZES = ((432, 368), (656, 368))

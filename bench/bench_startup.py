@@ -26,15 +26,25 @@ Last, a batch: N copies of the picture in one run against N runs of one
 picture (warm), to show that a batch pays start-up once.
 
 With ``--baseline DIR`` (an older checkout) its CLI runs in each round too,
-on the warm cache, so that a change is measured against the code before it.
+on the warm cache, so that a change is measured against the code before it;
+``--versus REV`` makes that checkout itself, a ``git worktree`` of REV in a
+temporary folder (removed at the end; this checkout is not touched). The two
+warm runs alternate, in turn first and second (ABBA), after one unmeasured
+run of each (which writes the baseline's bytecode); the report gives both
+medians and their ratio. ``--warm-only`` leaves out the cold and uncached
+runs and the sections after the rounds, for a quick A/B of start-up. The
+probe (phases) runs on this checkout only: its module names are this tree's.
 
 Usage: .venv/bin/python bench/bench_startup.py [--rounds 3] [--batch 4] [--backend auto]
-       [--baseline DIR]
+       [--baseline DIR | --versus REV] [--warm-only]
 """
 
 from __future__ import annotations
 
+from _setup import ROOT  # first: sys.path and threads
+
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -44,9 +54,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from typing import Iterator
 
 PRELOADED = ("numpy", "cv2", "av", "run_stream", "stages.jobs.file_job", "stages.jobs.batch", "stages.sources.stream",
              "stages.options", "stages.display.console", "stages.jobs.builder", "stages.sources.image",
@@ -93,25 +101,60 @@ def run_cli(inputs: list[Path], out: Path, cache: Path, extra: list[str], probe:
 
 
 def timed_rounds(tmp: Path, photo: Path, graph: Path, backend: list[str], rounds: int,
-                 baseline: Path | None) -> dict[str, list[float]]:
-    """Cold, warm and uncached runs (and the baseline tree's), alternating."""
+                 baseline: Path | None, warm_only: bool = False) -> dict[str, list[float]]:
+    """Cold, warm and uncached runs (and the baseline tree's warm one), alternating."""
     warm = fresh_cache(tmp / "warm-cache", graph)
     run_cli([photo], tmp / "out-first", warm, backend)  # fills the warm cache
+    if baseline is not None:  # its bytecode, and the cache in case its layout differs
+        check_tree(baseline)
+        run_cli([photo], tmp / "out-base-first", warm, backend, tree=baseline)
     blocked = tmp / "blocked-cache"
     blocked.write_text("a file: the cache cannot be written")
-    times: dict[str, list[float]] = {"cold": [], "warm": [], "uncached": []}
+    times: dict[str, list[float]] = {} if warm_only else {"cold": [], "uncached": []}
+    times["warm"] = []
     for i in range(rounds):
-        cold = fresh_cache(tmp / f"cold-cache-{i}", graph)
-        times["cold"].append(run_cli([photo], tmp / f"out-cold-{i}", cold, backend))
-        times["warm"].append(run_cli([photo], tmp / f"out-warm-{i}", warm, backend))
-        times["uncached"].append(run_cli([photo], tmp / f"out-unc-{i}", blocked,
-                                         [*backend, "--graph", str(graph)]))
-        if baseline is not None:
-            times.setdefault("baseline", []).append(
-                run_cli([photo], tmp / f"out-base-{i}", warm, backend, tree=baseline))
+        if not warm_only:
+            cold = fresh_cache(tmp / f"cold-cache-{i}", graph)
+            times["cold"].append(run_cli([photo], tmp / f"out-cold-{i}", cold, backend))
+            times["uncached"].append(run_cli([photo], tmp / f"out-unc-{i}", blocked,
+                                             [*backend, "--graph", str(graph)]))
+        trees = [("warm", ROOT)] + ([("baseline", baseline)] if baseline is not None else [])
+        for kind, tree in trees if i % 2 == 0 else trees[::-1]:
+            times.setdefault(kind, []).append(
+                run_cli([photo], tmp / f"out-{kind}-{i}", warm, backend, tree=tree))
         print(f"round {i + 1}: " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
               flush=True)
     return times
+
+
+def check_tree(tree: Path) -> None:
+    """Refuse a baseline whose runs would import this checkout's code (an installed copy first)."""
+    found = subprocess.run([sys.executable, "-c", "import run_stream; print(run_stream.__file__)"],
+                           cwd=tree, check=True, capture_output=True, text=True).stdout.strip()
+    if not Path(found).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"{tree}: `python -m run_stream` there imports {found}, not its own code")
+
+
+@contextlib.contextmanager
+def worktree(rev: str, parent: Path) -> Iterator[Path]:
+    """A checkout of ``rev`` (``git worktree add``) under ``parent``, removed afterwards."""
+    path = parent / "versus-tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev],
+                   check=True, capture_output=True, text=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+                       check=True, capture_output=True, text=True)
+
+
+def versus_report(times: dict[str, list[float]], label: str) -> None:
+    """This tree's warm runs against the baseline's: both medians and their ratio."""
+    ours, theirs = statistics.median(times["warm"]), statistics.median(times["baseline"])
+    print(f"\nwarm single picture, medians of {len(times['warm'])} alternating runs each: "
+          f"this tree {ours:.3f} s, {label} {theirs:.3f} s, ratio {ours / theirs:.3f} "
+          f"(this tree / {label}; means {statistics.fmean(times['warm']):.3f} s and "
+          f"{statistics.fmean(times['baseline']):.3f} s)")
 
 
 def probe_report(tmp: Path, photo: Path, graph: Path, backend: list[str]) -> None:
@@ -208,23 +251,37 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="cold/warm/uncached rounds")
     ap.add_argument("--batch", type=int, default=4, help="pictures in the batch comparison")
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--baseline", type=Path,
-                    help="another checkout (e.g. `git archive` of an older commit): its CLI runs "
-                         "in each round too, on the warm cache")
+    versus = ap.add_mutually_exclusive_group()
+    versus.add_argument("--baseline", type=Path,
+                        help="another checkout (e.g. `git archive` of an older commit): its CLI runs "
+                             "in each round too, on the warm cache")
+    versus.add_argument("--versus", metavar="REV",
+                        help="as --baseline, on a temporary `git worktree` of REV (e.g. 65db4fa)")
+    ap.add_argument("--warm-only", action="store_true",
+                    help="only the warm runs (and the baseline's): no cold, uncached, engine steps, "
+                         "probe or batch")
     args = ap.parse_args()
     from models.fetch import fetch_model
     from models.registry import DEFAULT_MODEL, get_model
 
     graph = fetch_model(get_model(DEFAULT_MODEL))
     backend = ["--backend", args.backend]
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as name, contextlib.ExitStack() as stack:
         tmp = Path(name)
+        baseline = stack.enter_context(worktree(args.versus, tmp)) if args.versus else args.baseline
+        label = args.versus or (str(args.baseline) if args.baseline else "")
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start", flush=True)
         photo = make_photo(tmp / "photo.jpg")
-        times = timed_rounds(tmp, photo, graph, backend, args.rounds, args.baseline)
+        times = timed_rounds(tmp, photo, graph, backend, args.rounds, baseline, args.warm_only)
         print("\nmedian wall time of `posestream photo.jpg -o OUT` (1280x720, new process):")
         for kind, values in times.items():
             print(f"  {kind:9s} {statistics.median(values):.2f} s, fastest {min(values):.2f} s  (runs: "
                   f"{', '.join(f'{v:.2f}' for v in values)})")
+        if baseline is not None:
+            versus_report(times, label)
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end", flush=True)
+        if args.warm_only:
+            return
         if args.backend in ("auto", "openvino"):
             engine_steps(tmp, graph, args.rounds)
         probe_report(tmp, photo, graph, backend)

@@ -30,31 +30,26 @@ Exit status 1 when the target fails.
 
 from __future__ import annotations
 
-import os
+from _setup import ROOT  # first: sys.path and threads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import argparse
+import hashlib
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from fractions import Fraction
+from pathlib import Path
 
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import asdict  # noqa: E402
-from fractions import Fraction  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from stages.frames import NUM_PARTS, Frame, Person, Result  # noqa: E402
-from stages.pose.tracking import DEFAULT_MEMORY, PoseTracker  # noqa: E402
-from tracking_scene import SIZE, WALKERS, Scene, match_people, score_run, visible  # noqa: E402
+from stages import Frame, Person, Result
+from stages.frames import NUM_PARTS
+from stages.pose.tracking import DEFAULT_MEMORY, PoseTracker
+from tracking_scene import SIZE, WALKERS, Scene, match_people, score_run, visible
 
 FPS = 25
 # nominal rate, frame step (2 FPS: every 13th, 1.9 FPS); 0: a live source at 2-3 FPS, each
@@ -222,11 +217,10 @@ def _detected(scene: Scene, frames: int, backend: str, resolution: str,
 
 
 def _run_model(scene: Scene, frames: int, backend: str, resolution: str) -> list[list[np.ndarray]]:
-    from stages.api import results
-    from stages.sources.file_source import SourceInfo
-    from stages.settings import JobConfig
-    from stages.pose.resize import parse_resolution
+    from stages import JobConfig, results
     from stages.outputs.video import VideoWriter
+    from stages.pose.resize import parse_resolution
+    from stages.sources.file_source import SourceInfo
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "scene.mp4"

@@ -22,6 +22,8 @@ frames per source is the process's own count, shown beside it.
 
 from __future__ import annotations
 
+from _setup import ROOT  # first: sys.path and threads
+
 import json
 import os
 import signal
@@ -35,16 +37,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from soak_consumers import MqttConsumer, SegmentKeeper, SseConsumer, TailConsumer  # noqa: E402
-from soak_report import histogram_buckets, print_report  # noqa: E402
-
-from stages.outputs.sample import make_sample_clip  # noqa: E402
-from tests.support.live_fixtures import RtspServer, _gstreamer_ready, free_port  # noqa: E402
-from tests.support.mqtt_fixtures import MOSQUITTO, Broker  # noqa: E402
+from soak_consumers import MqttConsumer, SegmentKeeper, SseConsumer, TailConsumer
+from soak_report import histogram_buckets, print_report
+from stages.outputs.sample import make_sample_clip
+from tests.support.live_fixtures import RtspServer, _gstreamer_ready, free_port
+from tests.support.mqtt_fixtures import MOSQUITTO, Broker
 
 CAMERA_USER, CAMERA_PASSWORD = "soak", "cam-s3cret"
 BROKER_USER, BROKER_PASSWORD = "soak", "mqtt-s3cret"
@@ -146,7 +143,7 @@ def _start_cameras(run: Run, args) -> None:
 def _cap(args, run: Run) -> int:
     """--max-disk in bytes: given, or about 2 segments of every camera at the clip's
     rate plus room for the live logs (live.jsonl and live.jsonl.1 of each camera)."""
-    from stages.cli.quantities import parse_size
+    from stages.values import parse_size
 
     if args.max_disk:
         return parse_size(args.max_disk, "--max-disk")

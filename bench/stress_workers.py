@@ -18,6 +18,8 @@ Usage: .venv/bin/python bench/stress_workers.py [--runs 200] [--jobs 2] [--timeo
 
 from __future__ import annotations
 
+from _setup import ROOT  # first: sys.path and threads
+
 import argparse
 import os
 import signal
@@ -30,10 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stages.outputs.sample import make_test_clip  # noqa: E402
+from stages.outputs.sample import make_test_clip
 
 SIZE = (160, 120)
 FRAMES = 3

@@ -29,6 +29,21 @@ class PipelineStatistics:
     stages: tuple[StageStatistics, ...]
     channels: tuple[ChannelStatistics, ...]
 
+    def stage_rows(self, elapsed: float) -> list[dict]:
+        """Per stage, JSON-ready: items, busy seconds and % (of its workers' time over
+        ``elapsed`` seconds), mean ms, and its output queue (size, capacity, peak, dropped)."""
+        queues = {c.name: c for c in self.channels}
+        rows = []
+        for st in self.stages:
+            q = queues.get(f"{st.name}.out")
+            rows.append({"stage": st.name, "workers": st.workers, "items": st.items,
+                         "busy_seconds": round(st.busy_seconds, 3),
+                         "busy_pct": round(100 * st.busy_seconds / max(elapsed * st.workers, 1e-9), 1),
+                         "mean_ms": round(1000 * st.mean_seconds, 2),
+                         "queue": q.size if q else 0, "queue_capacity": q.capacity if q else 0,
+                         "queue_peak": q.peak if q else 0, "dropped": q.dropped if q else 0})
+        return rows
+
 
 @dataclass(slots=True)
 class _Step:

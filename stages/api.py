@@ -25,13 +25,17 @@ import dataclasses
 from pathlib import Path
 from typing import Iterator
 
-from stages.jobs.builder import LiveQueues, build_pipeline, check_mode, open_file_source, plan_engine
-from stages.errors import UsageError
+from stages.jobs.base import JobSummary
+from stages.jobs.builder import LiveQueues, build_pipeline, open_file_source
+from stages.jobs.engine import plan_engine
+from stages.options import FILE, IMAGE, LIVE, check_settings
 from stages.frames import Result
-from stages.jobs.file_job import FileJob, JobSummary
+from stages.jobs.file_job import FileJob
 from stages.settings import JobConfig
 from stages.sources.camera import camera_options
-from stages.sources.stream import LiveSource, is_live
+from stages.sources.probe import is_image
+from stages.sources.spec import is_live
+from stages.sources.stream import LiveSource
 from stages.publish.feed import LiveFeed
 from stages.settings import LiveConfig
 from stages.publish.mqtt import MqttPublisher
@@ -57,20 +61,15 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
     """
     config = config or JobConfig()
     streaming = is_live(str(input))
-    check_mode(config, streaming)
+    check_settings(LIVE if streaming else IMAGE if is_image(input) else FILE, config, live,
+                   writes=False)
     publishing = None
     if streaming:
         live = live or LiveConfig()
-        _check_nothing_written(live)
         publishing = _Publishing(live) if live.mqtt else None
         source = LiveSource(str(input), **live_source_options(config, live),
                             on_event=publishing.on_event if publishing else None)
     else:
-        if live is not None and live != LiveConfig():
-            given = next(f for f in dataclasses.fields(LiveConfig)
-                         if getattr(live, f.name) != getattr(LiveConfig(), f.name))
-            flag = "--live-queue" if given.name == "queue_size" else "--" + given.name.replace("_", "-")
-            raise UsageError(f"{flag} is for live sources, not files (LiveConfig.{given.name})")
         source = open_file_source(Path(input), config)
     with source:
         engine = plan_engine(config, latency=streaming)
@@ -87,20 +86,6 @@ def results(input: str | Path, *, config: JobConfig | None = None, render: bool 
         finally:
             if publishing:
                 publishing.close()
-
-
-def _check_nothing_written(live: LiveConfig) -> None:
-    """Settings of what a live run writes (``LiveJob``) mean nothing here.
-
-    Raises:
-        UsageError: One line naming the first such setting given.
-    """
-    default = LiveConfig()
-    for field, flag in (("record", "--record"), ("retain", "--retain"), ("max_disk", "--max-disk"),
-                        ("live_log_size", "--live-log-size")):
-        if getattr(live, field) != getattr(default, field):
-            raise UsageError(f"{flag} (LiveConfig.{field}) is for live runs that write files; "
-                             "results() writes nothing")
 
 
 def live_source_options(config: JobConfig, live: LiveConfig) -> dict:

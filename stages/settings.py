@@ -18,10 +18,54 @@ from pathlib import Path
 from models.devices import usable_cores
 from models.graph_file import check_frozen_graph
 from models.registry import DEFAULT_MODEL
-from models.resolution import DEFAULT_RESOLUTION, STRIDE
+from models.resolution import DEFAULT_RESOLUTION, STRIDE, parse_resolution
 from stages.errors import InputError, UsageError
+from stages.values import parse_duration, parse_picture_size, parse_size, parse_time
 
 DEFAULT_TRACK_MEMORY = 2.0  # seconds of stream time an unseen track is kept (--track-memory)
+FORMATS = ("jsonl", "openpose", "coco", "csv")  # keypoint formats (stages.outputs.formats)
+FORMAT_HELP = {"jsonl": "JSON Lines, one record per frame", "openpose": "a JSON file per frame, "
+               "as OpenPose --write_json", "coco": "COCO keypoint results",
+               "csv": "a table with one row per person and frame"}
+PRECISIONS = ("f32", "auto", "int8")
+# int8 (models/quantize.py; JobConfig takes it) joins the command line's choices once it
+# passes bench/bench_precision.py's gate (README)
+CLI_PRECISIONS = ("f32", "auto")
+TRANSPORTS = ("tcp", "udp")
+RECORD_MODES = ("annotated", "raw", "none")
+SHOW_MODES = ("window", "fullscreen")
+DEFAULT_OUTDIR = Path("out")
+FILES_IN_FLIGHT = 2  # files decoded at once in a batch, sharing the inference pool
+MAX_FILES_IN_FLIGHT = 32  # each file in flight has its own decoder threads and queues
+
+
+def _setting(default, help: str, *, flag: str | None = None, metavar: str | None = None,
+             choices: tuple[str, ...] | None = None, shown: str | None = None):
+    """A settings field with what the command line shows of it (``stages.cli.parser``).
+
+    Args:
+        default: The default value.
+        help: The option's help, without its default (added from ``default``).
+        flag: The long option, when not ``--`` + the field's name.
+        metavar: The option's placeholder in ``--help``.
+        choices: The values the option takes, when a fixed set.
+        shown: How the default is written on the command line, when not ``str(default)``.
+    """
+    return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar,
+                                            "choices": choices, "shown": shown})
+
+
+def flag_of(owner: type, name: str) -> str:
+    """The command-line option of settings field ``owner.name`` (``--queue-size``)."""
+    return owner.__dataclass_fields__[name].metadata.get("flag") or "--" + name.replace("_", "-")
+
+
+def shown_default(owner: type, name: str) -> str | None:
+    """The default of ``owner.name`` as written on the command line, or None if it has none."""
+    field_ = owner.__dataclass_fields__[name]
+    shown = field_.metadata.get("shown")
+    return shown if shown is not None else None if field_.default is None else str(field_.default)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PostprocessConfig:
@@ -47,10 +91,12 @@ class PostprocessConfig:
             0.1); on the flat tops that 5 taps leave at ratio 4 it does not help.
     """
 
-    resize_out_ratio: float = 4.0
-    smooth_kernel: int = 25
-    smooth_sigma: float = 3.0
-    refine: bool = False
+    resize_out_ratio: float = _setting(4.0, "upsampling of the network maps before peak finding")
+    smooth_kernel: int = _setting(25, "Gaussian smoothing of the heatmaps, odd taps (25 as "
+                                  "tf-pose-estimation)", metavar="K")
+    smooth_sigma: float = _setting(3.0, "")  # hidden on the command line
+    refine: bool = _setting(False, "sub-cell keypoint positions (parabola fit at each peak); off "
+                            "by default so keypoints match tf-pose-estimation's")
 
     def __post_init__(self) -> None:
         if not _is_positive_number(self.resize_out_ratio):
@@ -125,28 +171,52 @@ class JobConfig:
             exclusive (None: its end).
     """
 
-    resolution: tuple[int, int] = DEFAULT_RESOLUTION
-    workers: int = 0
-    queue_size: int = 8
-    backend: str = "auto"
-    device: str = "cpu"
-    precision: str = "f32"
-    batch: int = 1
-    batch_timeout: float = 0.0
-    model: str = DEFAULT_MODEL
-    graph: Path | None = None
+    resolution: tuple[int, int] = _setting(
+        DEFAULT_RESOLUTION, "network input size, multiples of 8", metavar="WxH",
+        shown="x".join(map(str, DEFAULT_RESOLUTION)))
+    workers: int = _setting(0, "inference workers on the CPU, one model copy each (0: one "
+                            "single-threaded copy per core for files, one copy for live streams)")
+    queue_size: int = _setting(8, "capacity of each queue between stages")
+    backend: str = _setting("auto", "tf, openvino, neuron, or auto: the fastest present for the "
+                            "device")
+    device: str = _setting("cpu", "cpu, gpu, gpu:0,1, neuron, neuron:0-3 or auto; GPUs and "
+                           "NeuronCores get one worker each")
+    precision: str = _setting("f32", "network arithmetic: f32 (TensorFlow's numbers) or auto "
+                              "(the engine's faster native choice: bf16 with OpenVINO on CPUs "
+                              "with AMX, TF32 on Ampere+ GPUs; weaker part fields, a few % "
+                              "fewer full skeletons)", choices=CLI_PRECISIONS)
+    batch: int = _setting(1, "most frames per network call")
+    batch_timeout: float = _setting(0.0, "longest wait to fill a batch (0: run what is queued)",
+                                    metavar="SECONDS")
+    model: str = _setting(DEFAULT_MODEL, "registry name of the graph")
+    graph: Path | None = _setting(None, "a tf-pose frozen graph file (cmu, mobilenet_v2_*) to "
+                                  "use instead")
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
-    preset: str = "veryfast"
-    formats: tuple[str, ...] = ("jsonl",)
-    track: bool = True
-    track_memory: float = DEFAULT_TRACK_MEMORY
-    audio: bool = True
-    video: bool = True
-    frame_step: int = 1
-    start: float | None = None
-    end: float | None = None
+    preset: str = _setting("veryfast", "x264 preset of the annotated video")
+    formats: tuple[str, ...] = _setting(
+        ("jsonl",), "keypoint formats, several allowed: " + "; ".join(
+            f"{name} ({text})" for name, text in FORMAT_HELP.items()),
+        flag="--format", metavar="FMT", choices=FORMATS, shown="jsonl")
+    track: bool = _setting(True, "no stable person ids across frames (tracking is on by "
+                           "default)", flag="--no-track")
+    track_memory: float = _setting(DEFAULT_TRACK_MEMORY, "how long a person's id is kept while "
+                                   "they are not seen, in seconds of stream time (see README, "
+                                   "Tracking)", metavar="SECONDS")
+    audio: bool = _setting(True, "do not copy the input's audio into the annotated video",
+                           flag="--no-audio")
+    video: bool = _setting(True, "keypoints only: no annotated video or image, nothing drawn "
+                           "or encoded", flag="--no-video")
+    frame_step: int = _setting(1, "process every Nth decoded frame (1: all); logged frame "
+                               "numbers and pts stay the source's own", metavar="N")
+    start: float | None = _setting(None, "begin at T: seconds (12.5) or [HH:]MM:SS[.ms] from "
+                                   "the file's start", metavar="T")
+    end: float | None = _setting(None, "stop before T (same forms as --start)", metavar="T")
 
     def __post_init__(self) -> None:
+        _natural_forms(self, {"resolution": _as_resolution, "formats": _as_formats,
+                              "start": _as_time, "end": _as_time, "graph": _as_path})
+        _check_types(self, whole=("workers", "queue_size", "batch"),
+                     numbers=("batch_timeout", "track_memory"), flags=("track", "audio", "video"))
         _check_resolution(self.resolution)
         _check_workers(self.workers)
         if not 1 <= self.queue_size <= MAX_QUEUE_SIZE:
@@ -158,8 +228,8 @@ class JobConfig:
         if not 0 <= self.batch_timeout < math.inf:  # also false for nan
             raise InputError(f"--batch-timeout {self.batch_timeout}: must be a finite number, "
                              "0 or more")
-        if self.precision not in ("f32", "auto", "int8"):
-            raise InputError(f"--precision {self.precision!r}: expected f32, auto or int8")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision {self.precision!r}: expected {', '.join(PRECISIONS)}")
         if self.precision == "int8" and self.backend not in ("auto", "openvino"):
             raise InputError(f"--precision int8 runs on the OpenVINO backend only, not --backend {self.backend}")
         if self.preset not in X264_PRESETS:
@@ -213,7 +283,6 @@ def _check_workers(workers: int) -> None:
 
 
 MAX_LIVE_QUEUE = 100  # frames per source: seconds of latency at camera rates
-RECORD_MODES = ("annotated", "raw", "none")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -244,24 +313,51 @@ class LiveConfig:
             it are dropped at the source and counted (None: no cap).
     """
 
-    transport: str = "tcp"
-    stall_timeout: float = 5.0
-    max_retries: int | None = None
-    segment_minutes: float = 10.0
-    queue_size: int = 1
-    record: str = "annotated"
-    retain: float | None = None
-    max_disk: int | None = None
-    live_log_size: int = 64 << 20
-    mqtt: str | None = None
-    camera_size: tuple[int, int] | None = None
-    camera_fps: float | None = None
-    camera_format: str | None = None
-    mirror: bool = False
-    max_fps: float | None = None
+    transport: str = _setting("tcp", "RTSP transport", flag="--rtsp-transport", choices=TRANSPORTS)
+    stall_timeout: float = _setting(5.0, "a stream silent this long counts as dead and is "
+                                    "reconnected", metavar="SECONDS")
+    max_retries: int | None = _setting(None, "give a source up after N failed reconnects in a "
+                                       "row (default: never)", metavar="N")
+    segment_minutes: float = _setting(10.0, "longest output segment", flag="--segment",
+                                      metavar="MINUTES")
+    queue_size: int = _setting(1, "frames held per source before the oldest is dropped",
+                               flag="--live-queue", metavar="FRAMES")
+    record: str = _setting("annotated", "what the segments record: annotated (the processed "
+                           "frames with skeletons), raw (the camera's own packets, copied at "
+                           "full rate without re-encoding) or none (keypoint logs only)",
+                           choices=RECORD_MODES)
+    retain: float | None = _setting(None, "delete closed segments older than AGE (7d, 12h, 30m; "
+                                    "default: keep)", metavar="AGE")
+    max_disk: int | None = _setting(None, "keep the output folder's segments under SIZE (50G, "
+                                    "500M), deleting the oldest closed ones first (default: no "
+                                    "cap)", metavar="SIZE")
+    live_log_size: int = _setting(64 << 20, "OUT/<source>/live.jsonl, the feed to follow with "
+                                  "tail -F, rolls to live.jsonl.1 at SIZE", metavar="SIZE",
+                                  shown="64M")
+    mqtt: str | None = _setting(None, "publish each frame's keypoints to PREFIX/<source>/pose "
+                                "and the source's state to PREFIX/<source>/state (retained); "
+                                "needs paho-mqtt", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX")
+    camera_size: tuple[int, int] | None = _setting(None, "picture size asked of /dev/videoN and "
+                                                   "camera indexes (default: the camera's own)",
+                                                   metavar="WxH")
+    camera_fps: float | None = _setting(None, "frame rate asked of cameras (default: the "
+                                        "camera's own)", metavar="N")
+    camera_format: str | None = _setting(None, "what cameras send: mjpeg (often the only way to "
+                                         "30 FPS at 720p), yuyv (raw), h264, or any FFmpeg pixel "
+                                         "format (default: the camera's)", metavar="FMT")
+    mirror: bool = _setting(False, "flip every source left-right before inference, as a selfie "
+                            "view: keypoints match what the person in front of it sees")
+    max_fps: float | None = _setting(None, "process at most F frames per second per source; the "
+                                     "rest are dropped at the source and counted (default: no "
+                                     "cap)", metavar="F")
 
     def __post_init__(self) -> None:
-        if self.transport not in ("tcp", "udp"):
+        _natural_forms(self, {"retain": _as_duration, "max_disk": _as_size,
+                              "live_log_size": _as_size, "camera_size": _as_picture_size})
+        _check_types(self, whole=("queue_size", "max_retries", "max_disk", "live_log_size"),
+                     numbers=("stall_timeout", "segment_minutes", "retain", "camera_fps",
+                              "max_fps"), flags=("mirror",))
+        if self.transport not in TRANSPORTS:
             raise InputError(f"--rtsp-transport {self.transport!r}: expected tcp or udp")
         if not 0 < self.stall_timeout < math.inf:  # also false for nan
             raise InputError(f"--stall-timeout {self.stall_timeout}: must be a positive number of seconds")
@@ -280,9 +376,6 @@ class LiveConfig:
             raise InputError(f"--max-disk {self.max_disk}: must be a positive number of bytes")
         if self.live_log_size < 4096:
             raise InputError(f"--live-log-size {self.live_log_size}: must be at least 4K")
-        if self.mirror and self.record == "raw":
-            raise UsageError("--mirror flips what is processed, but --record raw copies the "
-                             "camera's unflipped packets: its keypoints would not match")
         if self.max_fps is not None and not 0 < self.max_fps < math.inf:
             raise InputError(f"--max-fps {self.max_fps}: must be a positive number of frames "
                              "per second")
@@ -331,3 +424,74 @@ def camera_format(name: str) -> str:
         pass
     raise InputError(f"--camera-format {name!r}: FFmpeg knows no such pixel format or video "
                      "decoder (e.g. mjpeg, yuyv422, h264, nv12)")
+
+def _natural_forms(settings, parsers: dict) -> None:
+    """Replace the fields given in their text forms ("432x368", "7d", "64M") by their values."""
+    for name, parse in parsers.items():
+        value = getattr(settings, name)
+        if value is not None:
+            object.__setattr__(settings, name, parse(value, flag_of(type(settings), name)))
+
+
+def _check_types(settings, *, whole=(), numbers=(), flags=()) -> None:
+    """Fields of the wrong Python type are refused with one line (no "2" for 2)."""
+    for kind, names, ok in (("a whole number", whole, _is_whole), ("a number", numbers, _is_number),
+                            ("True or False", flags, lambda v: isinstance(v, bool))):
+        for name in names:
+            value = getattr(settings, name)
+            if value is not None and not ok(value):
+                raise UsageError(f"{flag_of(type(settings), name)} {value!r}: must be {kind} "
+                                 f"({type(settings).__name__}.{name})")
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_pair(value, flag: str, parse) -> tuple[int, int]:
+    if isinstance(value, str):
+        return parse(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_whole, value)):
+        return tuple(value)
+    raise UsageError(f"{flag} {value!r}: expected 'WxH' or (width, height)")
+
+
+def _as_resolution(value, flag: str) -> tuple[int, int]:
+    return _as_pair(value, flag, parse_resolution)
+
+
+def _as_picture_size(value, flag: str) -> tuple[int, int]:
+    return _as_pair(value, flag, lambda text: parse_picture_size(text, flag))
+
+
+def _as_formats(value, flag: str) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (tuple, list)) or not names or not all(isinstance(n, str) for n in names):
+        raise UsageError(f"{flag} {value!r}: expected a format name or a list of them "
+                         f"({', '.join(FORMATS)})")
+    for name in names:
+        if name not in FORMATS:
+            raise InputError(f"{flag} {name!r}: expected one of {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _as_time(value, flag: str) -> float:
+    return parse_time(value, flag) if isinstance(value, str) else value
+
+
+def _as_duration(value, flag: str) -> float:
+    return parse_duration(value, flag) if isinstance(value, str) else value
+
+
+def _as_size(value, flag: str) -> int:
+    return parse_size(value, flag) if isinstance(value, str) else value
+
+
+def _as_path(value, flag: str) -> Path:
+    if isinstance(value, (str, Path)):
+        return Path(value)
+    raise UsageError(f"{flag} {value!r}: expected a path")

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -23,6 +23,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from rich.table import Table
 
 from stages.display.dashboard import tables
+
+if TYPE_CHECKING:
+    from stages.settings import JobConfig
+    from stages.sources.inputs import BatchItem
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +77,6 @@ class FileProgress:
     def __exit__(self, *exc_info: object) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-def stage_rows(statistics, elapsed: float) -> list[dict]:
-    """Per stage: items, busy seconds and % (of its workers' time), mean ms, and its output queue."""
-    queues = {c.name: c for c in statistics.channels}
-    rows = []
-    for st in statistics.stages:
-        q = queues.get(f"{st.name}.out")
-        rows.append({"stage": st.name, "workers": st.workers, "items": st.items,
-                     "busy_seconds": round(st.busy_seconds, 3),
-                     "busy_pct": round(100 * st.busy_seconds / max(elapsed * st.workers, 1e-9), 1),
-                     "mean_ms": round(1000 * st.mean_seconds, 2),
-                     "queue": q.size if q else 0, "queue_capacity": q.capacity if q else 0,
-                     "queue_peak": q.peak if q else 0, "dropped": q.dropped if q else 0})
-    return rows
 
 
 def print_summary(snapshot: dict) -> None:
@@ -311,6 +300,45 @@ class BatchProgress:
     def _tick_every_interval(self) -> None:
         while not self._stop.wait(max(self.interval, 1.0)):
             self._tick()
+
+
+class InputReport(Protocol):
+    """What ``batch_progress`` reads of one input's report (``stages.jobs.batch.FileReport``)."""
+
+    status: str
+    frames: int
+
+    def as_dict(self) -> dict: ...
+
+
+def batch_progress(items: list[BatchItem], reports: Mapping[str, InputReport], config: JobConfig, *,
+                   tty: bool | None = None, interval: float = 30.0,
+                   clock: Callable[[], float] = time.monotonic, stream: TextIO | None = None
+                   ) -> BatchProgress:
+    """The progress of a whole batch (``BatchProgress``, which explains the
+    keywords): the frames each input should give (a settled input's own
+    count, else what its container declares, under the config's stride and
+    range), with the inputs the batch's plan settled (``stages.jobs.batch.plan_batch``)
+    counted done at once.
+
+    Args:
+        items: The batch's inputs.
+        reports: Their reports by key, as the batch job planned them (``BatchJob.reports``).
+        config: The run's settings (stride and time range).
+    """
+    from stages.sources.probe import expected_frames
+
+    expected = {}
+    for item in items:
+        report = reports.get(item.key)
+        if report is not None and report.status != "pending":
+            expected[item.key] = report.frames
+        else:
+            expected[item.key] = expected_frames(item.path, frame_step=config.frame_step,
+                                                 start=config.start, end=config.end)
+    settled = [r.as_dict() for r in reports.values() if r.status != "pending"]
+    return BatchProgress(len(items), expected, settled=settled, tty=tty, interval=interval,
+                         clock=clock, stream=stream)
 
 
 def _clock_time(seconds: float) -> str:

@@ -18,20 +18,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
-from stages.jobs.builder import (Sink, build_pipeline, file_outputs, open_file_source, plan_engine,
-                            view_sinks)
 from stages.errors import OutputError, PosestreamError
 from stages.frames import Result
-from stages.sources.inputs import BatchItem
-from stages.jobs.file_job import EngineRecord, PipelineJob
-from stages.settings import JobConfig
-from stages.outputs.manifest import completed, input_identity, output_settings, write_manifest
+from stages.jobs.base import PipelineJob, Views
+from stages.jobs.builder import build_pipeline, file_outputs, open_file_source
+from stages.jobs.engine import EngineRecord, plan_engine
 from stages.outputs.atomic import clean_dead_partials
-from stages.display.console import BatchProgress
 from stages.outputs.file_set import FAILED, INTERRUPTED, manifest_path
-from stages.sources.probe import expected_frames
+from stages.outputs.manifest import completed, input_identity, output_settings, write_manifest
+from stages.settings import JobConfig
+from stages.sources.inputs import BatchItem
 
 log = logging.getLogger(__name__)
 
@@ -121,27 +119,6 @@ def plan_batch(items: list[BatchItem], outdir: Path, config: JobConfig, *, force
     return todo, reports
 
 
-def batch_progress(items: list[BatchItem], reports: dict[str, FileReport], config: JobConfig, *,
-                   tty: bool | None = None, interval: float = 30.0,
-                   clock: Callable[[], float] = time.monotonic, stream: TextIO | None = None
-                   ) -> BatchProgress:
-    """The progress of a whole batch (``stages.display.console.BatchProgress``, which
-    explains the keywords): the frames each input should give (a settled
-    input's own count, else what its container declares, under the config's
-    stride and range), with the inputs ``plan_batch`` settled counted done at once."""
-    expected = {}
-    for item in items:
-        report = reports.get(item.key)
-        if report is not None and report.status != "pending":
-            expected[item.key] = report.frames
-        else:
-            expected[item.key] = expected_frames(item.path, frame_step=config.frame_step,
-                                                 start=config.start, end=config.end)
-    settled = [r.as_dict() for r in reports.values() if r.status != "pending"]
-    return BatchProgress(len(items), expected, settled=settled, tty=tty, interval=interval,
-                         clock=clock, stream=stream)
-
-
 class BatchJob(PipelineJob):
     """Processes a list of inputs into ``outdir``, mirroring their relative paths.
 
@@ -151,17 +128,11 @@ class BatchJob(PipelineJob):
         config: Model and pipeline settings.
         lanes: Files decoded at once.
         force: Redo inputs whose outputs are already complete.
-        preview: Shown each annotated frame as it is processed (the browser preview).
-        show: The same for the local window (``stages.display.window``).
     """
 
     def __init__(self, items: list[BatchItem], outdir: Path, config: JobConfig, *,
-                 lanes: int = 2, force: bool = False,
-                 preview: Callable[[Result], Result] | None = None,
-                 show: Callable[[Result], Result] | None = None) -> None:
+                 lanes: int = 2, force: bool = False) -> None:
         self.outdir = Path(outdir)
-        self.preview = preview
-        self.show = show
         self.config = config
         self.lanes = max(1, lanes)
         todo, self.reports = plan_batch(items, self.outdir, config, force=force)
@@ -175,14 +146,22 @@ class BatchJob(PipelineJob):
         super().__init__()
 
     def run(self, on_result: Callable[[Result], None] | None = None,
-            on_file: Callable[[FileReport], None] | None = None) -> dict[str, FileReport]:
-        """Process every pending input; return a report per input (skipped ones too)."""
+            on_file: Callable[[FileReport], None] | None = None, *,
+            views: Views = Views()) -> dict[str, FileReport]:
+        """Process every pending input; return a report per input (skipped ones too).
+
+        Args:
+            on_result: Called with each written result (its frame's ``source`` is
+                its input's key).
+            on_file: Called with each input's report once it is done or failed.
+            views: What shows the drawn pictures as they come (preview, window).
+        """
         self._on_file = on_file
         if self.todo:
             engine = plan_engine(self.config)
             self.engine = engine.record
             feeds = [(self._lane(), None) for _ in range(min(self.lanes, self.todo))]
-            sinks: list[Sink] = view_sinks(self.preview, self.show)
+            sinks = views.sinks()
             pipeline = build_pipeline(self.config, engine, feeds, name="batch", keyed=True,
                                       pictures=bool(sinks),
                                       sinks=sinks + [("write", self._write)])

@@ -3,82 +3,19 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline import Pipeline, PipelineStatistics
-from stages.jobs.builder import (EngineRecord, Sink, build_pipeline, file_outputs, open_file_source,
-                            plan_engine, view_sinks)
-from stages.sources.file_source import SourceInfo
+from pipeline import Pipeline
 from stages.frames import Result
+from stages.jobs.base import JobSummary, PipelineJob, Views
+from stages.jobs.builder import build_pipeline, file_outputs, open_file_source
+from stages.jobs.engine import plan_engine
 from stages.settings import JobConfig
+from stages.sources.file_source import SourceInfo
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class JobSummary:
-    """What a finished (or interrupted) run did.
-
-    ``outputs`` are the files that exist: the final names, or the ``.partial``
-    names the results of an interrupted run were kept aside under
-    (``kept_aside``; see ``stages.outputs.file_set``), or none when nothing was written.
-    ``manifest`` is where a batch records the input as complete.
-    """
-
-    input: Path
-    outputs: tuple[Path, ...]
-    frames_read: int
-    frames_written: int
-    truncated: bool
-    interrupted: bool
-    seconds: float
-    statistics: PipelineStatistics | None = None
-    engine: EngineRecord | None = None
-    frames_lost: int = 0  # pictures of a damaged input that did not decode (skipped)
-    kept_aside: bool = False
-    manifest: Path | None = None
-
-    @property
-    def fps(self) -> float:
-        """Frames written per second of wall time."""
-        return self.frames_written / self.seconds if self.seconds > 0 else 0.0
-
-
-class PipelineJob:
-    """Drives one pipeline on the caller's thread; ``cancel`` works from any
-    thread (a signal handler's helper), also before the pipeline exists."""
-
-    def __init__(self) -> None:
-        self._cancelled = threading.Event()
-        self._pipeline: Pipeline | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether ``cancel`` was called."""
-        return self._cancelled.is_set()
-
-    def cancel(self) -> None:
-        """Stop soon: items in flight are dropped; sinks keep what they wrote."""
-        self._cancelled.set()
-        if self._pipeline is not None:
-            self._pipeline.cancel()
-
-    def _drive(self, pipeline: Pipeline, on_result: Callable[[Result], None] | None) -> int:
-        """Run ``pipeline`` to its end (or a cancel); return how many results came out."""
-        count = 0
-        with pipeline:
-            self._pipeline = pipeline
-            if self.cancelled:  # cancelled while the pipeline was being built
-                pipeline.cancel()
-            for result in pipeline:
-                count += 1
-                if on_result is not None:
-                    on_result(result)
-        return count
 
 
 class FileJob(PipelineJob):
@@ -90,24 +27,22 @@ class FileJob(PipelineJob):
         config: Run settings.
     """
 
-    def __init__(self, input: Path, outdir: Path, config: JobConfig, *,
-                 preview: Callable[[Result], Result] | None = None,
-                 show: Callable[[Result], Result] | None = None) -> None:
+    def __init__(self, input: Path, outdir: Path, config: JobConfig) -> None:
         self.input = Path(input)
         self.outdir = Path(outdir)
         self.config = config
-        self.preview = preview
-        self.show = show  # the local window's step (stages.display.window)
         super().__init__()
 
     def run(self, on_result: Callable[[Result], None] | None = None,
-            on_start: Callable[[SourceInfo], None] | None = None) -> JobSummary:
+            on_start: Callable[[SourceInfo], None] | None = None, *,
+            views: Views = Views()) -> JobSummary:
         """Run to the end (or until ``cancel``); the outputs are committed as a set
         (``stages.outputs.file_set``): a stopped run never replaces a complete set.
 
         Args:
             on_result: Called with each written result, in order.
             on_start: Called with the input's description once it is open.
+            views: What shows the drawn pictures as they come (preview, window).
 
         Raises:
             InputError: The input cannot be read; nothing is written.
@@ -120,7 +55,7 @@ class FileJob(PipelineJob):
             if on_start is not None:
                 on_start(source.info)
             with file_outputs(self.outdir, self.input, source, self.config) as outputs:
-                sinks: list[Sink] = view_sinks(self.preview, self.show)
+                sinks = views.sinks()
                 pipeline = build_pipeline(self.config, engine, [(source, source.close)],
                                           name=self.input.name, pictures=bool(sinks),
                                           sinks=sinks + [("write", outputs.write)])

@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import Callable
 
 from stages.outputs.atomic import clean_dead_partials
-from stages.jobs.builder import LiveQueues, Sink, build_pipeline, plan_engine, view_sinks
-from stages.sources.camera import camera_options, check_camera_sources, is_camera
+from stages.jobs.base import PipelineJob, Views
+from stages.jobs.builder import LiveQueues, build_pipeline
+from stages.jobs.engine import EngineRecord, plan_engine
+from stages.sources.camera import camera_options, check_camera_sources
 from stages.errors import InputError
 from stages.frames import Frame, Result
-from stages.jobs.file_job import EngineRecord, PipelineJob
 from stages.settings import JobConfig, LiveConfig
+from stages.sources.spec import LiveSpec
 from stages.sources.stream import LiveSource, SourceEvent
 from stages.publish.feed import LiveFeed
 from stages.recording.live_log import LiveLogs
@@ -62,24 +64,20 @@ class LiveJob(PipelineJob):
     """
 
     def __init__(self, sources: list[tuple[str, str | None]], outdir: Path, config: JobConfig,
-                 live: LiveConfig = LiveConfig(), *,
-                 preview: Callable[[Result], Result] | None = None,
-                 show: Callable[[Result], Result] | None = None) -> None:
+                 live: LiveConfig = LiveConfig()) -> None:
         self.outdir = Path(outdir)
         self.config = config
         self.live = live
-        self.preview = preview
-        self.show = show  # the local window's step (stages.display.window), set by the CLI
         camera = camera_options(size=live.camera_size, fps=live.camera_fps,
                                 format=live.camera_format)
-        check_camera_sources([spec for spec, _ in sources], camera)
-        self.status_server = None  # the --http/--preview server (stages.serve.status), set by the CLI
+        specs = [(LiveSpec.parse(spec), name) for spec, name in sources]
+        check_camera_sources([spec for spec, _ in specs], camera)
         self._sources = [LiveSource(spec, name=name, transport=live.transport,
                                     stall_timeout=live.stall_timeout, max_retries=live.max_retries,
                                     max_fps=live.max_fps, on_event=self._on_event,
-                                    camera=camera if is_camera(spec) else None,
+                                    camera=camera if spec.is_camera else None,
                                     mirror=live.mirror)
-                         for spec, name in sources]
+                         for spec, name in specs]
         names = [s.name for s in self._sources]
         if len(set(names)) != len(names):
             raise InputError(f"live sources need distinct names, got {', '.join(names)}")
@@ -109,14 +107,19 @@ class LiveJob(PipelineJob):
                                    preset=self.config.preset, namer=namer,
                                    on_finish=self.retention.poke)
         if self.record == "raw":
-            check_raw_source(source.masked_url, source.name)
+            check_raw_source(source.spec, source.name)
             source.packets = self._recorders[source.name] = RawRecorder(
                 namer, segment_seconds=seconds, on_segment=outputs.start_at,
                 on_finish=self.retention.poke)
         return outputs
 
-    def run(self, on_result: Callable[[Result], None] | None = None) -> dict[str, SourceMonitor]:
+    def run(self, on_result: Callable[[Result], None] | None = None, *,
+            views: Views = Views()) -> dict[str, SourceMonitor]:
         """Process until ``cancel`` or until every source ended; return per-source figures.
+
+        Args:
+            on_result: Called with each processed result, in order per source.
+            views: What shows the drawn pictures as they come (preview, window).
 
         Raises:
             InputError: Some source gave up (after the others ended), naming each.
@@ -125,7 +128,7 @@ class LiveJob(PipelineJob):
         self.engine = engine.record
         self._started = time.monotonic()
         feeds = [(self._feed(source), source.close) for source in self._sources]
-        sinks: list[Sink] = view_sinks(self.preview, self.show)
+        sinks = views.sinks()
         rendered = dataclasses.replace(self.config, video=self.record == "annotated")
         # every queue is short: a frame waits behind at most a few others anywhere
         pipeline = build_pipeline(rendered, engine, feeds, name="live",
@@ -170,15 +173,13 @@ class LiveJob(PipelineJob):
 
     def snapshot(self) -> dict:
         """Figures for the dashboard and the summary: per source and per stage."""
-        from stages.display.console import stage_rows
-
         elapsed = max(time.monotonic() - self._started, 1e-9)
         sources = []
         for source in self._sources:
             monitor = self.monitors[source.name]
             monitor.rate_dropped = source.rate_dropped
             sources.append(monitor.row())
-        stages = stage_rows(self._pipeline.statistics(), elapsed) if self._pipeline else []
+        stages = self._pipeline.statistics().stage_rows(elapsed) if self._pipeline else []
         engine = self.engine.as_dict() if self.engine is not None else None
         return {"sources": sources, "stages": stages, "seconds": elapsed,
                 "failures": dict(self.failures), "engine": engine, "recording": self._recording()}

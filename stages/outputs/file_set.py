@@ -43,7 +43,7 @@ from stages.sources.file_source import SourceInfo
 from stages.errors import InputError, OutputError
 from stages.outputs.formats import KeypointWriter, format_path, make_writers
 from stages.frames import Result
-from stages.sources.inputs import MEDIA_EXTENSIONS
+from stages.sources.inputs import is_media
 from stages.outputs.video import VideoWriter, stage_image
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def output_stem(input: Path) -> str:
     except OSError:
         return input.stem
     others = _stems(str(folder), stamp).get(input.stem.casefold(), 0)
-    mine = input.suffix.lower() in MEDIA_EXTENSIONS
+    mine = is_media(input)
     return input.name if others > (1 if mine else 0) else input.stem
 
 
@@ -75,9 +75,8 @@ def _stems(folder: str, _mtime_ns: int) -> dict[str, int]:
     except OSError:
         return counts
     for name in names:
-        path = Path(name)
-        if path.suffix.lower() in MEDIA_EXTENSIONS and not name.startswith("."):
-            key = path.stem.casefold()
+        if is_media(name) and not name.startswith("."):
+            key = Path(name).stem.casefold()
             counts[key] = counts.get(key, 0) + 1
     return counts
 

@@ -82,10 +82,10 @@ from stages.outputs.atomic import Staged, StreamedTextWriter, commit, commit_set
 from stages.errors import InputError, OutputError
 from stages.frames import PART_NAMES, Result
 from stages.outputs.keypoint_log import KeypointLog, keypoint_record
+from stages.settings import FORMATS
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("jsonl", "openpose", "coco", "csv")
 
 OPENPOSE_VERSION = 1.3
 # COCO's 17 keypoints, as indices into our 18 parts (stages.frames.PART_NAMES).

@@ -46,22 +46,22 @@ import av
 from stages.outputs.atomic import commit, partial_path, remove_quietly
 from stages.errors import InputError, OutputError
 from stages.recording.segments import VIDEO_SUFFIX, SegmentNamer
+from stages.sources.spec import LiveSpec
 
 log = logging.getLogger(__name__)
 
 # codecs of decoded pictures (lavfi, some capture devices): there is nothing compressed to copy
 _NOT_COPYABLE = frozenset({"wrapped_avframe"})
-_RAW_SPEC_PREFIX = "lavfi:"
 MAX_JUMP_SECONDS = 10.0  # a larger step of the camera's clock, either way, is a reset, not a gap
 
 
-def check_raw_source(spec: str, name: str) -> None:
+def check_raw_source(spec: LiveSpec, name: str) -> None:
     """Fail at start for a source that has no packets to copy.
 
     Raises:
         InputError: ``spec`` is an FFmpeg lavfi graph (it makes decoded pictures).
     """
-    if spec.strip().startswith(_RAW_SPEC_PREFIX):
+    if spec.kind == "lavfi":
         raise InputError(f"{name}: --record raw needs a stream with packets (rtsp://, "
                          "http(s)://, a camera); a lavfi: source makes decoded pictures "
                          "(use --record annotated or none)")

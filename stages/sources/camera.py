@@ -18,28 +18,20 @@ connection events.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 
 import av
 import av.logging
 
 from stages.errors import InputError, UsageError
 from stages.settings import camera_format, check_camera
+from stages.values import parse_picture_size
+from stages.sources.spec import LiveSpec
 
-__all__ = ["FLAGS", "camera_options", "check_camera_sources", "is_camera", "open_camera",
-           "parse_camera_size"]
+__all__ = ["FLAGS", "camera_options", "check_camera_sources", "open_camera", "parse_camera_size"]
 
-VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
-CAMERA_INDEX = re.compile(r"\d+\Z")
 FLAGS = {"video_size": "--camera-size", "framerate": "--camera-fps",
          "input_format": "--camera-format"}  # FFmpeg's v4l2 option -> our flag
-_SIZE = re.compile(r"(\d+)x(\d+)\Z")
-
-
-def is_camera(spec: str) -> bool:
-    """Whether ``spec`` is a V4L2 camera: ``/dev/videoN`` or a bare index such as ``0``."""
-    spec = spec.strip()
-    return bool(VIDEO_DEVICE.match(spec) or CAMERA_INDEX.match(spec))
 
 
 def parse_camera_size(text: str) -> tuple[int, int]:
@@ -48,10 +40,7 @@ def parse_camera_size(text: str) -> tuple[int, int]:
     Raises:
         InputError: Not WxH with both sides 1 to ``MAX_CAMERA_SIDE``.
     """
-    match = _SIZE.match(text.strip().lower())
-    if not match:
-        raise InputError(f"--camera-size {text!r}: expected WxH, e.g. 1280x720")
-    size = int(match[1]), int(match[2])
+    size = parse_picture_size(text, "--camera-size")
     check_camera(size=size)
     return size
 
@@ -74,13 +63,13 @@ def camera_options(*, size: tuple[int, int] | None = None, fps: float | None = N
     return options
 
 
-def check_camera_sources(specs: list[str], options: dict[str, str]) -> None:
+def check_camera_sources(specs: Iterable[LiveSpec], options: dict[str, str]) -> None:
     """Camera settings need a camera among ``specs`` (the others ignore them).
 
     Raises:
         UsageError: Settings given but no source is a camera.
     """
-    if options and not any(is_camera(spec) for spec in specs):
+    if options and not any(spec.is_camera for spec in specs):
         flag = FLAGS[next(iter(options))]
         raise UsageError(f"{flag} is for cameras (/dev/videoN or a camera index), not "
                          "streams or test sources")

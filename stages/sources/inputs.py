@@ -7,12 +7,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.sources.probe import IMAGE_EXTENSIONS
+from stages.sources.probe import is_image
 from stages.errors import InputError, InputNotFoundError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts",
                               ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv"})
-MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
+
+
+def is_media(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a video (``VIDEO_EXTENSIONS``) or a still image
+    (``is_image``) by its extension, in any case; the file need not exist."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS or is_image(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,7 @@ def _expand(spec: str) -> list[Path]:
         return found
     path = Path(spec)
     if path.is_dir():
-        found = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS
+        found = [p for p in path.rglob("*") if p.is_file() and is_media(p)
                  and not p.name.startswith(".")]
         if not found:
             raise InputError(f"{spec}: a directory with no video or image file in it")

@@ -19,12 +19,19 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 _DEFAULT_RATE = Fraction(25)
 
 
+def is_image(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a still image by its extension (``IMAGE_EXTENSIONS``, any case).
+
+    Only the name is read: the file need not exist. ``is_still_format`` tells
+    an open container that is a still picture whatever its name.
+    """
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
 def is_still_format(container) -> bool:
     """Whether an open container is a single still picture (an image demuxer)."""
     fmt = container.format.name
     return fmt == "image2" or fmt.endswith("_pipe")
-
-
 
 
 def declared_frames(path: str | os.PathLike) -> int | None:
@@ -55,7 +62,7 @@ def expected_frames(path: str | os.PathLike, *, frame_step: int = 1, start: floa
 
 def _declared(path: str | os.PathLike) -> tuple[int | None, float | None]:
     """(declared frames, duration in seconds), each None when not known."""
-    if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+    if is_image(path):
         return 1, None
     try:
         with av.open(os.fspath(path)) as container:

@@ -72,43 +72,27 @@ from typing import Literal, Protocol
 import av
 import cv2
 
-from stages.sources.camera import CAMERA_INDEX, VIDEO_DEVICE, check_camera_sources, open_camera
-from stages.sources.credentials import display_name, mask_credentials
+from stages.sources.camera import check_camera_sources, open_camera
+from stages.sources.credentials import mask_credentials
 from stages.sources.file_source import SourceInfo
 from stages.errors import InputError
 from stages.frames import Frame
 from stages.sources._live_timing import RealTimePacer, StreamClock, backoff_delay
 from stages.sources._rate_cap import RateCap
+from stages.sources.spec import LiveSpec
 from stages.sources.stoppable import StoppableSource
-from stages.sources._stream_url import STREAM_SCHEMES, validate_live_spec
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LiveSource", "PacketHook", "RealTimePacer", "SourceEvent", "StreamClock",
-           "backoff_delay", "is_live", "validate_live_spec"]
+           "backoff_delay"]
 
 EventKind = Literal["connected", "disconnected", "stalled", "retry", "gave_up"]
 
-_LAVFI = "lavfi:"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._\-]{1,100}\Z")
 _TRANSPORTS = frozenset({"tcp", "udp", "udp_multicast", "http", "https"})
 _DEFAULT_RATE = Fraction(25)
 _DECODE_THREADS = 2  # slice threading: frame threading would delay output by threads - 1 frames
-
-
-def is_live(spec: str) -> bool:
-    """Whether ``spec`` names a live source rather than a file.
-
-    Live: ``rtsp://``, ``rtsps://``, ``http://`` and ``https://`` URLs,
-    ``/dev/videoN``, a bare camera index such as ``0`` (``/dev/video0``), and
-    FFmpeg lavfi test sources written ``lavfi:testsrc2=size=320x240:rate=25``.
-
-    Args:
-        spec: A source as the user wrote it.
-    """
-    spec = spec.strip()
-    return (spec.lower().startswith(STREAM_SCHEMES) or spec.startswith(_LAVFI)
-            or bool(VIDEO_DEVICE.match(spec) or CAMERA_INDEX.match(spec)))
 
 
 def _checked_name(name: str) -> str:
@@ -184,6 +168,7 @@ class LiveSource(StoppableSource):
 
     Attributes:
         name: Source id, copied into every ``Frame.source``.
+        spec: The parsed source (``stages.sources.spec.LiveSpec``).
         masked_url: The spec with credentials masked (safe to show).
         info: ``SourceInfo`` of the current (or last) connection; None until
             the first connection delivers a picture.
@@ -198,7 +183,7 @@ class LiveSource(StoppableSource):
         mirror: Pictures are flipped left-right before they are handed out.
     """
 
-    def __init__(self, spec: str, *, name: str | None = None, transport: str = "tcp",
+    def __init__(self, spec: str | LiveSpec, *, name: str | None = None, transport: str = "tcp",
                  stall_timeout: float = 5.0, max_retries: int | None = None,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
                  on_event: Callable[[SourceEvent], None] | None = None,
@@ -209,8 +194,8 @@ class LiveSource(StoppableSource):
         Args:
             spec: ``rtsp://``/``rtsps://``/``http(s)://`` URL (credentials
                 allowed, percent-encoded), ``/dev/videoN``, a camera index,
-                or ``lavfi:GRAPH``.
-            name: Source id; defaults to ``display_name(spec)``.
+                or ``lavfi:GRAPH``; or one already parsed (``LiveSpec``).
+            name: Source id; defaults to ``LiveSpec.name``.
             transport: RTSP lower transport: ``tcp`` or ``udp`` (also
                 ``udp_multicast``, ``http``, ``https``).
             stall_timeout: Seconds without data after which an open or a
@@ -235,17 +220,14 @@ class LiveSource(StoppableSource):
                 then match what the person in front of the camera sees).
 
         Raises:
-            InputError: ``spec`` is not live, is a URL that ``validate_live_spec``
+            InputError: ``spec`` is not live, is a URL that ``LiveSpec.parse``
                 rejects, ``name`` is not a plain file name, or a setting is
                 out of range.
             UsageError: ``camera`` options for a source that is not a camera.
         """
-        self.masked_url = mask_credentials(spec)
-        if not is_live(spec):
-            raise InputError(f"{self.masked_url}: not a live source (expected rtsp://, "
-                             f"rtsps://, http(s)://, /dev/videoN, a camera index or lavfi:)")
-        validate_live_spec(spec)
-        check_camera_sources([spec], camera or {})
+        self.spec = spec if isinstance(spec, LiveSpec) else LiveSpec.parse(spec)
+        self.masked_url = self.spec.masked
+        check_camera_sources([self.spec], camera or {})
         self.camera = dict(camera or {})
         self.mirror = mirror
         _check_settings(self.masked_url, transport, stall_timeout, max_retries,
@@ -257,8 +239,7 @@ class LiveSource(StoppableSource):
             raise InputError(f"{self.masked_url}: --max-fps: {exc}") from None
         self.rate_dropped = 0
         self._pictures = 0
-        self._spec = spec.strip()
-        self.name = _checked_name(name) if name else _default_name(self._spec)
+        self.name = _checked_name(name) if name else self.spec.name
         self.transport = transport
         self.stall_timeout = float(stall_timeout)
         self.max_retries = max_retries
@@ -327,7 +308,7 @@ class LiveSource(StoppableSource):
             container.close()
 
     def _open(self):
-        url, fmt, options = _open_args(self._spec, self.transport, self.stall_timeout, self.camera)
+        url, fmt, options = _open_args(self.spec, self.transport, self.stall_timeout, self.camera)
         if fmt == "v4l2":  # a refusal says which setting, in FFmpeg's log
             return open_camera(url, options, self.stall_timeout)
         return av.open(url, format=fmt, options=options,
@@ -339,7 +320,7 @@ class LiveSource(StoppableSource):
         stream.thread_count = _DECODE_THREADS
         count = 0
         last_picture = time.monotonic()
-        pacer = RealTimePacer() if self._spec.startswith(_LAVFI) else None
+        pacer = RealTimePacer() if self.spec.kind == "lavfi" else None
         try:
             for packet in container.demux(stream):
                 if self.packets is not None:
@@ -429,27 +410,18 @@ def _check_settings(shown: str, transport: str, stall_timeout: float,
         raise InputError(f"{shown}: {'; '.join(problems)}")
 
 
-def _default_name(spec: str) -> str:
-    if CAMERA_INDEX.match(spec):
-        return f"video{spec}"
-    return display_name(spec)
-
-
-def _open_args(spec: str, transport: str, stall_timeout: float, camera: dict[str, str] | None = None
-               ) -> tuple[str, str | None, dict[str, str]]:
+def _open_args(spec: LiveSpec, transport: str, stall_timeout: float,
+               camera: dict[str, str] | None = None) -> tuple[str, str | None, dict[str, str]]:
     """(url, format, options) for ``av.open``; ``camera`` options go to cameras only."""
     micros = str(round(stall_timeout * 1_000_000))
-    lower = spec.lower()
-    if lower.startswith(("rtsp://", "rtsps://")):
-        return spec, None, {"rtsp_transport": transport, "timeout": micros,
-                            "probesize": "32", "analyzeduration": "0"}
-    if lower.startswith(("http://", "https://")):
-        return spec, None, {"timeout": micros}
-    if spec.startswith(_LAVFI):
-        return spec[len(_LAVFI):], "lavfi", {}
-    if CAMERA_INDEX.match(spec):
-        return f"/dev/video{spec}", "v4l2", dict(camera or {})
-    return spec, "v4l2", dict(camera or {})
+    if spec.kind == "rtsp":
+        return spec.url, None, {"rtsp_transport": transport, "timeout": micros,
+                                "probesize": "32", "analyzeduration": "0"}
+    if spec.kind == "http":
+        return spec.url, None, {"timeout": micros}
+    if spec.kind == "lavfi":
+        return spec.url, "lavfi", {}
+    return spec.url, "v4l2", dict(camera or {})
 
 
 def _decode(stream, packet) -> Iterator[av.VideoFrame]:

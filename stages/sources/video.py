@@ -80,7 +80,7 @@ from stages.sources.file_source import FileSource, SourceInfo, check_path, reaso
 from stages.frames import Frame
 from stages.sources.image import ImageFileSource, is_still_image
 from stages.sources.orientation import Orientation, orientation_of
-from stages.sources.probe import (IMAGE_EXTENSIONS, declared_end, stream_duration, stream_rate,
+from stages.sources.probe import (declared_end, is_image, stream_duration, stream_rate,
                           stream_time_base)
 from stages.sources._read_tally import ReadTally
 from stages.sources._selection import Selection, frame_grid, grid_index, pictures_before
@@ -113,7 +113,7 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
                 ) -> VideoFileSource | ImageFileSource:
     """Open a file as the right kind of source.
 
-    Image extensions (``IMAGE_EXTENSIONS``) and files that PyAV sees as a
+    Image extensions (``is_image``) and files that PyAV sees as a
     single still picture (image demuxers) open as ``ImageFileSource``;
     anything else as ``VideoFileSource``.
 
@@ -136,7 +136,7 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
     """
     selection = Selection(frame_step=frame_step, start=start, end=end)
     p = check_path(path)
-    if p.suffix.lower() in IMAGE_EXTENSIONS or is_still_image(path):
+    if is_image(p) or is_still_image(path):
         if not selection.everything:
             raise InputError(f"{os.fspath(path)}: --frame-step, --start and --end apply to "
                              f"videos; this is a still image")

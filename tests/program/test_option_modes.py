@@ -283,7 +283,7 @@ def test_the_api_rejects_what_means_nothing_for_its_input(tmp_path):
     with pytest.raises(UsageError, match="--max-fps is for live sources"):
         next(results(clip, config=JobConfig(backend=FAKE), live=LiveConfig(max_fps=2)))
     for field, value in (("frame_step", 2), ("start", 1.0), ("end", 2.0)):
-        with pytest.raises(UsageError, match=f"--{field.replace('_', '-')} is for files"):
+        with pytest.raises(UsageError, match=f"--{field.replace('_', '-')} is for video files"):
             next(results(LAVFI, config=JobConfig(backend=FAKE, **{field: value})))
 
 

@@ -19,11 +19,11 @@ import pytest
 import run_stream
 from pipeline.signals import DEFAULT_GRACE, STOP_SIGNALS
 from stages.cli.config_file import config_defaults
-from stages.sources.stream import is_live
+from stages.sources.spec import is_live
 from stages.options import LIVE, check_options
 from stages.publish.mqtt import parse_broker
 from stages.serve.server import parse_bind
-from stages.cli.quantities import parse_duration, parse_size
+from stages.values import parse_duration, parse_size
 from stages.sources._stream_url import validate_live_spec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,6 +17,7 @@ from stages.settings import check_camera
 from stages.sources.camera import camera_options, open_camera, parse_camera_size
 from stages.errors import InputError, UsageError
 from stages.settings import JobConfig
+from stages.sources.spec import LiveSpec
 from stages.sources.stream import LiveSource, _open_args
 from stages.jobs.live import LiveJob
 
@@ -92,7 +93,8 @@ def test_a_live_run_passes_them_to_its_cameras_only(spy, tmp_path):
     assert door.camera == {}
     _one_pass(cam)
     assert spy.calls[-1]["options"] == cam.camera and spy.calls[-1]["format"] == "v4l2"
-    assert _open_args("rtsp://127.0.0.1:9/x", "tcp", 5.0, {"video_size": "1x1"})[2].keys() == {
+    assert _open_args(LiveSpec.parse("rtsp://127.0.0.1:9/x"), "tcp", 5.0,
+                      {"video_size": "1x1"})[2].keys() == {
         "rtsp_transport", "timeout", "probesize", "analyzeduration"}
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from stages.errors import InputError
 from stages.frames import Result
-from stages.sources.stream import (LiveSource, RealTimePacer, SourceEvent, StreamClock, backoff_delay,
-                         is_live, validate_live_spec)
+from stages.sources._stream_url import validate_live_spec
+from stages.sources.stream import (LiveSource, RealTimePacer, SourceEvent, StreamClock, backoff_delay)
 from stages.recording.segments import SegmentedOutputs
 from tests.support.live_fixtures import free_port, make_live_clip
 
@@ -62,28 +62,6 @@ class Recorder:
 
 
 # -- pure parts ------------------------------------------------------------------
-
-@pytest.mark.parametrize(("spec", "live"), [
-    ("rtsp://127.0.0.1:8554/cam1", True),
-    ("RTSP://u:p@cam/x", True),
-    ("rtsps://cam/x", True),
-    ("http://cam/video.mjpg", True),
-    ("https://cam/index.m3u8", True),
-    ("/dev/video0", True),
-    ("/dev/video12", True),
-    ("0", True),
-    ("3", True),
-    ("lavfi:testsrc2=size=320x240:rate=25", True),
-    ("clip.mp4", False),
-    ("/data/videos/cam1.mp4", False),
-    ("/dev/videos", False),
-    ("/dev/video0/x", False),
-    ("file:///tmp/x.mp4", False),
-    ("", False),
-])
-def test_is_live(spec, live):
-    assert is_live(spec) is live
-
 
 def test_backoff_doubles_then_caps():
     delays = [backoff_delay(n, 0.5, 30.0) for n in range(1, 10)]
