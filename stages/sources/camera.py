@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import av
 import av.logging
 
-from stages.errors import InputError, UsageError
+from stages.errors import UsageError
 from stages.settings import camera_format, check_camera
 from stages.values import parse_picture_size
 from stages.sources.spec import LiveSpec

@@ -99,7 +99,7 @@ def split_userinfo(url: str) -> tuple[str, str | None, str]:
     reaches ``rest``. (FFmpeg ends the authority at the first "/", "?" or
     "#": when ``userinfo`` holds one of those, FFmpeg would connect to a host
     read out of the password, so such a URL is ambiguous and should be
-    rejected; see ``stages.sources.stream.validate_live_spec``.)
+    rejected; see ``stages.sources.spec.LiveSpec.parse``.)
 
     Args:
         url: A URL such as ``rtsp://user:pass@host:554/path``.

@@ -22,9 +22,9 @@ __all__ = ["LiveKind", "LiveSpec", "is_live", "live_kind"]
 
 LiveKind = Literal["rtsp", "http", "camera", "lavfi"]
 
-LAVFI = "lavfi:"
-VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
-CAMERA_INDEX = re.compile(r"\d+\Z")
+_LAVFI = "lavfi:"
+_VIDEO_DEVICE = re.compile(r"/dev/video\d+\Z")
+_CAMERA_INDEX = re.compile(r"\d+\Z")
 _RTSP = ("rtsp://", "rtsps://")
 _NOT_LIVE = ("not a live source (expected rtsp://, rtsps://, http(s)://, /dev/videoN, "
              "a camera index or lavfi:)")
@@ -48,9 +48,9 @@ def live_kind(spec: str) -> LiveKind | None:
         return "rtsp"
     if lower.startswith(STREAM_SCHEMES):  # the other stream schemes: http://, https://
         return "http"
-    if spec.startswith(LAVFI):
+    if spec.startswith(_LAVFI):
         return "lavfi"
-    if VIDEO_DEVICE.match(spec) or CAMERA_INDEX.match(spec):
+    if _VIDEO_DEVICE.match(spec) or _CAMERA_INDEX.match(spec):
         return "camera"
     return None
 
@@ -107,8 +107,8 @@ class LiveSpec:
         if kind is None:
             raise InputError(f"{masked}: {_NOT_LIVE}")
         validate_live_spec(text)
-        return cls(spec=text, kind=kind, masked=masked, name=_default_name(text),
-                   url=_url(text, kind))
+        name, url = _name_and_url(text, kind)
+        return cls(spec=text, kind=kind, masked=masked, name=name, url=url)
 
     @property
     def is_camera(self) -> bool:
@@ -116,13 +116,10 @@ class LiveSpec:
         return self.kind == "camera"
 
 
-def _default_name(spec: str) -> str:
-    return f"video{spec}" if CAMERA_INDEX.match(spec) else display_name(spec)
-
-
-def _url(spec: str, kind: LiveKind) -> str:
+def _name_and_url(spec: str, kind: LiveKind) -> tuple[str, str]:
+    """(default name, what FFmpeg opens) of a checked ``spec``."""
     if kind == "lavfi":
-        return spec[len(LAVFI):]
-    if CAMERA_INDEX.match(spec):
-        return f"/dev/video{spec}"
-    return spec
+        return display_name(spec), spec[len(_LAVFI):]
+    if _CAMERA_INDEX.match(spec):
+        return f"video{spec}", f"/dev/video{spec}"
+    return display_name(spec), spec
