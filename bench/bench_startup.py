@@ -57,8 +57,9 @@ from pathlib import Path
 from typing import Iterator
 
 PRELOADED = ("numpy", "cv2", "av", "run_stream", "stages.jobs.file_job", "stages.jobs.batch", "stages.sources.stream",
-             "stages.options", "stages.display.console", "stages.jobs.builder", "stages.sources.image",
-             "stages.pose.maps_to_people", "stages.pose.draw", "stages.outputs.file_set")
+             "stages.options", "stages.display.console", "stages.jobs.builder", "stages.jobs.engine",
+             "stages.sources.image", "stages.pose.maps_to_people", "stages.pose.draw",
+             "stages.outputs.file_set")
 
 
 # --- the parent: runs and report ----------------------------------------------------------------
@@ -92,6 +93,8 @@ def run_cli(inputs: list[Path], out: Path, cache: Path, extra: list[str], probe:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", str(probe), "--"]
     cmd += [*map(str, inputs), "-o", str(out), *extra]
     env = {**os.environ, "POSESTREAM_CACHE": str(cache), "POSESTREAM_LAUNCH": repr(time.time())}
+    # as a user's runs do, every tree's runs load bytecode (its first run writes it), not source
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -149,12 +152,19 @@ def worktree(rev: str, parent: Path) -> Iterator[Path]:
 
 
 def versus_report(times: dict[str, list[float]], label: str) -> None:
-    """This tree's warm runs against the baseline's: both medians and their ratio."""
-    ours, theirs = statistics.median(times["warm"]), statistics.median(times["baseline"])
-    print(f"\nwarm single picture, medians of {len(times['warm'])} alternating runs each: "
-          f"this tree {ours:.3f} s, {label} {theirs:.3f} s, ratio {ours / theirs:.3f} "
-          f"(this tree / {label}; means {statistics.fmean(times['warm']):.3f} s and "
-          f"{statistics.fmean(times['baseline']):.3f} s)")
+    """This tree's warm runs against the baseline's: both medians and their ratio.
+
+    Also the median of each round's own ratio (its two runs ran back to back,
+    so a load that drifts over the rounds cancels) and the fastest runs (the
+    least disturbed).
+    """
+    ours, theirs = times["warm"], times["baseline"]
+    paired = statistics.median(a / b for a, b in zip(ours, theirs))
+    print(f"\nwarm single picture, {len(ours)} alternating runs each: this tree / {label}\n"
+          f"  medians  {statistics.median(ours):.3f} s / {statistics.median(theirs):.3f} s, "
+          f"ratio {statistics.median(ours) / statistics.median(theirs):.3f}\n"
+          f"  fastest  {min(ours):.3f} s / {min(theirs):.3f} s, ratio {min(ours) / min(theirs):.3f}\n"
+          f"  median of the rounds' ratios {paired:.3f}")
 
 
 def probe_report(tmp: Path, photo: Path, graph: Path, backend: list[str]) -> None:
@@ -358,14 +368,14 @@ def probe(out: Path, argv: list[str]) -> int:
 
 
 def _instrument(spans: Spans) -> None:
-    import stages.jobs.builder
+    import stages.jobs.engine
     import stages.sources.image
     import stages.pose.network
     from stages.outputs.file_set import FileOutputs
     from stages.pose.maps_to_people import PafDecoder
     from stages.pose.draw import Renderer
 
-    spans.wrap(stages.jobs.builder, "fetch_model", "model fetch/verify")
+    spans.wrap(stages.jobs.engine, "fetch_model", "model fetch/verify")
     spans.wrap(stages.pose.network, "load_backend", "model load (per copy)")
     spans.wrap(stages.sources.image, "_read_image", "decode")
     spans.wrap(PafDecoder, "__call__", "postprocess")

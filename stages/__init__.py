@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without loading typing; type checkers take it as True
 
 # Before numpy loads: a multi-threaded BLAS fighting the inference threads for
 # the cores stalls the post-network matrix products (see

@@ -1,7 +1,6 @@
 """The Python API, for programs that embed the pipeline.
 
-    from stages.api import results, run
-    from stages.settings import JobConfig
+    from stages import JobConfig, results, run
 
     people = {}
     for result in results("clip.mp4", config=JobConfig(workers=2)):
