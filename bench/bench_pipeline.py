@@ -42,7 +42,7 @@ from models.backend import BackendConfig, load_backend
 from models.devices import plan_devices
 from models.registry import get_model
 from stages import JobConfig, JobSummary
-from stages.jobs.builder import resolve_graph
+from stages.jobs.engine import resolve_graph
 from stages.jobs.file_job import FileJob
 from stages.outputs.sample import make_sample_clip
 from stages.pose.resize import Resizer, parse_resolution

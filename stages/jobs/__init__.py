@@ -1,1 +1,1 @@
-"""The runs: the one pipeline builder, file, batch, live and cluster jobs."""
+"""The runs: engine planning, the one pipeline builder, and file, batch, live and cluster jobs."""

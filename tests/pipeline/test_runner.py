@@ -224,3 +224,19 @@ def test_building_errors():
         Pipeline().source("a", []).source("b", [])
     with pytest.raises(ValueError):
         Pipeline().source("a", []).pool("p", _identity_pool, workers=0)
+
+
+def test_stage_rows_give_each_stage_its_share_of_the_time_and_its_output_queue():
+    from pipeline import ChannelStatistics, PipelineStatistics, StageStatistics
+
+    stats = PipelineStatistics(
+        stages=(StageStatistics("decode", 1, 10, 0.5), StageStatistics("infer", 2, 10, 2.0),
+                StageStatistics("idle", 1, 0, 0.0)),
+        channels=(ChannelStatistics("decode.out", 3, 8, 5, 10, 1, 0, 0, False),))
+    rows = stats.stage_rows(elapsed=2.0)
+    assert [r["stage"] for r in rows] == ["decode", "infer", "idle"]
+    assert rows[0] == {"stage": "decode", "workers": 1, "items": 10, "busy_seconds": 0.5,
+                       "busy_pct": 25.0, "mean_ms": 50.0, "queue": 3, "queue_capacity": 8,
+                       "queue_peak": 5, "dropped": 1}
+    assert rows[1]["busy_pct"] == 50.0 and rows[1]["mean_ms"] == 200.0  # of both workers' time
+    assert rows[2]["mean_ms"] == 0.0 and rows[2]["queue_capacity"] == 0  # no output queue

@@ -38,14 +38,14 @@ _PROBE = "import gi; gi.require_version('GstRtspServer', '1.0')"
 READY_TIMEOUT = 15.0
 
 
-def run_in_thread(job) -> tuple[threading.Thread, dict]:
-    """Run ``job.run()`` on a daemon thread; the dict gets ``stats`` (what it returned)
-    or ``error`` (what it raised), for the test to look at."""
+def run_in_thread(job, **run_options) -> tuple[threading.Thread, dict]:
+    """Run ``job.run(**run_options)`` on a daemon thread; the dict gets ``stats`` (what it
+    returned) or ``error`` (what it raised), for the test to look at."""
     out: dict = {}
 
     def target() -> None:
         try:
-            out["stats"] = job.run()
+            out["stats"] = job.run(**run_options)
         except BaseException as exc:  # noqa: BLE001 - looked at by the test
             out["error"] = exc
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 import run_stream
-from stages.jobs.batch import BatchJob, batch_progress
-from stages.display.console import BatchProgress, batch_totals
+from stages.jobs.batch import BatchJob
+from stages.display.console import BatchProgress, batch_progress, batch_totals
 from stages.sources.inputs import expand_inputs
 from stages.settings import JobConfig
 from stages.sources.probe import declared_frames, expected_frames

@@ -30,6 +30,7 @@ import pytest
 import run_stream
 from stages.errors import InputError
 from stages.frames import Frame, Result
+from stages.jobs.base import Views
 from stages.jobs.file_job import FileJob
 from stages.settings import JobConfig
 from stages.pose.draw import COLORS
@@ -185,8 +186,8 @@ def test_a_stuck_display_never_holds_up_the_pipeline(tmp_path):
     window = ShowWindow(gui=gui).open()
     try:
         job = FileJob(clip, tmp_path / "out", JobConfig(backend="tests.support.fakes:ZeroBackend",
-                                                        resolution=(64, 48)), show=window.show)
-        summary = job.run()
+                                                        resolution=(64, 48)))
+        summary = job.run(views=Views(show=window.show))
         assert summary.frames_written == 40 and not summary.interrupted
         assert gui.images == [] and window.dropped >= 38  # the display never took more than one
     finally:

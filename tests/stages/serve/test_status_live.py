@@ -8,6 +8,7 @@ import json
 
 from stages.settings import JobConfig
 from stages.outputs.keypoint_log import read_keypoint_log
+from stages.jobs.base import Views
 from stages.jobs.live import LiveJob
 from stages.settings import LiveConfig
 from stages.serve.preview import PreviewServer
@@ -68,9 +69,8 @@ def test_health_and_metrics_follow_a_camera_killed_and_restarted(tmp_path, rtsp_
         return metrics[("posestream_frames_total", (("source", "cam1"),))]
 
     with PreviewServer(port=0, sources=("cam1",), status=LiveStatus.of(job)) as server:
-        job.preview = server.publish  # --preview implies the status routes
-        reader = EventReader(server.url)
-        thread, out = run_in_thread(job)
+        reader = EventReader(server.url)  # --preview implies the status routes
+        thread, out = run_in_thread(job, views=Views(preview=server.publish))
         try:
             assert wait_until(lambda: job.monitors["cam1"].frames > 10, DEADLINE)
             code, reply = answer("/healthz")
