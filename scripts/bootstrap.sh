@@ -6,14 +6,18 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 need_apt=()
-# opencv-python links against libGL and glib at import time
-ldconfig -p | grep -q 'libGL.so.1 ' || need_apt+=(libgl1)
-ldconfig -p | grep -q 'libglib-2.0.so.0 ' || need_apt+=(libglib2.0-0)
+# opencv-python links against libGL and glib at import time. ldconfig is in
+# /sbin, which a user's PATH may lack: without it both would look missing.
+ldconfig_cmd="$(command -v ldconfig || echo /sbin/ldconfig)"
+libs="$("$ldconfig_cmd" -p 2>/dev/null || true)"
+grep -q 'libGL.so.1 ' <<<"$libs" || need_apt+=(libgl1)
+grep -q 'libglib-2.0.so.0 ' <<<"$libs" || need_apt+=(libglib2.0-0)
 if ((${#need_apt[@]})); then
+  # --no-upgrade: install what is missing, never upgrade what the host has
   echo "bootstrap: installing system packages: ${need_apt[*]}"
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-upgrade "${need_apt[@]}"
 fi
 
 python="${PYTHON:-python3}"

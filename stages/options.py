@@ -41,6 +41,7 @@ OPTION_MODES: dict[str, frozenset[str]] = {
     "preset": ALL - {IMAGE},  # an image is not encoded with x264
     "track_memory": ALL - {IMAGE},  # one picture: nobody to remember
     **dict.fromkeys(("frame_step", "start", "end"), VIDEOS),
+    "video_stream": VIDEOS,  # an image has one picture; a live source names its stream itself
     **dict.fromkeys(("list", "force", "files_in_flight", "cluster"), frozenset({BATCH})),
     **dict.fromkeys(("rtsp_transport", "stall_timeout", "max_retries", "segment", "live_queue",
                      "max_fps", "record", "retain", "max_disk", "live_log_size", "mqtt",

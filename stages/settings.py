@@ -169,6 +169,9 @@ class JobConfig:
             (None: its start).
         end: Seconds from the start of a file where processing stops,
             exclusive (None: its end).
+        video_stream: Which video stream of a file to read, counting its
+            video streams from 0 as ``ffmpeg -map 0:v:N`` does (None: the one
+            FFmpeg picks, see ``stages.sources.video.best_video_stream``).
     """
 
     resolution: tuple[int, int] = _setting(
@@ -211,11 +214,14 @@ class JobConfig:
     start: float | None = _setting(None, "begin at T: seconds (12.5) or [HH:]MM:SS[.ms] from "
                                    "the file's start", metavar="T")
     end: float | None = _setting(None, "stop before T (same forms as --start)", metavar="T")
+    video_stream: int | None = _setting(None, "read the Nth video stream of a file, counting "
+                                        "from 0 (default: the one FFmpeg picks, the largest)",
+                                        metavar="N")
 
     def __post_init__(self) -> None:
         _natural_forms(self, {"resolution": _as_resolution, "formats": _as_formats,
                               "start": _as_time, "end": _as_time, "graph": _as_path})
-        _check_types(self, whole=("workers", "queue_size", "batch"),
+        _check_types(self, whole=("workers", "queue_size", "batch", "video_stream"),
                      numbers=("batch_timeout", "track_memory"), flags=("track", "audio", "video"))
         _check_resolution(self.resolution)
         _check_workers(self.workers)
@@ -240,6 +246,9 @@ class JobConfig:
                 raise InputError(f"--graph {self.graph}: no such file")
             check_frozen_graph(Path(self.graph))
         _check_selection(self.frame_step, self.start, self.end)
+        if self.video_stream is not None and self.video_stream < 0:
+            raise InputError(f"--video-stream {self.video_stream}: must be 0 or more (the "
+                             "first video stream is 0)")
         if not 0 < self.track_memory < math.inf:  # also false for nan
             raise InputError(f"--track-memory {self.track_memory}: must be a finite number of "
                              "seconds above 0")

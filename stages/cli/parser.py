@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(span, JobConfig, "frame_step", type=int)
     _add(span, JobConfig, "start")
     _add(span, JobConfig, "end")
+    _add(span, JobConfig, "video_stream", type=int)
     batch = p.add_argument_group("batches (several files, directories, globs)")
     batch.add_argument("--list", type=Path, metavar="FILE", help="more input files, one path per line")
     batch.add_argument("--force", action="store_true",

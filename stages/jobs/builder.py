@@ -119,17 +119,19 @@ def open_file_source(path: Path, config: JobConfig, *, name: str | None = None,
                      batch: bool = False):
     """A file source (video or image) with the run's frame stride and time range.
 
-    In a batch (``batch``), stride and range apply to its videos; its images
-    (by extension) are taken whole, so one setting serves a mixed folder.
+    In a batch (``batch``), stride, range and video stream apply to its
+    videos; its images (by extension) are taken whole, so one setting serves
+    a mixed folder.
 
     Raises:
-        InputError: The file cannot be read, or (outside a batch) a stride or
-            range is given for a still image.
+        InputError: The file cannot be read, has no such video stream, or
+            (outside a batch) a stride, range or video stream is given for a
+            still image.
     """
     if batch and is_image(path):
         return open_source(path, name=name)
     return open_source(path, name=name, frame_step=config.frame_step, start=config.start,
-                       end=config.end)
+                       end=config.end, video_stream=config.video_stream)
 
 
 def file_outputs(outdir: Path, input: Path, source, config: JobConfig, *,

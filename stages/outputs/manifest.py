@@ -55,6 +55,8 @@ def output_settings(config) -> dict:
     out["graph"] = str(out["graph"]) if out["graph"] else None
     if c["track"]:  # the ids written depend on it
         out["track_memory"] = c["track_memory"]
+    if c.get("video_stream") is not None:  # recorded when asked for: older manifests stay good
+        out["video_stream"] = c["video_stream"]
     return out
 
 

@@ -56,6 +56,11 @@ Behaviour worth knowing:
   ``info.frames`` is the number of frames that will be yielded, when known
   (a declared frame count; for a range also a CFR grid), and
   ``info.duration`` the span they cover.
+* Several video streams: the one FFmpeg's command line maps by default is
+  read (``best_video_stream``: the largest picture, a stream marked
+  default counting 5 million pixels more, cover art last), and one INFO line
+  names it; ``video_stream`` picks another (the Nth video stream, from 0, as
+  ``ffmpeg -map 0:v:N``).
 * Stopping: ``close()`` may be called from any thread. A source being
   iterated elsewhere stops at the next frame boundary and releases the file
   in the iterating thread; otherwise it is released at once.
@@ -92,25 +97,26 @@ _AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw s
 _Picture = tuple[int, int, av.VideoFrame]
 
 
-def probe_input(path: str | os.PathLike) -> None:
+def probe_input(path: str | os.PathLike, *, video_stream: int | None = None) -> None:
     """Check that ``path`` is a readable file with a video (or image) stream.
 
     Args:
         path: File to check.
+        video_stream: The video stream wanted (None: FFmpeg's choice).
 
     Raises:
         InputNotFoundError: The path does not exist.
         InputError: A directory, an empty or unreadable file, a file PyAV
-            cannot read, or one without a video stream.
+            cannot read, or one without a video stream (or the one wanted).
     """
     check_path(path)
     with _open_container(path) as container:
-        _video_stream(container, path)
+        _video_stream(container, path, video_stream)
 
 
 def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step: int = 1,
-                start: float | None = None, end: float | None = None
-                ) -> VideoFileSource | ImageFileSource:
+                start: float | None = None, end: float | None = None,
+                video_stream: int | None = None) -> VideoFileSource | ImageFileSource:
     """Open a file as the right kind of source.
 
     Image extensions (``is_image``) and files that PyAV sees as a
@@ -125,14 +131,18 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
             (videos only; see ``VideoFileSource``).
         end: Seconds from the file's start time where the range ends,
             exclusive (videos only).
+        video_stream: Which video stream to read, counting video streams
+            from 0 (videos only; None: the one FFmpeg would pick, see
+            ``best_video_stream``).
 
     Returns:
         An open source; use it as a context manager.
 
     Raises:
         InputError: The file cannot be used (see ``probe_input``), a
-            selection setting is out of range, a selection is given for a
-            still image, or the range holds no frame.
+            selection setting is out of range, a selection or a video stream
+            is given for a still image, the file has no such video stream, or
+            the range holds no frame.
     """
     selection = Selection(frame_step=frame_step, start=start, end=end)
     p = check_path(path)
@@ -140,8 +150,12 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
         if not selection.everything:
             raise InputError(f"{os.fspath(path)}: --frame-step, --start and --end apply to "
                              f"videos; this is a still image")
+        if video_stream is not None:
+            raise InputError(f"{os.fspath(path)}: --video-stream applies to videos; this is a "
+                             f"still image")
         return ImageFileSource(path, name=name)
-    return VideoFileSource(path, name=name, frame_step=frame_step, start=start, end=end)
+    return VideoFileSource(path, name=name, frame_step=frame_step, start=start, end=end,
+                           video_stream=video_stream)
 
 
 class VideoFileSource(FileSource):
@@ -168,7 +182,8 @@ class VideoFileSource(FileSource):
     """
 
     def __init__(self, path: str | os.PathLike, *, name: str | None = None, frame_step: int = 1,
-                 start: float | None = None, end: float | None = None) -> None:
+                 start: float | None = None, end: float | None = None,
+                 video_stream: int | None = None) -> None:
         """Open ``path`` and decode its first frame (the first one selected).
 
         Args:
@@ -177,14 +192,18 @@ class VideoFileSource(FileSource):
             frame_step: Keep every Nth frame of the range, from its first.
             start: Seconds from the file's start time where the range begins.
             end: Seconds from the file's start time where it ends (exclusive).
+            video_stream: Which video stream to read, counting video streams
+                from 0 (None: ``best_video_stream``).
 
         Raises:
-            InputError: The file cannot be used, has no decodable frame, a
-                selection setting is out of range, or the range holds no frame.
+            InputError: The file cannot be used, has no decodable frame (or
+                no such video stream), a selection setting is out of range,
+                or the range holds no frame.
         """
         self._selection = Selection(frame_step=frame_step, start=start, end=end)
         check_path(path)
         self._path = os.fspath(path)
+        self._wanted_stream = video_stream
         self._error: av.FFmpegError | None = None
         self.frames_lost = 0
         self.frames_decoded = 0
@@ -199,7 +218,8 @@ class VideoFileSource(FileSource):
         super().__init__()
 
     def _prime(self, name: str | None) -> None:
-        stream = _video_stream(self._container, self._path)
+        stream = _video_stream(self._container, self._path, self._wanted_stream)
+        _say_which_stream(self._path, self._container, stream, self._wanted_stream)
         # Not frame threading: when a frame-threaded decoder meets an error while
         # draining, PyAV stops the drain and the frames still in its threads are
         # lost (the last thread_count frames of a cut or damaged file).
@@ -473,12 +493,64 @@ def _open_container(path: str | os.PathLike) -> av.container.InputContainer:
                          f"({reason(exc)})") from exc
 
 
-def _video_stream(container, path: str | os.PathLike):
-    if not container.streams.video:
+def _video_stream(container, path: str | os.PathLike, wanted: int | None = None):
+    """The video stream to read: the ``wanted``-th video stream, else FFmpeg's choice.
+
+    Raises:
+        InputError: The file has no video stream, or fewer than ``wanted`` + 1.
+    """
+    videos = list(container.streams.video)
+    if not videos:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         raise InputError(f"{os.fspath(path)}: has no video stream "
                          f"(found: {', '.join(kinds)})")
-    return container.streams.video[0]
+    if wanted is None:
+        return best_video_stream(videos)
+    if not 0 <= wanted < len(videos):
+        count = f"{len(videos)} video stream" + ("s" if len(videos) > 1 else "")
+        raise InputError(f"{os.fspath(path)}: --video-stream {wanted}: the file has {count} "
+                         f"(0 to {len(videos) - 1})")
+    return videos[wanted]
+
+
+_DEFAULT_BONUS = 5_000_000  # pixels a stream marked default counts over its own size
+
+
+def best_video_stream(videos: list):
+    """The video stream ``ffmpeg -i FILE OUT`` maps when none is named.
+
+    FFmpeg's command line (``map_auto_video`` in ``fftools/ffmpeg_mux_init.c``)
+    scores each video stream by its pixels (width x height) plus 5,000,000
+    when its disposition is ``default``; an attached picture (cover art)
+    scores 1. The highest score wins, the first stream on a tie. (FFmpeg also
+    favours streams whose packets it has seen while probing; PyAV does not
+    show that, and a stream without packets has no size either.)
+
+    Args:
+        videos: The container's video streams, in file order (not empty).
+    """
+    def score(stream) -> int:
+        flags = stream.disposition
+        if flags & av.stream.Disposition.attached_pic:
+            return 1
+        pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+        return pixels + (_DEFAULT_BONUS if flags & av.stream.Disposition.default else 0)
+
+    return max(videos, key=score)  # max keeps the first of equal scores
+
+
+def _say_which_stream(path: str, container, stream, wanted: int | None) -> None:
+    """One INFO line naming the video stream read, when the file has more than one."""
+    videos = list(container.streams.video)
+    if len(videos) < 2:
+        return
+    number = videos.index(stream)
+    why = "as --video-stream asks" if wanted is not None else \
+        "the one FFmpeg picks: the largest, a default one first; --video-stream N reads another"
+    default = ", default" if stream.disposition & av.stream.Disposition.default else ""
+    log.info("%s: %d video streams; reading video stream %d (%dx%d %s%s), %s", path,
+             len(videos), number, stream.codec_context.width, stream.codec_context.height,
+             stream.codec_context.name, default, why)
 
 
 def _stream_info(name: str, stream, container, first: av.VideoFrame,

@@ -78,3 +78,47 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("POSESTREAM_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert fetch.cache_dir() == tmp_path / "x" / "posestream"
+
+
+@pytest.mark.parametrize("variable", ["HOME", "XDG_CACHE_HOME", "POSESTREAM_CACHE"])
+def test_an_empty_variable_counts_as_unset(monkeypatch, variable):
+    import pwd
+
+    for name in ("POSESTREAM_CACHE", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    unset = fetch.cache_dir()
+    monkeypatch.setenv(variable, "")
+    assert fetch.cache_dir() == unset == \
+        fetch.Path(pwd.getpwuid(fetch.os.getuid()).pw_dir) / ".cache" / "posestream"
+
+
+def test_an_empty_home_does_not_put_the_cache_at_the_root(monkeypatch):
+    monkeypatch.delenv("POSESTREAM_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", "")
+    assert not str(fetch.cache_dir()).startswith("/.cache")
+
+
+def test_a_relative_xdg_cache_home_is_ignored(monkeypatch, tmp_path):
+    monkeypatch.delenv("POSESTREAM_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert fetch.cache_dir() == tmp_path / ".cache" / "posestream"
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[: len(data) // 2],  # cut short
+                                    lambda data: data[:10] + b"X" + data[11:],  # same size
+                                    lambda data: b""], ids=["cut short", "same size", "empty"])
+def test_a_damaged_cached_graph_is_fetched_again_with_one_warning(tmp_path, fake_index, caplog,
+                                                                  damage):
+    import logging
+
+    path = fetch.fetch_model(_spec(), cache=tmp_path)
+    path.write_bytes(damage(PAYLOAD))
+    with caplog.at_level(logging.WARNING, logger="models.fetch"):
+        assert fetch.fetch_model(_spec(), cache=tmp_path).read_bytes() == PAYLOAD
+        assert fetch.fetch_model(_spec(), cache=tmp_path).read_bytes() == PAYLOAD
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and str(path) in warnings[0] and "damaged" in warnings[0]
+    assert f"{len(damage(PAYLOAD))} bytes" in warnings[0]
+    assert len(fake_index) == 2

@@ -295,7 +295,7 @@ def test_a_warm_start_loads_the_ir_and_never_reads_the_tf_graph(real_graph, monk
     warm, warm_maps = start()
     assert (cold.cache, warm.cache, len(reads)) == ("built", "hit", 1)
     assert np.array_equal(cold_maps, warm_maps)
-    blobs = list((cache / "compiled").glob("openvino-*/*.blob"))
+    blobs = list((cache / "compiled").glob("openvino-*/*/*.blob"))  # a folder per IR and props
     assert blobs
     for blob in blobs:  # a compiled blob cut short: OpenVINO compiles again and rewrites it
         blob.chmod(0o644)
@@ -370,8 +370,19 @@ def test_a_build_folder_left_by_a_killed_process_is_cleared(tmp_path):
     assert not left.exists()
 
 
+class _Output:
+    @staticmethod
+    def get_names():
+        return {"Openpose/concat_stage7:0"}
+
+
 class FakeCompiled:
-    """What OpenVINOBackend reads of a compiled model, running in f32."""
+    """What OpenVINOBackend reads of a compiled model, running in f32 (``weights``: what it runs)."""
+
+    outputs = (_Output(),)
+
+    def __init__(self, weights: bytes = b"") -> None:
+        self.weights = weights
 
     class _Value:
         def __init__(self, text):
@@ -404,3 +415,145 @@ def test_auto_on_a_cpu_without_bf16_says_once_that_f32_runs(tmp_path, monkeypatc
     assert [c.precision for c in copies] == ["f32", "f32"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "--precision auto" in warnings[0] and "f32" in warnings[0]
+
+
+# --- the engine's compiled blobs ----------------------------------------------------------------
+
+BLOB = "5831859860882683959.blob"
+
+
+def toy_engine(folder: Path, weights: bytes) -> bytes:
+    """As OpenVINO's CACHE_DIR: the blob's bytes when it is there (unchecked), else write it."""
+    blob = folder / BLOB
+    if blob.exists():
+        return blob.read_bytes()
+    blob.write_bytes(weights)
+    blob.chmod(0o440)  # OpenVINO writes its blobs read-only
+    return weights
+
+
+def _overwrite_middle(blob: Path) -> None:  # same size, other bytes
+    data = bytearray(blob.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+
+
+def _cut_short(blob: Path) -> None:
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:100])
+
+
+def _forget_record(blob: Path) -> None:  # as a process killed between the write and the record
+    (blob.parent / model_cache.ENGINE_RECORD).unlink()
+
+
+def _garbage_record(blob: Path) -> None:
+    (blob.parent / model_cache.ENGINE_RECORD).write_text("{not json")
+
+
+@pytest.mark.parametrize("damage", [_overwrite_middle, _cut_short, _forget_record, _garbage_record])
+def test_a_damaged_compiled_blob_is_made_again_with_one_warning_never_used(tmp_path, caplog, damage):
+    weights = bytes(range(256)) * 64
+    folder = model_cache.compiled_cache_dir("toy", "1.0", cache=tmp_path, entry="net-64x48")
+    with model_cache.verified_files(folder) as first:
+        assert toy_engine(folder, weights) == weights
+    assert (first.removed, first.written) == ([], [BLOB])
+    damage(folder / BLOB)
+    with caplog.at_level(logging.WARNING, logger="models.model_cache"):
+        with model_cache.verified_files(folder) as again:
+            read = toy_engine(folder, weights)
+        with model_cache.verified_files(folder) as third:
+            assert toy_engine(folder, weights) == weights
+    assert read == weights
+    assert (again.removed, again.written, third.removed, third.written) == ([BLOB], [BLOB], [], [])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "damaged" in warnings[0] and str(folder / BLOB) in warnings[0]
+
+
+def test_a_blob_no_record_vouches_for_is_removed_before_the_engine_reads_it(tmp_path, caplog):
+    folder = model_cache.compiled_cache_dir("toy", "1.0", cache=tmp_path, entry="net")
+    (folder / BLOB).write_bytes(b"left by someone else")
+    with caplog.at_level(logging.WARNING, logger="models.model_cache"):
+        with model_cache.verified_files(folder) as files:
+            assert toy_engine(folder, b"real weights") == b"real weights"
+    assert files.removed == [BLOB]
+    assert [r.getMessage() for r in caplog.records if "no record" in r.getMessage()]
+
+
+class FakeCore:
+    """An OpenVINO core whose CACHE_DIR, like OpenVINO's, serves a blob without checking it."""
+
+    def __init__(self, weights: bytes) -> None:
+        self.weights = weights
+
+    def compile_model(self, xml, device, props):
+        folder = Path(props["CACHE_DIR"]) if "CACHE_DIR" in props else None
+        return FakeCompiled(toy_engine(folder, self.weights) if folder else self.weights)
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO not installed")
+@pytest.mark.parametrize("damage", [_overwrite_middle, _cut_short])
+def test_the_openvino_backend_never_runs_a_damaged_blob(tmp_path, monkeypatch, caplog, damage):
+    from models import openvino_backend as ovb
+    from models.backend import BackendConfig
+    from models.registry import get_model
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("POSESTREAM_CACHE", str(cache))
+    weights = bytes(range(256)) * 64
+    monkeypatch.setattr(ovb, "_core", lambda: FakeCore(weights))
+    monkeypatch.setattr(ovb, "_converted", lambda *a: cached_ir("toy", {"k": 1}, toy_build()))
+    graph = tmp_path / "g.pb"
+    graph.write_bytes(b"graph")
+    config = BackendConfig(backend="openvino", graph=graph, model=get_model("cmu"), threads=1,
+                           resolution=(64, 48))
+
+    def start():  # what each model copy does as it starts
+        compiled, _, state = ovb._compile(config)
+        return state, compiled.weights
+
+    assert start() == ("built", weights)
+    assert start() == ("hit", weights)
+    blobs = list((cache / "compiled").rglob("*.blob"))
+    assert len(blobs) == 1
+    damage(blobs[0])
+    with caplog.at_level(logging.WARNING):
+        state, used = start()
+        again, used_again = start()
+    assert used == used_again == weights
+    assert (state, again) == ("built", "hit")  # the damaged blob was compiled again, then served
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "damaged" in warnings[0] and blobs[0].name in warnings[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO not installed")
+def test_a_blob_overwritten_in_the_middle_is_compiled_again_not_run(real_graph, monkeypatch,
+                                                                     caplog):
+    from models import openvino_backend as ovb
+    from models.backend import BackendConfig, load_backend
+
+    spec, cache, graph = real_graph
+    monkeypatch.setenv("POSESTREAM_CACHE", str(cache))
+    config = BackendConfig(backend="openvino", graph=graph, model=spec, threads=1,
+                           resolution=(64, 48))
+    frame = np.random.default_rng(0).integers(0, 255, (1, 48, 64, 3), dtype=np.uint8)
+
+    def start():
+        ovb._converted.cache_clear()
+        copy = load_backend(config)
+        return copy.cache, copy.infer(frame)
+
+    clean_state, clean = start()
+    blobs = list((cache / "compiled").rglob("*.blob"))
+    assert clean_state == "built" and len(blobs) == 1
+    _overwrite_middle(blobs[0])
+    with caplog.at_level(logging.WARNING):
+        state, maps = start()
+    assert state == "built" and np.array_equal(maps, clean)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "damaged" in warnings[0] and blobs[0].name in warnings[0]
+    again_state, again = start()
+    assert again_state == "hit" and np.array_equal(again, clean)

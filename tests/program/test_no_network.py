@@ -45,7 +45,7 @@ def strace() -> str:
     if strace_path() is None:
         sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "strace"]):
+        for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-upgrade", "strace"]):
             try:
                 subprocess.run([*sudo, *step], capture_output=True, env=env, timeout=600)
             except (OSError, subprocess.TimeoutExpired):

@@ -7,7 +7,8 @@ option without an entry in both fails ``test_every_option_has_a_decision``.
 The matrix runs the real command line up to the job the mode builds (file,
 batch or live job, or the cluster client), then the job's ``run`` is
 replaced by a recorder that returns an empty result: what each option set is
-read off the job (``stages.jobs.builder`` turns the job's settings into the one
+read off the job, what its run was given to show and the servers started
+(``stages.jobs.builder`` turns the job's settings into the one
 pipeline of every mode; the leaves' own tests run those settings through it).
 A few end-to-end runs at the bottom check the wiring through the builder for
 real.
@@ -27,7 +28,7 @@ import pytest
 import run_stream
 from stages import options as modes
 from stages.errors import UsageError
-from stages.jobs.file_job import JobSummary
+from stages.jobs.base import JobSummary, Views
 from stages.settings import JobConfig, LiveConfig
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
@@ -54,7 +55,8 @@ def media(tmp_path) -> dict:
 
 class Recorder:
     """Stands in for the jobs' ``run``, the cluster client and the --show window's opening:
-    notes what ran, returns nothing done."""
+    notes what ran, what its run was given to show and the servers started, returns
+    nothing done."""
 
     def __init__(self, monkeypatch) -> None:
         from stages.jobs import cluster
@@ -62,23 +64,30 @@ class Recorder:
         from stages.jobs.file_job import FileJob
         from stages.jobs.live import LiveJob
 
+        from stages.serve.status import StatusServer
+
         self.job = None
+        self.views: Views | None = None  # what the job's run was given to show
+        self.served: list[StatusServer] = []  # --http and --preview servers, in start order
         self.cluster: dict | None = None
         recorder = self
         from stages.display.window import ShowWindow  # no window opens: the job's run is not run either
         monkeypatch.setattr(ShowWindow, "open", lambda window: window)
+        start = StatusServer.start
+        monkeypatch.setattr(StatusServer, "start",
+                            lambda server: recorder.served.append(server) or start(server))
 
-        def file_run(job, on_result=None, on_start=None):
-            recorder.job = job
+        def file_run(job, on_result=None, on_start=None, *, views=Views()):
+            recorder.job, recorder.views = job, views
             return JobSummary(job.input, (), 0, 0, False, False, 0.0)
 
-        def batch_run(job, on_result=None, on_file=None):
-            recorder.job = job
+        def batch_run(job, on_result=None, on_file=None, *, views=Views()):
+            recorder.job, recorder.views = job, views
             job.outdir.mkdir(parents=True, exist_ok=True)  # the batch's summary goes there
             return job.reports
 
-        def live_run(job, on_result=None):
-            recorder.job = job
+        def live_run(job, on_result=None, *, views=Views()):
+            recorder.job, recorder.views = job, views
             return job.stats
 
         def on_cluster(address, items, outdir, config, *, force=False, on_file=None):
@@ -144,6 +153,7 @@ HONOURED = {
     "frame_step": (["--frame-step", "3"], _config("frame_step", 3)),
     "start": (["--start", "0:00.5"], _config("start", 0.5)),
     "end": (["--end", "2"], _config("end", 2.0)),
+    "video_stream": (["--video-stream", "0"], _config("video_stream", 0)),
     "list": (["--list", "{tmp}/more.txt"], lambda job, ctx: len(job.reports) == len(ctx["inputs"]) + 1),
     "force": (["--force"], lambda job, ctx: job.todo == 2),  # both were done before
     "files_in_flight": (["--files-in-flight", "3"], lambda job, ctx: job.lanes == 3),
@@ -169,11 +179,13 @@ HONOURED = {
     "camera_format": (["--camera-format", "mjpeg"], lambda job, ctx: job.live.camera_format == "mjpeg"
                       and job._sources[0].camera == {"input_format": "mjpeg"}),
     "mirror": (["--mirror"], lambda job, ctx: job.live.mirror and job._sources[0].mirror),
-    "http": (["--http", "127.0.0.1:0"], lambda job, ctx: job.status_server is not None),
+    "http": (["--http", "127.0.0.1:0"], lambda job, ctx: any(
+        server.label == "status" and server.status.monitors is job.monitors
+        for server in ctx["served"])),
     "config": (["--config", "{tmp}/opts.toml"], _config("queue_size", 5)),
-    "preview": (["--preview", "127.0.0.1:0"], lambda job, ctx: job.preview is not None),
-    "show": (["--show", "fullscreen"], lambda job, ctx: job.show is not None
-             and job.show.__self__.fullscreen),
+    "preview": (["--preview", "127.0.0.1:0"], lambda job, ctx: ctx["views"].preview is not None),
+    "show": (["--show", "fullscreen"], lambda job, ctx: ctx["views"].show is not None
+             and ctx["views"].show.__self__.fullscreen),
     "summary_json": (["--summary-json", "{tmp}/s.json"],
                      lambda job, ctx: json.loads((ctx["tmp"] / "s.json").read_text())),
     "verbose": (["-v"], lambda job, ctx: logging.getLogger().level <= logging.INFO),
@@ -221,7 +233,7 @@ def test_option_in_mode_is_honoured_or_rejected(dest, mode, media, monkeypatch, 
     if mode in modes.OPTION_MODES[dest] or dest in MAKES_A_BATCH and mode in (modes.FILE, modes.IMAGE):
         assert code == 0, err
         ctx = {"tmp": tmp, "inputs": inputs, "mode": mode, "via_sources": via_sources,
-               "cluster": recorder.cluster}
+               "cluster": recorder.cluster, "views": recorder.views, "served": recorder.served}
         if dest in MAKES_A_BATCH:
             ctx["mode"] = modes.BATCH
         job = recorder.job
@@ -234,6 +246,44 @@ def test_option_in_mode_is_honoured_or_rejected(dest, mode, media, monkeypatch, 
         flag = next(o for o in args if o.startswith("-"))
         assert flag in lines[0] and modes._NAMES[mode] in lines[0], lines[0]
         assert recorder.job is None and recorder.cluster is None
+
+
+@pytest.mark.parametrize("mode", [modes.FILE, modes.BATCH, modes.LIVE])
+def test_jobs_are_made_whole_the_command_line_patches_nothing_onto_them(mode, media, monkeypatch,
+                                                                        capsys):
+    """What a run shows goes to the job's ``run``; no attribute is set on a job once it is made."""
+    from stages.jobs.base import PipelineJob
+    from stages.jobs.batch import BatchJob
+    from stages.jobs.file_job import FileJob
+    from stages.jobs.live import LiveJob
+
+    made, patched = set(), []
+
+    def marking(init):
+        def made_whole(job, *args, **kwargs):
+            init(job, *args, **kwargs)
+            made.add(id(job))
+        return made_whole
+
+    def guard(job, name, value):
+        if id(job) in made:
+            patched.append(name)
+        object.__setattr__(job, name, value)
+
+    for cls in (FileJob, BatchJob, LiveJob):
+        monkeypatch.setattr(cls, "__init__", marking(cls.__init__))
+    monkeypatch.setattr(PipelineJob, "__setattr__", guard)
+    recorder = Recorder(monkeypatch)
+    http = ["--http", "127.0.0.1:0"] if mode == modes.LIVE else []
+    code = run_stream.main([*map(str, media["inputs"][mode]), "-o", str(media["tmp"] / "out"),
+                            "--backend", FAKE, "--preview", "127.0.0.1:0", "--show", "fullscreen",
+                            *http])
+    assert code == 0, capsys.readouterr().err
+    assert recorder.job is not None and id(recorder.job) in made
+    assert patched == []
+    preview = next(server for server in recorder.served if server.label == "preview")
+    assert recorder.views.preview == preview.publish
+    assert recorder.views.show is not None and recorder.views.show.__self__.fullscreen
 
 
 def test_cross_option_rejections_are_one_line(media, monkeypatch, capsys):

@@ -34,7 +34,7 @@ def chromium_path() -> str | None:
         return None
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", PACKAGE]):
+    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-upgrade", PACKAGE]):
         try:
             done = subprocess.run(sudo + step, capture_output=True, text=True, env=env, timeout=900)
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -44,13 +44,12 @@ def _install(packages: list[str]) -> str:
     """apt-get install ``packages``; the last lines of its output."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
-        done = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                               *packages], capture_output=True, text=True, timeout=600, env=env)
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "--no-upgrade",
+                   *packages]
+        done = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
         if done.returncode != 0:  # the package lists may be missing
             subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600, env=env)
-            done = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                                   *packages], capture_output=True, text=True, timeout=600,
-                                  env=env)
+            done = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
         return " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)

@@ -29,8 +29,8 @@ READY_TIMEOUT = 10.0
 
 def _apt_install() -> str:
     output = ""
-    for step in (["apt-get", "install", "-y", "mosquitto"], ["apt-get", "update"],
-                 ["apt-get", "install", "-y", "mosquitto"]):
+    for step in (["apt-get", "install", "-y", "--no-upgrade", "mosquitto"], ["apt-get", "update"],
+                 ["apt-get", "install", "-y", "--no-upgrade", "mosquitto"]):
         try:
             done = subprocess.run(step, capture_output=True, text=True, timeout=600,
                                   env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
