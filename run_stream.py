@@ -22,7 +22,23 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2  # argparse exits 2 on usage errors to
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
+    """Run the command line; return the process exit code.
+
+    The output files never depend on stdout: a reader that goes away
+    (``| head -1``) or a full device only ends the printing, and the status
+    follows ``stages.display.stdout.stdout_status`` (141 for a closed pipe,
+    quietly, unless the run itself failed or was stopped).
+    """
+    from stages.display.stdout import guarded_stdout, stdout_error_line, stdout_status
+
+    with guarded_stdout() as stdout:
+        code = _main(argv)
+    if (line := stdout_error_line(stdout.error)) is not None:
+        print(f"posestream: error: {line}", file=sys.stderr)
+    return stdout_status(code, stdout.error)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config is not None:
@@ -101,30 +117,39 @@ def _check_run_options(args: argparse.Namespace) -> None:
 
     if not 1 <= args.files_in_flight <= MAX_FILES_IN_FLIGHT:
         raise InputError(f"--files-in-flight {args.files_in_flight}: must be 1 to {MAX_FILES_IN_FLIGHT}")
+    _check_outdir(args.outdir)
     if args.summary_json is not None:
         _check_writable(args.summary_json, "--summary-json")
 
 
 def _check_writable(path: Path, option: str) -> None:
-    """``path`` can be created or replaced: its folder exists and takes a new file.
+    """``path`` can be written as what is there asks (``stages.outputs.target``): a new
+    path or a regular file in a folder that takes files, a link to one, a FIFO or a device.
 
     Raises:
         OutputError: One line naming the option, the path and what is wrong.
     """
-    import tempfile
-
     from stages.errors import OutputError
+    from stages.outputs.target import check_target
 
-    folder = path.parent
-    if path.is_dir():
-        raise OutputError(f"{option} {path}: is a folder; give a file path")
-    if not folder.is_dir():
-        raise OutputError(f"{option} {path}: no folder {folder}")
-    try:  # a real try, not os.access: root, ACLs and read-only mounts all answer truly
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.check-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
+    try:
+        check_target(path)
+    except OutputError as exc:
+        raise OutputError(f"{option} {exc}") from None
+
+
+def _check_outdir(path: Path) -> None:
+    """``-o`` is a folder (a link to one is followed) or not there yet.
+
+    Raises:
+        OutputError: One line naming it and what is there instead.
+    """
+    from stages.errors import OutputError
+    from stages.outputs.target import node_kind
+
+    kind = node_kind(path)
+    if kind not in (None, "a folder"):
+        raise OutputError(f"-o {path}: is {kind}, not a folder")
 
 
 def _is_many(spec: str) -> bool:
@@ -133,11 +158,11 @@ def _is_many(spec: str) -> bool:
 
 
 def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
-    from stages.display.console import (BatchProgress, batch_progress, batch_summary, print_batch_table,
-                                        write_summary_json)
+    from stages.display.console import BatchProgress, batch_progress
     from stages.sources.inputs import expand_inputs
 
     items = expand_inputs(paths, args.list)
+    engine = None
     if args.cluster:
         from stages.jobs.cluster import run_on_cluster
         with BatchProgress(len(items)) as progress:
@@ -155,22 +180,40 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
                                                  views=_views(preview, window))
             stop_signal = stop_signal or _quit_by_user(window)
         reports = {key: r.as_dict() for key, r in result.items()}
-        if job.engine is not None:
-            print(f"engine: {job.engine}")
+        engine = job.engine
+    code = _finish_batch(args, config, items, reports, progress.elapsed, stop_signal, engine)
+    return _exit_status(stop, code)
+
+
+def _finish_batch(args: argparse.Namespace, config, items, reports: dict, seconds: float,
+                  stop_signal: int | None, engine) -> int:
+    """Write a batch's records (batch-summary.json, --summary-json, the COCO dataset),
+    then print them: the files never wait on stdout; return the exit code."""
+    from stages.display.console import batch_summary, print_batch_table, write_summary_json
+
     rows = sorted(reports.values(), key=lambda r: r["input"])
-    summary = batch_summary(rows, progress.elapsed)
-    print_batch_table(rows, summary["totals"])
-    write_summary_json(Path(args.outdir) / "batch-summary.json", summary)
-    print(f"summary: {Path(args.outdir) / 'batch-summary.json'}")
+    summary = batch_summary(rows, seconds)
+    summary_path = Path(args.outdir) / "batch-summary.json"
+    write_summary_json(summary_path, summary)
     if args.summary_json is not None:  # the same table where the user asked for it
         write_summary_json(args.summary_json, summary)
+    dataset = None
+    unfinished = sum(r["status"] in ("interrupted", "pending") for r in rows)
+    if not unfinished and "coco" in config.formats:  # a stopped batch leaves the previous one
+        from stages.outputs.coco_dataset import write_for_batch
+        dataset = write_for_batch(args.outdir, items, reports).path
+    if engine is not None:
+        print(f"engine: {engine}")
+    print_batch_table(rows, summary["totals"])
+    print(f"summary: {summary_path}")
+    if dataset is not None:
+        print(f"coco dataset: {dataset}")
+    elif "coco" in config.formats:
+        print(f"coco dataset: not written, {unfinished} input(s) not finished; the previous one stays")
     if stop_signal == QUIT:  # the user closed the window: as a stop, but meant
         return EXIT_OK
     if stop_signal:
-        return 128 + stop_signal  # a stopped batch leaves the previous dataset as it was
-    if "coco" in config.formats:
-        from stages.outputs.coco_dataset import write_for_batch
-        print(f"coco dataset: {write_for_batch(args.outdir, items, reports).path}")
+        return 128 + stop_signal
     return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK
 
 
@@ -184,7 +227,8 @@ def _job_config(args: argparse.Namespace):
         graph=args.graph, postprocess=_postprocess_config(PostprocessConfig, args),
         preset=args.preset, formats=args.formats, track=args.track,
         track_memory=args.track_memory, audio=args.audio,
-        video=args.video, frame_step=args.frame_step, start=args.start, end=args.end)
+        video=args.video, frame_step=args.frame_step, start=args.start, end=args.end,
+        video_stream=args.video_stream)
 
 
 def _preview(args: argparse.Namespace, sources: tuple[str, ...] = (), status=None):
@@ -280,8 +324,14 @@ def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview
         stop.attach(window.stop)
         window.wait()  # a still picture stays until the user is done with it
     if summary.interrupted and not _quit_by_user(window):
-        return 128 + (stop_signal or signal.SIGINT)
-    return EXIT_OK
+        return _exit_status(stop, 128 + (stop_signal or signal.SIGINT))
+    return _exit_status(stop, EXIT_OK)
+
+
+def _exit_status(stop, code: int) -> int:
+    """The exit code of a file or batch run: 128 + N once stop signal N came, at any
+    moment (also after the last frame, while the run finished its records), else ``code``."""
+    return 128 + stop.received if stop.received is not None else code
 
 
 def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str | None]]) -> int:
@@ -322,8 +372,8 @@ def _until_stopped(stop, job, **callbacks):
 def _read_sources(path: Path) -> list[tuple[str, str | None]]:
     from stages.errors import InputError
 
-    try:
-        lines = path.read_text().splitlines()
+    try:  # a BOM some editors put first is not part of the first spec
+        lines = path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()
     except OSError as exc:
         raise InputError(f"--sources {path}: cannot read ({exc.strerror})") from None
     specs = []
@@ -363,36 +413,25 @@ def _make_sample(outdir: Path) -> Path:
 
 
 def _report_live(job, summary_json: Path | None) -> None:
+    """Write the live run's summary JSON, then print its table (the file never waits on stdout)."""
     from stages.display.console import print_summary, write_summary_json
 
     snapshot = job.snapshot()
+    if summary_json is not None:
+        write_summary_json(summary_json, snapshot)
     print_summary(snapshot)
     print(f"outputs under {job.outdir}/<source>/")
     if job.engine is not None:
         print(f"engine: {job.engine}")
-    if summary_json is not None:
-        write_summary_json(summary_json, snapshot)
 
 
 def _report(summary, summary_json: Path | None) -> None:
+    """Write a file run's summary JSON, then print the run (the file never waits on stdout)."""
     from stages.display.console import print_summary, write_summary_json
 
     state = "interrupted" if summary.interrupted else "done"
-    note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""
-    if summary.frames_lost:
-        note += f" (input damaged: {summary.frames_lost} undecodable frames skipped)"
-    frames = "frame" if summary.frames_read == 1 else "frames"
-    print(f"{state}: {summary.input}: {summary.frames_read} {frames} read, "
-          f"{summary.frames_written} written in {summary.seconds:.1f} s "
-          f"({summary.fps:.1f} FPS){note}")
     outputs = [path for path in summary.outputs if Path(path).exists()]  # a cut run made fewer
-    for path in outputs:
-        print(f"  {path}")
-    if summary.engine is not None:
-        print(f"engine: {summary.engine}")
     stages = summary.statistics.stage_rows(summary.seconds) if summary.statistics else []
-    if sys.stdout.isatty():
-        print_summary({"stages": stages})
     if summary_json is not None:
         write_summary_json(summary_json, {
             "input": summary.input, "outputs": outputs, "state": state,
@@ -401,11 +440,27 @@ def _report(summary, summary_json: Path | None) -> None:
             "seconds": summary.seconds, "fps": summary.fps,
             "engine": summary.engine.as_dict() if summary.engine is not None else None,
             "stages": stages})
+    note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""
+    if summary.frames_lost:
+        note += f" (input damaged: {summary.frames_lost} undecodable frames skipped)"
+    frames = "frame" if summary.frames_read == 1 else "frames"
+    print(f"{state}: {summary.input}: {summary.frames_read} {frames} read, "
+          f"{summary.frames_written} written in {summary.seconds:.1f} s "
+          f"({summary.fps:.1f} FPS){note}")
+    for path in outputs:
+        print(f"  {path}")
+    if summary.engine is not None:
+        print(f"engine: {summary.engine}")
+    if sys.stdout.isatty():
+        print_summary({"stages": stages})
 
 
 def _one_line(exc: BaseException) -> str:
+    """The error as one line, any URL's credentials masked (whoever raised it)."""
+    from stages.sources.credentials import mask_credentials
+
     text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
+    return mask_credentials(" ".join(text.split()))
 
 
 if __name__ == "__main__":

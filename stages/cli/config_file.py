@@ -8,6 +8,8 @@ import json
 import tomllib
 from pathlib import Path
 
+from stages.sources.credentials import mask_credentials
+
 
 def config_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
     """Parser defaults from a TOML file; every key must be a long option of the parser.
@@ -16,7 +18,8 @@ def config_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
         ValueError: Unreadable file, bad TOML, an unknown key or a bad value (one line).
     """
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        # TOML forbids a BOM (tomllib rejects one), but editors on Windows write it: dropped
+        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except OSError as exc:
         raise ValueError(f"--config {path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
@@ -84,6 +87,7 @@ def _toml_type(value) -> str:
 
 def _toml_text(value) -> str:
     try:
-        return json.dumps(value)  # TOML's own spelling for arrays, booleans and numbers
+        text = json.dumps(value)  # TOML's own spelling for arrays, booleans and numbers
     except TypeError:
-        return str(value)
+        text = str(value)
+    return mask_credentials(text)  # a URL given where a list or number belongs

@@ -88,22 +88,17 @@ def print_summary(snapshot: dict) -> None:
 
 
 def write_summary_json(path: Path, summary: dict) -> None:
-    """Write the run's summary as JSON (atomically).
+    """Write the run's summary as JSON, as what is at ``path`` asks
+    (``stages.outputs.target``): a file atomically, a link's target, a FIFO or
+    device in place.
 
     Raises:
         OutputError: The file cannot be written (one line naming it).
     """
-    from stages.outputs.atomic import commit, partial_path, remove_quietly
-    from stages.errors import OutputError
+    from stages.outputs.target import write_whole
 
-    path = Path(path)
-    tmp = partial_path(path)
-    try:
-        tmp.write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
-        commit(tmp, path)
-    except OSError as exc:
-        remove_quietly(tmp)
-        raise OutputError(f"{path}: cannot write the summary ({exc.strerror or exc})") from None
+    text = json.dumps(summary, indent=2, default=_jsonable) + "\n"
+    write_whole(path, text.encode("utf-8"), what="the summary")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -7,10 +7,18 @@ and host say whose it is (``clean_dead_partials`` sets aside those of dead
 processes on this host). A finished partial is a ``Staged`` file; a set of
 them is put in place together by ``commit_set``, or kept aside under the
 visible partial names (``aside_path``: ``clip.partial.mp4``) by ``set_aside``.
+
+A name too long to take those additions within a file system's 255-byte
+limit (over ``LONG_NAME`` bytes) is shortened in its partial and aside forms
+to ``short_name``: the start of its stem, ``~``, a hash of the whole name and
+its output suffix (``.jsonl``, ``.coco.json``), so the kind of a dead partial
+still says whether it is kept, and every form of one name is the same.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import logging
 import os
 import re
@@ -32,19 +40,38 @@ _PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)"
                       r"(?:-(?P<token>[0-9a-f]+))?(?:@(?P<host>[A-Za-z0-9_-]+))?$")
 # partial outputs worth keeping after a kill (readable up to where they stopped)
 _KEPT_WHEN_KILLED = (".mp4", ".m4v", ".mov", ".mkv", ".jsonl", ".csv", ".openpose", ".coco.json")
+NAME_MAX = 255  # bytes of one file name (ext4, xfs, btrfs, tmpfs)
+# the most a partial name adds: "." ".partial-" pid (7 digits) "-" token (8) "@" host (40)
+LONG_NAME = NAME_MAX - (1 + 9 + 7 + 1 + 8 + 1 + 40)
+
+
+def short_name(name: str) -> str:
+    """``name`` itself, or, when longer than ``LONG_NAME`` bytes (UTF-8), a shorter
+    stand-in for its partial and aside forms: as much of the start as fits, ``~``,
+    12 hex digits of its SHA-256, and its output suffix (``.coco.json``, ``.jsonl``...)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= LONG_NAME:
+        return name
+    suffix = next((s for s in sorted(_KEPT_WHEN_KILLED, key=len, reverse=True) if name.endswith(s)),
+                  Path(name).suffix if len(Path(name).suffix) <= 16 else "")
+    tag = "~" + hashlib.sha256(raw).hexdigest()[:12] + suffix
+    head = raw[:LONG_NAME - len(tag.encode())].decode("utf-8", "ignore")  # whole characters only
+    return head + tag
 
 
 def partial_path(path: Path, kind: str = "partial") -> Path:
-    """A hidden temporary name for ``path``, unique to this writer (pid, random token, host)."""
+    """A hidden temporary name for ``path``, unique to this writer (pid, random token,
+    host); it fits wherever ``path`` fits (a long name is shortened by ``short_name``)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}@{_HOST}")
+    name = short_name(path.name)
+    return path.with_name(f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}@{_HOST}")
 
 
 def aside_path(path: Path) -> Path:
     """The visible name an incomplete ``path`` is kept under: ``.partial`` before the
     last suffix (``clip.mp4`` -> ``clip.partial.mp4``, ``clip.coco.json`` ->
-    ``clip.coco.partial.json``)."""
-    path = Path(path)
+    ``clip.coco.partial.json``); of a long name's ``short_name``, so it fits too."""
+    path = Path(path).with_name(short_name(Path(path).name))
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
@@ -71,7 +98,8 @@ def remove_quietly(path: Path) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        log.warning("%s: cannot remove temporary file: %s", path, exc)
+        if exc.errno != errno.ENAMETOOLONG:  # a name too long was never made
+            log.warning("%s: cannot remove temporary file: %s", path, exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from stages.outputs.atomic import (Staged, aside_path, clean_dead_partials, commit_set, remove_quietly,
-                           set_aside)
+from stages.outputs.atomic import (NAME_MAX, Staged, aside_path, clean_dead_partials, commit_set,
+                                   remove_quietly, set_aside)
 from stages.sources.file_source import SourceInfo
 from stages.errors import InputError, OutputError
 from stages.outputs.formats import KeypointWriter, format_path, make_writers
@@ -105,6 +105,19 @@ def manifest_path(outdir: Path, input: Path, stem: str | None = None) -> Path:
     return Path(outdir) / f"{stem or output_stem(input)}.manifest.json"
 
 
+def _check_names_fit(paths: Sequence[Path]) -> None:
+    """Refuse, before anything is written, an output whose name no file system takes.
+
+    Raises:
+        OutputError: A name longer than ``NAME_MAX`` bytes (one line naming it).
+    """
+    for path in paths:
+        size = len(os.fsencode(path.name))
+        if size > NAME_MAX:
+            raise OutputError(f"{path}: the output name is {size} bytes, more than a file name "
+                              f"may have ({NAME_MAX}); rename the input")
+
+
 class FileOutputs:
     """Writes every Result of one input; a pipeline step (``write``).
 
@@ -154,6 +167,7 @@ class FileOutputs:
         self._stem = output_stem(input)
         self.paths = output_paths(outdir, input, still=still, formats=formats, stem=self._stem,
                                   video=video)
+        _check_names_fit(self.paths)
         self.manifest = manifest_path(outdir, input, self._stem)
         self.written: tuple[Path, ...] = ()
         self.state = ""

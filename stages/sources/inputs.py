@@ -76,8 +76,10 @@ def _expand(spec: str) -> list[Path]:
 
 
 def _read_list(path: Path) -> list[str]:
+    """The paths a list file names: UTF-8 (a leading BOM dropped; bytes that are
+    not UTF-8 kept as the file system's own), one a line, blanks and # comments skipped."""
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()
     except OSError as exc:
         raise InputError(f"--list {path}: cannot read ({exc.strerror})") from None
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
