@@ -194,6 +194,7 @@ def _finish_batch(args: argparse.Namespace, config, items, reports: dict, second
     rows = sorted(reports.values(), key=lambda r: r["input"])
     summary = batch_summary(rows, seconds)
     summary_path = Path(args.outdir) / "batch-summary.json"
+    summary_path.parent.mkdir(parents=True, exist_ok=True)  # a batch stopped before any output
     write_summary_json(summary_path, summary)
     if args.summary_json is not None:  # the same table where the user asked for it
         write_summary_json(args.summary_json, summary)

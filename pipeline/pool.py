@@ -8,7 +8,7 @@ import time
 from typing import Any, Callable
 
 from pipeline.channel import Channel
-from pipeline.errors import EndOfStream, PoolInitError
+from pipeline.errors import Cancelled, EndOfStream, PoolInitError
 from pipeline.metrics import StageCounter
 from pipeline.ordering import Reorderer
 
@@ -20,7 +20,9 @@ class WorkerPool:
     """Runs ``init(slot)`` once in each worker thread, then feeds it items.
 
     Each worker owns what its initializer returned (a model bound to one
-    device slot). Items are numbered as they are taken; with ``ordered`` a
+    device slot). The initializer runs on a helper thread the worker waits
+    for: a cancel ends the worker at once, without waiting for a model still
+    loading (a load cannot be interrupted; the helper ends when it is done). Items are numbered as they are taken; with ``ordered`` a
     collector thread releases results in that order. A failing initializer
     raises ``PoolInitError`` in that worker, which fails the pipeline.
 
@@ -62,26 +64,43 @@ class WorkerPool:
         ``new_channel(capacity, name=...)`` makes any internal channel, so the
         owner can cancel it with the rest.
         """
+        ready = [new_channel(1, name=f"{self.name}[{i}].ready") for i in range(self.workers)]
         if not self.ordered:
-            return [(f"{self.name}[{i}]", lambda i=i: self._work(i, inp, out, False))
+            return [(f"{self.name}[{i}]", lambda i=i: self._work(i, inp, out, False, ready[i]))
                     for i in range(self.workers)]
         mid = new_channel(max(out.capacity, self.workers), name=f"{self.name}.done")
-        bodies = [(f"{self.name}[{i}]", lambda i=i: self._work(i, inp, mid, True))
+        bodies = [(f"{self.name}[{i}]", lambda i=i: self._work(i, inp, mid, True, ready[i]))
                   for i in range(self.workers)]
         bodies.append((f"{self.name}.reorder", lambda: self._reorder(mid, out)))
         return bodies
 
-    def _work(self, slot: int, inp: Channel, out: Channel, numbered: bool) -> None:
-        try:
-            process = self.init(slot)
-        except Exception as exc:
+    def _work(self, slot: int, inp: Channel, out: Channel, numbered: bool, ready: Channel) -> None:
+        threading.Thread(target=self._load, args=(slot, ready), name=f"{self.name}[{slot}].load",
+                         daemon=True).start()
+        loaded = ready.get()  # Cancelled here: the pipeline was cancelled during the load
+        if isinstance(loaded, _LoadFailed):
+            exc = loaded.error
+            if not isinstance(exc, Exception):
+                raise exc
             raise PoolInitError(f"{self.name} worker {slot} failed to start: {exc}") from exc
+        process = loaded
         while taken := self._take(inp):
             seqs = [seq for seq, _ in taken]
             results = self._run(process, [item for _, item in taken])
             for seq, result in zip(seqs, results):
                 out.put((seq, result) if numbered else result)
         self._worker_done(out)
+
+    def _load(self, slot: int, ready: Channel) -> None:
+        """Run ``init(slot)`` (on its own thread); hand its outcome to the worker."""
+        try:
+            loaded = self.init(slot)
+        except BaseException as exc:  # noqa: BLE001 - the worker raises it (as PoolInitError)
+            loaded = _LoadFailed(exc)
+        try:
+            ready.put(loaded)
+        except Cancelled:  # nobody waits any more: the pipeline was cancelled
+            pass
 
     def _take(self, inp: Channel) -> list[tuple[int, Any]]:
         """Up to ``batch`` numbered items; [] at end of stream."""
@@ -122,3 +141,12 @@ class WorkerPool:
         if len(order):
             raise RuntimeError(f"{len(order)} results were never released in order")
         out.close()
+
+
+class _LoadFailed:
+    """What a worker's failed initializer raised, handed to the worker to raise."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

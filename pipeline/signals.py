@@ -1,4 +1,7 @@
-"""Stopping a run on SIGINT/SIGTERM, within a deadline whatever a thread is blocked in.
+"""Stopping a run on SIGINT/SIGTERM/SIGHUP, within a deadline whatever a thread is blocked in.
+
+SIGHUP (a closed terminal or ssh session) is a stop like SIGTERM, unless it
+was ignored when the handlers were installed (``nohup``): then it stays ignored.
 
 The first signal cancels the attached jobs (on a helper thread, never inside a
 lock the interrupted code may hold) and arms a deadline: if the context has not
@@ -7,6 +10,11 @@ seconds after it was left (a thread or child process holding it), the process
 is ended with exit status 128 + signal. A second signal ends it at once.
 Ending early skips every ``finally`` and ``atexit``: what was committed stays,
 unfinished outputs stay under their partial names.
+
+The lines are written to the standard error the process had when the
+handlers were installed (a duplicate of its descriptor), so a library that
+points descriptor 2 elsewhere for a while (TensorFlow's start-up, captured)
+never swallows them.
 
 Child processes never run these handlers: ``os.fork`` children get the
 default ones back, and a handler that finds itself in another process (a
@@ -25,16 +33,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
 DEFAULT_GRACE = 1.5  # seconds; with the flush and exit the run ends within 2 s
 
 _ROOT = Path(__file__).resolve().parents[1]
-_installed: list = []  # the handlers installed now, so a forked child can drop them
+_installed: list = []  # (handler, its signals) installed now, so a forked child can drop them
 _fork_hook_registered = False
 
 
 class StopOnSignals:
-    """Context manager: SIGINT/SIGTERM stop the attached jobs within ``grace`` seconds.
+    """Context manager: SIGINT/SIGTERM/SIGHUP stop the attached jobs within ``grace`` seconds.
 
     Handlers are installed only on the main thread (the only one Python
     delivers signals to); elsewhere the manager does nothing.
@@ -57,6 +65,7 @@ class StopOnSignals:
         self._returned = threading.Event()
         self._previous: dict[int, object] = {}
         self._pid = os.getpid()
+        self._stderr = 2  # a duplicate of the standard error once entered
 
     def attach(self, cancel: Callable[[], None]) -> None:
         """Have a stop signal call ``cancel`` (at once if one came already)."""
@@ -71,9 +80,12 @@ class StopOnSignals:
             return self
         _register_fork_hook()
         self._pid = os.getpid()
+        self._stderr = _duplicate(2)
         for sig in STOP_SIGNALS:
+            if sig == getattr(signal, "SIGHUP", None) and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # nohup: the user asked to outlive the terminal
             self._previous[sig] = signal.signal(sig, self._handle)
-        _installed.append(self._handle)
+        _installed.append((self._handle, tuple(self._previous)))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -81,8 +93,11 @@ class StopOnSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         if self._previous:
-            _installed.remove(self._handle)
+            _installed.remove((self._handle, tuple(self._previous)))
         self._previous = {}
+        if self._stderr != 2 and self.received is None:  # else the deadline may still write
+            os.close(self._stderr)
+            self._stderr = 2
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if os.getpid() != self._pid:  # a forked child that kept our handler
@@ -126,9 +141,17 @@ class StopOnSignals:
     def _say(self, text: str) -> None:
         # os.write: no buffer lock, so neither a handler nor a watchdog can deadlock on it
         try:
-            os.write(2, f"{self.prog}: {text}\n".encode(errors="replace"))
+            os.write(self._stderr, f"{self.prog}: {text}\n".encode(errors="replace"))
         except OSError:
             pass
+
+
+def _duplicate(fd: int) -> int:
+    """A duplicate of ``fd`` (not inherited by child processes), or ``fd`` itself if it is closed."""
+    try:
+        return os.dup(fd)
+    except OSError:
+        return fd
 
 
 def _main_thread_place() -> str:
@@ -169,11 +192,12 @@ def _register_fork_hook() -> None:
 
 
 def _default_handlers_in_child() -> None:
-    """In a forked child: SIGINT/SIGTERM do what they do by default again."""
+    """In a forked child: the stop signals do what they do by default again."""
     if not _installed:
         return
+    signals = {sig for _, installed in _installed for sig in installed}
     _installed.clear()
-    for sig in STOP_SIGNALS:
+    for sig in signals:
         try:
             signal.signal(sig, signal.SIG_DFL)
         except (ValueError, OSError):  # not the main thread: cannot happen after fork; be safe

@@ -4,7 +4,10 @@ Per source: state (connecting, live, reconnecting, given up, stopped), FPS
 over the last 10 s, frames, drops (queue drops, and ``+N rate`` for frames
 over ``--max-fps``), reconnects as ``successes/attempts``, latency p50/p95
 (capture to written) and the last error (credentials masked by the source),
-all read from ``stages.publish.monitor.SourceMonitor`` rows.
+all read from ``stages.publish.monitor.SourceMonitor`` rows. With ``--mqtt``,
+one more row: the broker (credentials masked), its connection's state
+(connecting, connected, no answer, down), the messages it has not
+acknowledged, the records dropped and how long it has left an answer due.
 
 On a terminal the table is a rich ``Live`` display at the bottom of the
 screen. While it is up, the root logger's stream handlers on stderr are
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 ERROR_WIDTH = 48  # characters of the last error shown in the table
 _STATE_STYLES = {"live": "green", "connecting": "yellow", "reconnecting": "yellow",
                  "given up": "bold red", "stopped": "dim"}
+_MQTT_STYLES = {"connected": "green", "connecting": "yellow", "no answer": "bold red",
+                "down": "bold red"}
 
 
 class LiveDashboard:
@@ -69,8 +74,11 @@ class LiveDashboard:
 
     def _lines(self) -> None:
         while not self._stop.wait(self.interval):
-            for row in self.snapshot()["sources"]:
+            snapshot = self.snapshot()
+            for row in snapshot["sources"]:
                 log.info("%s", source_line(row))
+            if snapshot.get("mqtt"):
+                log.info("%s", mqtt_line(snapshot["mqtt"]))
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
@@ -141,11 +149,22 @@ def source_line(row: dict) -> str:
     return line
 
 
+def mqtt_line(status: dict) -> str:
+    """The MQTT broker connection as a plain line (``MqttPublisher.status``)."""
+    line = (f"mqtt {status['broker']}: {status['state']}, {status['unacknowledged']} "
+            f"unacknowledged, {status['dropped']} dropped")
+    if status.get("seconds_without_answer") is not None:
+        line += f", no answer for {status['seconds_without_answer']:.0f} s"
+    return line
+
+
 def tables(snapshot: dict) -> Table:
-    """The dashboard: one table of sources (if any) above one of stages."""
+    """The dashboard: one table of sources (if any), the MQTT broker (if any), and stages."""
     grid = Table.grid()
     if snapshot.get("sources"):
         grid.add_row(_sources_table(snapshot["sources"]))
+    if snapshot.get("mqtt"):
+        grid.add_row(_mqtt_table(snapshot["mqtt"]))
     stg = Table(title="stages", title_justify="left")
     for col in ("stage", "workers", "items", "busy %", "mean ms", "queue", "peak"):
         stg.add_column(col, justify="left" if col == "stage" else "right")
@@ -169,6 +188,19 @@ def _sources_table(rows: list[dict]) -> Table:
                     f"{r['latency_p50_ms']:.0f}", f"{r['latency_p95_ms']:.0f}",
                     Text(r.get("last_error", ""), no_wrap=True, overflow="ellipsis"))
     return src
+
+
+def _mqtt_table(status: dict) -> Table:
+    table = Table(title="mqtt", title_justify="left")
+    for col in ("broker", "state", "unacknowledged", "dropped", "no answer for"):
+        table.add_column(col, justify="left" if col in ("broker", "state") else "right",
+                         no_wrap=col != "broker")
+    waiting = status.get("seconds_without_answer")
+    state = status["state"]
+    table.add_row(status["broker"], Text(state, style=_MQTT_STYLES.get(state, "")),
+                  str(status["unacknowledged"]), str(status["dropped"]),
+                  "" if waiting is None else f"{waiting:.0f} s")
+    return table
 
 
 def _dropped(row: dict) -> str:

@@ -211,6 +211,7 @@ class BatchJob(PipelineJob):
         if opened is None:  # its file failed: the rest of its frames are dropped
             return result
         try:
+            opened.enter()
             opened.outputs.write(result)
         except OutputError as exc:
             self._give_up(key, str(exc))
@@ -241,6 +242,11 @@ class BatchJob(PipelineJob):
             return
         report = self.reports[key]
         report.engine = self.engine.as_dict()
+        try:
+            opened.enter()
+        except OutputError as exc:
+            self._failed(report, str(exc))
+            return
         opened.outputs.complete()
         report.seconds = time.monotonic() - report.started
         try:
@@ -295,11 +301,26 @@ class BatchJob(PipelineJob):
 
 
 class _Open:
-    """A file in flight: its outputs and identity, and its frame count once decoded."""
+    """A file in flight: its outputs and identity, and its frame count once decoded.
+
+    The outputs are entered (their partial files made) with the first result
+    to write, so nothing is made while the model loads; closing them before
+    that makes nothing either.
+    """
 
     def __init__(self, item: BatchItem, source, outdir: Path, config: JobConfig) -> None:
         self.item = item
         self.identity = input_identity(item.path)
         self.decoded: int | None = None
         self.outputs = file_outputs(outdir / item.rel.parent, item.path, source, config, clean=False)
-        self.outputs.__enter__()
+        self._entered = False
+
+    def enter(self) -> None:
+        """Enter the outputs, unless they were entered already.
+
+        Raises:
+            OutputError: They cannot be opened (the folder cannot be made...).
+        """
+        if not self._entered:
+            self._entered = True
+            self.outputs.__enter__()

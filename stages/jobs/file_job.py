@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from stages.frames import Result
 from stages.jobs.base import JobSummary, PipelineJob, Views
 from stages.jobs.builder import build_pipeline, file_outputs, open_file_source
 from stages.jobs.engine import plan_engine
+from stages.outputs.file_set import FileOutputs
 from stages.settings import JobConfig
 from stages.sources.file_source import SourceInfo
 
@@ -38,6 +40,8 @@ class FileJob(PipelineJob):
             views: Views = Views()) -> JobSummary:
         """Run to the end (or until ``cancel``); the outputs are committed as a set
         (``stages.outputs.file_set``): a stopped run never replaces a complete set.
+        They are opened with the first result to write, once a model has loaded:
+        a run stopped or failed while the model loads leaves nothing in ``outdir``.
 
         Args:
             on_result: Called with each written result, in order.
@@ -54,13 +58,15 @@ class FileJob(PipelineJob):
             engine = plan_engine(self.config, latency=source.info.frames == 1)
             if on_start is not None:
                 on_start(source.info)
-            with file_outputs(self.outdir, self.input, source, self.config) as outputs:
+            outputs = file_outputs(self.outdir, self.input, source, self.config)
+            with _OpenOnFirstWrite(outputs) as writer:
                 sinks = views.sinks()
                 pipeline = build_pipeline(self.config, engine, [(source, source.close)],
                                           name=self.input.name, pictures=bool(sinks),
-                                          sinks=sinks + [("write", outputs.write)])
+                                          sinks=sinks + [("write", writer.write)])
                 written = self._drive(pipeline, on_result)
                 if not self.cancelled:
+                    writer.open()
                     outputs.complete()
                 self._log_stages(pipeline)
             return JobSummary(self.input, outputs.written, source.frames_read, written,
@@ -73,3 +79,27 @@ class FileJob(PipelineJob):
     def _log_stages(pipeline: Pipeline) -> None:
         for s in pipeline.statistics().stages:
             log.debug("stage %-9s items=%d mean=%.1f ms", s.name, s.items, 1000 * s.mean_seconds)
+
+
+class _OpenOnFirstWrite(contextlib.AbstractContextManager):
+    """A run's ``FileOutputs``, entered (their partial files made) on the first
+    result written, on the write stage's thread; left with this context, if entered."""
+
+    def __init__(self, outputs: FileOutputs) -> None:
+        self.outputs = outputs
+        self._stack = contextlib.ExitStack()
+        self._opened = False
+
+    def open(self) -> None:
+        """Enter the outputs now, unless they are open already."""
+        if not self._opened:
+            self._stack.enter_context(self.outputs)
+            self._opened = True
+
+    def write(self, result: Result) -> Result:
+        """The pipeline's ``write`` step: open the outputs if need be, write ``result``."""
+        self.open()
+        return self.outputs.write(result)
+
+    def __exit__(self, *exc_info: object) -> bool | None:
+        return self._stack.__exit__(*exc_info)

@@ -39,6 +39,7 @@ from stages.settings import JobConfig, LiveConfig
 from stages.sources.spec import LiveSpec
 from stages.sources.stream import LiveSource, SourceEvent
 from stages.publish.feed import LiveFeed
+from stages.recording.folder_lock import FolderLocks, check_free
 from stages.recording.live_log import LiveLogs
 from stages.publish.mqtt import MqttPublisher
 from stages.recording.raw import RawRecorder, check_raw_source
@@ -81,6 +82,7 @@ class LiveJob(PipelineJob):
         names = [s.name for s in self._sources]
         if len(set(names)) != len(names):
             raise InputError(f"live sources need distinct names, got {', '.join(names)}")
+        check_free(self.outdir / name for name in names)  # refused before anything starts
         self.monitors = {s.name: SourceMonitor(s.name, live.stall_timeout) for s in self._sources}
         self.stats = self.monitors  # frames, dropped, reconnects, latency(q) per source
         self.feed = LiveFeed()  # live.jsonl, /events and MQTT subscribe to it
@@ -105,7 +107,8 @@ class LiveJob(PipelineJob):
                                    video=self.record == "annotated",
                                    segment_seconds=seconds,
                                    preset=self.config.preset, namer=namer,
-                                   on_finish=self.retention.poke)
+                                   on_finish=self.retention.poke,
+                                   on_recording=self.monitors[source.name].recording)
         if self.record == "raw":
             check_raw_source(source.spec, source.name)
             source.packets = self._recorders[source.name] = RawRecorder(
@@ -122,8 +125,16 @@ class LiveJob(PipelineJob):
             views: What shows the drawn pictures as they come (preview, window).
 
         Raises:
-            InputError: Some source gave up (after the others ended), naming each.
+            InputError: Some source gave up (after the others ended), naming each;
+                or another run writes a source's folder (``OUTDIR/<source>/`` has
+                one writer: ``stages.recording.folder_lock``), before anything is written.
         """
+        with FolderLocks(self.outdir / name for name in self.names):
+            return self._run(on_result, views)
+
+    def _run(self, on_result: Callable[[Result], None] | None,
+             views: Views) -> dict[str, SourceMonitor]:
+        """``run``, while every source's folder is held."""
         engine = plan_engine(self.config, latency=True)
         self.engine = engine.record
         self._started = time.monotonic()
@@ -182,7 +193,8 @@ class LiveJob(PipelineJob):
         stages = self._pipeline.statistics().stage_rows(elapsed) if self._pipeline else []
         engine = self.engine.as_dict() if self.engine is not None else None
         return {"sources": sources, "stages": stages, "seconds": elapsed,
-                "failures": dict(self.failures), "engine": engine, "recording": self._recording()}
+                "failures": dict(self.failures), "engine": engine, "recording": self._recording(),
+                "mqtt": self.mqtt.status() if self.mqtt is not None else None}
 
     def _recording(self) -> dict:
         """What the segments record and what retention did (``used``: None without limits)."""

@@ -130,9 +130,8 @@ def commit_set(staged: Sequence[Staged], *, remove_first: Iterable[Path] = (),
     placed: list[Staged] = []
     try:
         for item in staged:
-            if os.path.lexists(item.path):
-                backup = partial_path(item.path, "old")
-                os.replace(item.path, backup)
+            backup = _move_aside(item.path)
+            if backup is not None:
                 backups.append((backup, item.path))
             os.replace(item.tmp, item.path)
             placed.append(item)
@@ -146,6 +145,20 @@ def commit_set(staged: Sequence[Staged], *, remove_first: Iterable[Path] = (),
         remove_quietly(backup)
     for path in remove_after:
         remove_quietly(path)
+
+
+def _move_aside(path: Path) -> Path | None:
+    """Move the output at ``path`` to a backup name and return it; None when there is
+    none, also when it went just now: another run committing the same outputs at the
+    same time (duplicated work, never a failure) moved it to its own backup."""
+    if not os.path.lexists(path):
+        return None
+    backup = partial_path(path, "old")
+    try:
+        os.replace(path, backup)
+    except FileNotFoundError:
+        return None  # (a folder that went fails the rename that follows)
+    return backup
 
 
 def _roll_back(placed: list[Staged], backups: list[tuple[Path, Path]]) -> None:

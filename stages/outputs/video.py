@@ -36,9 +36,10 @@ half-written. If no frame was written, the temporary file is removed and the
 final path is not touched.
 
 After a kill: an mp4/mov partial is written fragmented (a fragment per
-keyframe or second of video, flushed as it is cut), so what a SIGKILL leaves
-is playable, with its audio, up to its last fragment: about a second and the
-encoder's lookahead before the kill. A fragmented file has no edit list (the
+keyframe or second of video, flushed as it is cut), and a Matroska one in
+clusters of at most a second, flushed as they are cut, so what a SIGKILL
+leaves is playable, with its audio, up to its last fragment or cluster:
+about a second and the encoder's lookahead before the kill. A fragmented file has no edit list (the
 muxer shifts all tracks by one offset and starts each at 0), so on finish it
 is remuxed (no re-encoding) into an ordinary mp4 with every packet put back
 at the times it was written with, from the first two packets of each track:
@@ -75,7 +76,7 @@ import av
 import cv2
 import numpy as np
 
-from stages.outputs.atomic import Staged, commit, partial_path, remove_quietly
+from stages.outputs.atomic import Staged, commit, partial_path, remove_quietly, set_aside
 from stages.outputs._audio_copy import open_audio
 from stages.errors import OutputError
 
@@ -286,14 +287,17 @@ class VideoWriter:
         ``path`` is left as it was.
 
         Raises:
-            OutputError: Finalising or renaming failed (the temporary file is
-                removed; ``path`` is left as it was).
+            OutputError: Finalising or renaming failed (``path`` is left as it
+                was; what was written is kept under ``aside_path``, named in
+                the message).
         """
         try:
             staged = self.finish()
-        except OutputError:
-            remove_quietly(self._tmp)
-            raise
+        except OutputError as exc:
+            kept = set_aside([Staged(self._tmp, self.path)]) if os.path.lexists(self._tmp) else ()
+            where = f"partial video kept as {kept[0]}" if kept else "nothing kept"
+            raise OutputError(f"{self.path}: cannot finish the video "
+                              f"({getattr(exc.__cause__, 'strerror', None) or exc}); {where}") from exc
         if staged is not None:
             commit(staged.tmp, staged.path)
 
@@ -377,13 +381,22 @@ def muxer_options(fmt: str, time_base: Fraction, *, faststart: bool = False) -> 
     return options
 
 
+# Matroska as it is written: a cluster at least every second, each flushed to the file as it
+# is cut (by default the muxer buffers 5 s clusters, and the file megabytes at a time)
+MATROSKA_FLUSHED = {"cluster_time_limit": "1000", "flush_packets": "1"}
+
+
 def _partial_options(fmt: str, time_base: Fraction) -> dict[str, str]:
     """Muxer options of the partial file: ``muxer_options``, and for mp4/mov a
-    fragment at every keyframe or second of video, flushed to the file as it is cut."""
+    fragment at every keyframe or second of video, for Matroska a cluster at
+    least every second, flushed to the file as it is cut (a kill loses about a
+    second and the encoder's lookahead)."""
     options = muxer_options(fmt, time_base)
     if fmt in ("mp4", "mov"):
         options.update(movflags="+frag_keyframe+empty_moov+default_base_moof",
                        frag_duration="1000000", flush_packets="1")
+    elif fmt == "matroska":
+        options.update(MATROSKA_FLUSHED)
     return options
 
 

@@ -63,6 +63,7 @@ class SourceMonitor:
         self.attempts = 0
         self.reconnects = 0
         self.last_error = ""
+        self.recording_stopped: str | None = None  # why the source's recording is stopped
         self.started = clock()
         self.last_frame: float | None = None  # monotonic time of the last processed frame
         self._times: deque[float] = deque()
@@ -170,9 +171,18 @@ class SourceMonitor:
             since = self.last_frame if self.last_frame is not None else self.started
         return self._clock() - since
 
+    def recording(self, stopped: str | None) -> None:
+        """The source's recording stopped (``stopped``: why, e.g. a full disk) or
+        resumed (None); ``/healthz`` is unhealthy while it is stopped."""
+        with self._lock:
+            self.recording_stopped = stopped
+
     def healthy(self) -> tuple[bool, str]:
         """(ok, reason): a source not given up must have delivered a frame within
-        its stall timeout."""
+        its stall timeout, and be recording (when it records)."""
+        stopped = self.recording_stopped
+        if stopped is not None and self.state not in (GIVEN_UP, STOPPED):
+            return False, stopped
         stalled = self.stalled_for()
         if stalled is None or stalled <= self.stall_timeout:
             return True, ""

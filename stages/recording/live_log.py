@@ -73,6 +73,8 @@ class LiveLogFile:
     Args:
         path: The file, conventionally ``OUT/<source>/live.jsonl``.
         max_bytes: Size past which the next line starts a new file.
+        reopened: Opened again after a failed write of this run (a torn
+            line it left is ended without a warning: the failure was logged).
 
     Attributes:
         rolls: How many times the file rolled.
@@ -81,14 +83,14 @@ class LiveLogFile:
         OSError: The file cannot be opened.
     """
 
-    def __init__(self, path: str | os.PathLike, max_bytes: int) -> None:
+    def __init__(self, path: str | os.PathLike, max_bytes: int, *, reopened: bool = False) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.rolls = 0
         self._fd = -1
         self._size = 0
         self._open()
-        self._end_torn_line()
+        self._end_torn_line(quietly=reopened)
 
     def append(self, line: bytes) -> None:
         """Append ``line`` (one record, ending in a newline), rolling first when due.
@@ -111,14 +113,15 @@ class LiveLogFile:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._size = os.fstat(self._fd).st_size
 
-    def _end_torn_line(self) -> None:
+    def _end_torn_line(self, quietly: bool = False) -> None:
         if self._size == 0:
             return
         with open(self.path, "rb") as f:
             f.seek(-1, os.SEEK_END)
             torn = f.read(1) != b"\n"
         if torn:
-            log.warning("%s: the last run left a torn line; ending it", self.path)
+            if not quietly:
+                log.warning("%s: the last run left a torn line; ending it", self.path)
             self._write(b"\n")
 
     def _roll(self) -> None:
@@ -216,7 +219,8 @@ class LiveLogs:
 
     def _open(self, source: str) -> LiveLogFile | None:
         try:
-            file = self._files[source] = LiveLogFile(self.path(source), self.max_bytes)
+            file = self._files[source] = LiveLogFile(self.path(source), self.max_bytes,
+                                                     reopened=source in self._failed)
         except OSError as exc:
             self._failing(source, exc)
             return None

@@ -9,8 +9,8 @@ the keypoints.
 Segments: ``OUTDIR/<source>/<source>-<UTC start>-<n>.mkv``, written under a
 partial name (``stages.outputs.atomic.partial_path``) and renamed into place when
 finished; a kill leaves the partial, playable up to its last cluster (the
-muxer cuts one at about every key frame and each is flushed to the file
-as it is cut), which the next run sets aside as ``<base>.partial.mkv``. A segment starts at a key frame (the packets of a connection
+muxer cuts one at about every key frame, and at least every second, and
+each is flushed to the file as it is cut), which the next run sets aside as ``<base>.partial.mkv``. A segment starts at a key frame (the packets of a connection
 before its first key frame are dropped and counted in ``skipped``), rolls
 at the first key frame after ``segment_seconds`` of wall time, and ends
 when the connection ends: the next connection starts a new one. The names
@@ -25,6 +25,15 @@ would come first); a jump of the camera's clock by more than
 ``MAX_JUMP_SECONDS`` either way (a reset; a real outage ends the
 connection) continues one frame after the previous packet.
 
+Cut frames: a camera that drops in the middle of a frame leaves the
+demuxer's parser holding the start of it, which it hands over when the
+stream ends (FFmpeg's RTSP and H.264 demuxers both do; lost RTP packets can
+do the same mid-stream). A start with a slice in it is a picture and is
+copied; one without (delimiter, parameter sets, SEI: an H.264/HEVC packet
+in Annex B form with no coded slice) is no picture, a decoder rejects it
+("no frame!", ``av.InvalidDataError``), so it is not copied but counted in
+``fragments``.
+
 Errors: the recorder never raises into the source's thread. The first
 failure to create or write a segment is logged, kept in ``error`` (the job
 raises it from its writer, as it would a failed annotated segment) and
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +54,7 @@ from pathlib import Path
 import av
 
 from stages.outputs.atomic import commit, partial_path, remove_quietly
+from stages.outputs.video import MATROSKA_FLUSHED
 from stages.errors import InputError, OutputError
 from stages.recording.segments import VIDEO_SUFFIX, SegmentNamer
 from stages.sources.spec import LiveSpec
@@ -53,6 +64,10 @@ log = logging.getLogger(__name__)
 # codecs of decoded pictures (lavfi, some capture devices): there is nothing compressed to copy
 _NOT_COPYABLE = frozenset({"wrapped_avframe"})
 MAX_JUMP_SECONDS = 10.0  # a larger step of the camera's clock, either way, is a reset, not a gap
+# Annex B: each NAL unit's start code and first header byte; whether that byte is a coded slice's
+_NAL_START = re.compile(rb"\x00\x00\x01(.)", re.DOTALL)
+_IS_SLICE = {"h264": lambda header: 1 <= header & 0x1F <= 5,
+             "hevc": lambda header: header >> 1 & 0x3F < 32}
 
 
 def check_raw_source(spec: LiveSpec, name: str) -> None:
@@ -90,7 +105,7 @@ class RawSegment:
         try:
             self.tmp.touch()  # the muxer creates the file at the first packet; fail now
             self._container = av.open(os.fspath(self.tmp), "w", format="matroska",
-                                      options={"flush_packets": "1"})
+                                      options=dict(MATROSKA_FLUSHED))
             self._stream = self._container.add_stream_from_template(stream)
             if stream.codec_context.name == "rawvideo":  # Matroska needs its pixel format's tag
                 self._stream.codec_context.codec_tag = stream.codec_context.codec_tag
@@ -179,6 +194,7 @@ class RawRecorder:
         finished: Paths of the finished segments, in order.
         packets: Packets copied so far.
         skipped: Packets dropped while waiting for a connection's first key frame.
+        fragments: Packets not copied because they hold no picture (a cut frame's start).
         error: The failure that ended the recording, or None.
     """
 
@@ -194,8 +210,10 @@ class RawRecorder:
         self.finished: list[Path] = []
         self.packets = 0
         self.skipped = 0
+        self.fragments = 0
         self.error: OutputError | None = None
         self._stream = None
+        self._is_slice: Callable[[int], bool] | None = None  # of an Annex B stream's NAL units
         self._segment: RawSegment | None = None
         self._started = 0.0
         self._closed = False
@@ -209,6 +227,7 @@ class RawRecorder:
                 self._fail(OutputError(f"{self.namer.name}: --record raw: the source gives "
                                        "decoded pictures, not packets to copy"))
             self._stream = stream
+            self._is_slice = _slice_test(stream)
 
     def packet(self, packet: av.Packet, next_index: int) -> None:
         """Copy ``packet`` into the current segment, starting or rolling one at a key frame."""
@@ -216,6 +235,9 @@ class RawRecorder:
             return
         with self._lock:
             if self._closed or self.error is not None or self._stream is None:
+                return
+            if self._is_slice is not None and _no_picture(self._is_slice, packet):
+                self.fragments += 1
                 return
             try:
                 if self._segment is None or (packet.is_keyframe and self._due()):
@@ -281,6 +303,23 @@ class RawRecorder:
             log.error("%s: raw recording stopped: %s", self.namer.name, exc)
             self.error = exc
         self._end()
+
+
+def _slice_test(stream) -> Callable[[int], bool] | None:
+    """What tells a coded slice by its NAL unit's header byte, for an H.264/HEVC stream in
+    Annex B form; None for other codecs, and for the length-prefixed form (its extradata is an
+    avcC/hvcC record, version 1), whose packets come whole from their container."""
+    if (stream.codec_context.extradata or b"")[:1] == b"\x01":
+        return None
+    return _IS_SLICE.get(stream.codec_context.name)
+
+
+def _no_picture(is_slice: Callable[[int], bool], packet: av.Packet) -> bool:
+    """Whether an Annex B ``packet`` has no coded slice (a cut frame's start)."""
+    data = memoryview(packet)
+    if data[:3] != b"\0\0\1" and data[:4] != b"\0\0\0\1":
+        return False  # not Annex B after all: left as it is
+    return not any(is_slice(start[1][0]) for start in _NAL_START.finditer(data))
 
 
 def _why(exc: BaseException) -> str:

@@ -1,14 +1,20 @@
 """Retention of live segments: by age (``--retain``) and by disk use (``--max-disk``).
 
-What counts: the segments of the run's sources in ``OUTDIR/<source>/``,
-all sources of one output folder together. A segment is every file whose
+What counts: the segments of the run's sources in ``OUTDIR/<source>/``;
+for ``max_bytes``, those of every live source folder of ``OUTDIR`` too (one
+holding a ``live.jsonl``, which every live run creates: another run's,
+running or not), so runs sharing an output folder keep one cap together.
+``max_age`` ages only the run's own sources. A segment is every file whose
 name is ``<source>-YYYYmmddTHHMMSSZ-<n>`` followed by one of the suffixes
 posestream writes (``.mkv``, ``.jsonl``, ``.csv``, ``.coco.json``, the
 ``.openpose`` folder, and their ``.partial`` names kept after a kill). Disk
 use is what the files take on disk (their blocks). The open segments'
 partial files (``.<name>.partial-<pid>-...``) and the rolling
 ``live.jsonl``/``live.jsonl.N`` logs count too. Nothing else in the
-folders, and no other folder, is ever looked at or touched.
+folders, and no other folder, is ever looked at or touched. Retention never
+leaves ``OUTDIR``: a source folder that is a symbolic link is neither
+counted nor touched (a WARNING says so, once), nor is a symbolic link in a
+source folder (posestream writes none).
 
 What goes: a closed segment whose newest file is older than ``max_age``,
 and, while the total plus the headroom is over ``max_bytes``, the closed
@@ -90,11 +96,14 @@ class Usage:
         segments: Every segment, oldest first.
         rotated: Rotated live logs (``live.jsonl.N``), oldest first.
         total: Bytes of everything counted (segments, partials, live logs).
+        linked: Source folders not looked into: symbolic links, which may lead
+            out of the output folder.
     """
 
     segments: list[Segment]
     rotated: list[tuple[Path, int]]
     total: int
+    linked: list[Path] = field(default_factory=list)
 
 
 def disk_bytes(path: Path, folders: dict[Path, tuple[int, int]] | None = None) -> int:
@@ -127,12 +136,31 @@ def scan(outdir: Path, sources: Iterable[str],
     ``disk_bytes``)."""
     segments: dict[str, Segment] = {}
     rotated: list[tuple[int, Path, int]] = []
-    total = 0
+    total, linked = 0, []
     for source in sources:
-        total += _scan_source(Path(outdir) / source, source, folders, segments, rotated)
+        folder = Path(outdir) / source
+        if folder.is_symlink():  # it may lead anywhere: retention never leaves outdir
+            linked.append(folder)
+            continue
+        total += _scan_source(folder, source, folders, segments, rotated)
     ordered = sorted(segments.values(), key=lambda s: s.key)
     return Usage(ordered, [(p, s) for _, p, s in sorted(rotated, key=lambda r: (r[0], str(r[1])))],
-                 total)
+                 total, linked)
+
+
+def live_sources(outdir: Path) -> list[str]:
+    """The names of the live source folders of ``outdir``: real folders (not
+    symbolic links) holding a ``live.jsonl`` file, which every live run creates."""
+    try:
+        entries = list(os.scandir(outdir))
+    except OSError:
+        return []
+    return sorted(e.name for e in entries
+                  if e.is_dir(follow_symlinks=False) and _is_file(Path(e.path) / "live.jsonl"))
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
 
 
 def _scan_source(folder: Path, source: str, folders: dict[Path, tuple[int, int]] | None,
@@ -141,12 +169,14 @@ def _scan_source(folder: Path, source: str, folders: dict[Path, tuple[int, int]]
     pattern = re.compile(rf"^(?P<base>{re.escape(source)}-(?P<stamp>{_STAMP})-(?P<n>\d+))"
                          rf"(?P<suffix>{'|'.join(map(re.escape, _SUFFIXES))})$")
     try:
-        names = os.listdir(folder)
+        entries = list(os.scandir(folder))
     except OSError:
         return 0
     total = 0
-    for name in names:
-        path = folder / name
+    for entry in entries:
+        if entry.is_symlink():  # not posestream's: it writes none
+            continue
+        name, path = entry.name, folder / entry.name
         partial = _PARTIAL.match(name)
         match = pattern.match(partial["name"] if partial else name)
         live = _LIVE_LOG.match(name)
@@ -188,7 +218,9 @@ class Retention:
 
     Args:
         outdir: The output folder.
-        sources: The run's source names (their folders are ``outdir/<name>``).
+        sources: The run's source names (their folders are ``outdir/<name>``);
+            ``max_bytes`` also counts the other live source folders of ``outdir``
+            (``live_sources``).
         max_age: Seconds after which a closed segment is deleted (None: no limit).
         max_bytes: Bytes the counted files may take together (None: no cap).
         interval: Seconds between sweeps of the thread.
@@ -219,6 +251,8 @@ class Retention:
         self._sweeping = threading.Lock()
         self._folders: dict[Path, tuple[int, int]] = {}
         self._largest: dict[str, int] = {}  # per source, the largest segment closed so far
+        self._others: set[str] = set()  # other live sources of outdir counted so far
+        self._linked: set[Path] = set()  # symlinked source folders warned about
 
     @property
     def enabled(self) -> bool:
@@ -228,8 +262,9 @@ class Retention:
     def sweep(self) -> list[str]:
         """Delete what is past a limit now; return the base names deleted."""
         with self._sweeping:
-            usage = scan(self.outdir, self.sources, self._folders)
+            usage = scan(self.outdir, self._counted(), self._folders)
             self._folders = {p: v for p, v in self._folders.items() if p.exists()}
+            self._warn_linked(usage.linked)
             gone = self._expire(usage) + self._shrink(usage)
             self.used = usage.total
             self.deleted += gone
@@ -239,12 +274,32 @@ class Retention:
         if self.max_age is None:
             return []
         now, gone = self._clock(), []
-        for segment in [s for s in usage.segments if not s.open and s.paths]:
+        mine = [s for s in usage.segments if s.source in self.sources]
+        for segment in [s for s in mine if not s.open and s.paths]:
             age = now - segment.newest
             if age > self.max_age:
                 self._delete(segment, usage, f"older than --retain ({_days(age)})")
                 gone.append(segment.base)
         return gone
+
+    def _counted(self) -> tuple[str, ...]:
+        """The sources whose folders count: the run's, and for ``max_bytes`` every other
+        live source folder of the output folder (another run's), each logged once."""
+        if self.max_bytes is None:
+            return self.sources
+        others = tuple(n for n in live_sources(self.outdir) if n not in self.sources)
+        for name in sorted(set(others) - self._others):
+            log.info("retention: --max-disk counts %s too (another run's source in this "
+                     "output folder)", self.outdir / name)
+        self._others.update(others)
+        return self.sources + others
+
+    def _warn_linked(self, linked: list[Path]) -> None:
+        for folder in sorted(set(linked) - self._linked):
+            log.warning("retention: %s is a symbolic link (to %s); its segments are neither "
+                        "counted nor deleted (retention never leaves %s)", folder,
+                        os.path.realpath(folder), self.outdir)
+        self._linked.update(linked)
 
     def headroom(self, usage: Usage) -> int:
         """Bytes the open segments may still grow by before they close: per

@@ -25,6 +25,13 @@ video and the keypoint logs of the same frames share their base name. A
 frame that comes when no segment is open and none was announced (e.g. a
 camera that sends no key frame) starts a segment with a name of its own,
 which rolls after ``segment_seconds`` as usual.
+
+Failures: a write that fails (a full disk) stops the recording and never
+the run (``stages.recording.pause``): the segment is finished and kept,
+whole when every file of it could be finished, otherwise every file set
+aside together under ``aside_path`` (``<base>.partial.mkv``, ``<base>.partial.jsonl``),
+so no log is committed without its video. Frames go on past the writer
+unrecorded until the disk has room; then a new segment starts.
 """
 
 from __future__ import annotations
@@ -32,18 +39,20 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from stages.outputs.atomic import aside_path
+from stages.outputs.atomic import Staged, aside_path, commit, set_aside
 from stages.sources.file_source import SourceInfo
 from stages.errors import OutputError
 from stages.outputs.formats import FORMATS, KeypointWriter, format_path, make_writers
 from stages.frames import Result
 from stages.outputs.video import VideoWriter
+from stages.recording.pause import RecordingPause
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +123,8 @@ class SegmentedOutputs:
         preset: x264 preset.
         namer: The source's ``SegmentNamer`` (one is made when None).
         on_finish: Called (with no argument) after a segment was finished.
+        on_recording: Called with the reason when recording stops (a failed
+            write), None when it resumes.
 
     Attributes:
         finished: Paths of the files of every finished segment, in order.
@@ -126,7 +137,8 @@ class SegmentedOutputs:
                  video: bool = True, segment_seconds: float = 600.0,
                  rate: Fraction = Fraction(25), preset: str = "veryfast",
                  namer: SegmentNamer | None = None,
-                 on_finish: Callable[[], None] | None = None) -> None:
+                 on_finish: Callable[[], None] | None = None,
+                 on_recording: Callable[[str | None], None] | None = None) -> None:
         self.folder = Path(outdir) / name
         self.name = name
         self.formats = tuple(dict.fromkeys(formats))
@@ -147,6 +159,8 @@ class SegmentedOutputs:
         self._namer = namer or SegmentNamer(self.folder, name)
         self._on_finish = on_finish
         self._announced: list[tuple[int, str]] = []  # (first frame index, base), by start_at
+        self._pause = RecordingPause(name, self.folder, on_change=on_recording)
+        self._resume_base: str | None = None  # announced while recording was stopped
         self._lock = threading.Lock()
 
     def start_at(self, index: int, base: str) -> None:
@@ -157,6 +171,11 @@ class SegmentedOutputs:
         """
         with self._lock:
             self._announced.append((index, base))
+
+    @property
+    def stopped(self) -> str | None:
+        """Why recording is stopped (a failed write), or None while it records."""
+        return self._pause.reason
 
     @property
     def current(self) -> str | None:
@@ -174,56 +193,89 @@ class SegmentedOutputs:
         """
         with self._lock:
             if base is None or base == self.current:
-                self._finish()
+                self._end()
 
     def write(self, result: Result) -> Result:
-        """Write one rendered result, rolling to a new segment when due; return it."""
+        """Write one rendered result, rolling to a new segment when due; return it.
+
+        A failed write stops the recording (see the module docstring); it never raises.
+        """
         frame = result.frame
         image = result.image if result.image is not None else frame.image
         with self._lock:
             base = self._announced_base(frame.index)
-            if base is not None or self._due(image.shape, frame.wall):
-                self._roll(image.shape, frame, base)
-            if self._video is not None:
-                ticks = round((frame.pts - self._pts0) / TIME_BASE)
-                self._video.write(image, max(ticks, 0))
-            for writer in self._writers:
-                writer.write(result)
+            if self._pause.reason is not None:
+                self._resume_base = base or self._resume_base
+                if not self._pause.may_resume():
+                    return result
+                base, self._resume_base = self._resume_base, None
+            try:
+                self._record(result, image, base)
+            except OutputError as exc:
+                self._end()
+                self._pause.stop(exc)
+            else:
+                self._pause.resumed()
         return result
 
     def close(self) -> None:
-        """Finish the current segment; idempotent."""
+        """Finish the current segment; idempotent. A failure is logged, not raised
+        (what was written is kept, see the module docstring)."""
         with self._lock:
-            self._finish()
+            self._end()
 
-    def _finish(self) -> None:
-        """Commit the keypoint files, then the video: a finished video always has
-        its keypoint files beside it.
+    def _record(self, result: Result, image, base: str | None) -> None:
+        frame = result.frame
+        if base is not None or self._due(image.shape, frame.wall):
+            self._roll(image.shape, frame, base)
+        if self._video is not None:
+            ticks = round((frame.pts - self._pts0) / TIME_BASE)
+            self._video.write(image, max(ticks, 0))
+        for writer in self._writers:
+            writer.write(result)
+
+    def _end(self) -> None:
+        """``_finish``, its failure logged (a segment ended by the stream or the run)."""
+        error = self._finish()
+        if error is not None:
+            log.error("%s: %s", self.name, error)
+
+    def _finish(self) -> OutputError | None:
+        """Finish every file of the current segment, then commit the keypoint files
+        and the video: a finished video always has its keypoint files beside it.
 
         (Renames cannot be one step; a kill between them leaves keypoint files
-        whose video is still under its partial name, which plays.) Every file
-        is finished even when one fails; the first failure is raised.
+        whose video is still under its partial name, which plays.) If a file
+        cannot be finished, none is committed: every file is set aside (see the
+        module docstring). Returns the first failure, naming what was kept.
         """
-        video, writers, was_open = self._video, self._writers, self._open
+        video, writers, base = self._video, self._writers, self._base
+        was_open = self._open
         self._open, self._video, self._writers = False, None, []
-        error: OutputError | None = None
-        try:
-            for writer in writers:
-                try:
-                    writer.close()
-                except OutputError as exc:
-                    error = error or exc
-                else:
-                    self.finished.append(writer.path)
-        finally:
-            if video is not None:
-                video.close()
-                self.finished.append(video.path)
-                _trim_heap()
+        files = [*writers, *([video] if video is not None else [])]
+        staged, error = _finish_all(files)
+        if video is not None:
+            _trim_heap()
+        if error is None:
+            error = self._commit(staged)
+        elif staged:
+            kept = set_aside(staged)
+            error = OutputError(f"{self.folder / base}: cannot finish the segment ({error}); "
+                                f"kept as {', '.join(p.name for p in kept) or 'nothing'}")
         if was_open and self._on_finish is not None:
             self._on_finish()
-        if error is not None:
-            raise error
+        return error
+
+    def _commit(self, staged: list[Staged]) -> OutputError | None:
+        error = None
+        for item in staged:
+            try:
+                commit(item.tmp, item.path)
+            except OutputError as exc:
+                error = error or exc
+            else:
+                self.finished.append(item.path)
+        return error
 
     def _announced_base(self, index: int) -> str | None:
         """The base of the last announced segment that starts at or before frame ``index``."""
@@ -241,11 +293,16 @@ class SegmentedOutputs:
         return not self._followed and wall - self._started >= self.segment_seconds
 
     def _roll(self, shape: tuple[int, ...], frame, base: str | None = None) -> None:
-        self._finish()
+        error = self._finish()
+        if error is not None:
+            raise error
         self._shape = shape
         self._started = frame.wall
         self._pts0 = frame.pts
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.folder}: cannot create ({exc.strerror or exc})") from exc
         self._followed = base is not None
         base = self._base = base or self._namer.next(frame.wall)
         self._writers = make_writers(self.formats, self.folder, base, wall_clock=True)
@@ -256,7 +313,7 @@ class SegmentedOutputs:
                 self._video = VideoWriter(self.folder / f"{base}{VIDEO_SUFFIX}", info,
                                           preset=self.preset)
             except BaseException:
-                self._finish()  # the keypoint files begun are finished; nothing is lost
+                self._end()  # the keypoint files begun are finished; nothing is lost
                 raise
         self._open = True
         log.info("%s: segment %s started", self.name, base)
@@ -266,6 +323,29 @@ class SegmentedOutputs:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _finish_all(files: list) -> tuple[list[Staged], str | None]:
+    """Finish every file (``finish``: kept under its partial name); return the finished
+    ones and those left partial by a failure, as ``Staged``, and why the first failed."""
+    staged, why = [], None
+    for file in files:
+        try:
+            done = file.finish()
+        except OutputError as exc:
+            why = why or _why(exc)
+            if os.path.lexists(file.tmp):
+                staged.append(Staged(file.tmp, file.path))
+        else:
+            if done is not None:
+                staged.append(done)
+    return staged, why
+
+
+def _why(exc: OutputError) -> str:
+    """The cause of ``exc`` in a few words (its OS error, without the paths)."""
+    cause = exc.__cause__
+    return getattr(cause, "strerror", None) or str(exc)
 
 
 def _trim_heap() -> None:

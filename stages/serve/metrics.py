@@ -26,6 +26,16 @@ name                                        type       labels
 ``events_clients``                          gauge      ``/events`` clients connected
 ``events_dropped_total``                    counter    records ``/events`` clients were
                                                        too slow to take
+``mqtt_state``                              gauge      state (``--mqtt`` only): 1 for the
+                                                       broker connection's state
+                                                       (connecting, connected, no
+                                                       answer, down), 0 for the others
+``mqtt_seconds_without_answer``             gauge      how long the broker has left an
+                                                       open connection or a message
+                                                       unanswered (0: nothing awaited)
+``mqtt_unacknowledged_messages``            gauge      messages the broker has not
+                                                       acknowledged
+``mqtt_dropped_total``                      counter    records dropped on a full queue
 ==========================================  =========  ===================================
 """
 
@@ -39,6 +49,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from stages.publish.monitor import STATES, SourceMonitor
+from stages.publish.mqtt import STATES as MQTT_STATES
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 PREFIX = "posestream_"
@@ -66,6 +77,8 @@ class LiveCollector:
         yield from self._sources(snap["sources"])
         yield self._latency()
         yield from self._stages(snap["stages"])
+        if snap.get("mqtt") is not None:
+            yield from _mqtt(snap["mqtt"])
         if self.events is not None:
             clients, dropped = self.events()
             yield GaugeMetricFamily(PREFIX + "events_clients", "/events clients connected",
@@ -119,6 +132,24 @@ class LiveCollector:
             busy.add_metric([row["stage"]], row["busy_seconds"])
             items.add_metric([row["stage"]], row["items"])
         yield from (busy, items)
+
+
+def _mqtt(status: dict) -> Iterator[Metric]:
+    """The broker connection's series (``MqttPublisher.status``)."""
+    state = GaugeMetricFamily(PREFIX + "mqtt_state", "1 for the MQTT broker connection's state",
+                              labels=["state"])
+    for each in MQTT_STATES:
+        state.add_metric([each], 1.0 if each == status["state"] else 0.0)
+    yield state
+    yield GaugeMetricFamily(PREFIX + "mqtt_seconds_without_answer",
+                            "seconds the MQTT broker has left a connection or a message "
+                            "unanswered (0: nothing awaited)",
+                            value=status["seconds_without_answer"] or 0.0)
+    yield GaugeMetricFamily(PREFIX + "mqtt_unacknowledged_messages",
+                            "messages the MQTT broker has not acknowledged",
+                            value=status["unacknowledged"])
+    yield CounterMetricFamily(PREFIX + "mqtt_dropped", "records dropped because the MQTT queue "
+                              "was full", value=status["dropped"])
 
 
 def exposition(collector: LiveCollector) -> bytes:

@@ -23,7 +23,7 @@ seconds (``sent_latency_ms``), the figure a page without stream access shows. It
 a live run), so ``--preview`` implies ``--http``.
 
 Bounds: at most ``max_viewers`` streams and ``max_connections`` connections
-at once (each has a thread); beyond them a request gets ``503`` (see
+at once (each has a thread); beyond them a request gets ``429`` (see
 ``stages.serve.server.BoundedHTTPServer`` for how threads stay bounded).
 
 Host check (DNS rebinding): a page on another site that resolves its own
@@ -50,7 +50,7 @@ import numpy as np
 
 from pipeline import Cancelled, Channel, EndOfStream, Policy
 from stages.frames import Result
-from stages.serve.server import DEFAULT_HOST, TEXT, hung_up, parse_bind, wake
+from stages.serve.server import DEFAULT_HOST, REQUEST_TIMEOUT, TEXT, hung_up, parse_bind, wake
 from stages.serve._preview_page import PAGE
 from stages.serve.status import LiveStatus, StatusHandler, StatusServer
 
@@ -120,11 +120,12 @@ class PreviewServer(StatusServer):
         max_width: Frames wider than this are scaled down before encoding
             (None: never).
         send_timeout: Seconds a viewer's socket may block before that viewer
-            is dropped (also how long a connection may take to send its
-            request).
-        max_viewers: Streams served at once; one more gets 503.
+            is dropped (also the longest wait for one read of its request).
+        request_timeout: Seconds a connection has, in all, to send its
+            request line and headers; past them it gets 408 and is closed.
+        max_viewers: Streams served at once; one more gets 429.
         max_connections: Connections served at once (at least
-            ``max_viewers``); one more gets 503.
+            ``max_viewers``); one more gets 429.
         status: The live run's parts, for ``/healthz``, ``/metrics`` and
             ``/events`` (None: a run of files).
 
@@ -136,8 +137,9 @@ class PreviewServer(StatusServer):
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, *, sources: tuple[str, ...] = (),
                  quality: int = 80, max_width: int | None = 1280,
-                 send_timeout: float = 10.0, max_viewers: int = MAX_VIEWERS,
-                 max_connections: int = MAX_CONNECTIONS, status: LiveStatus | None = None) -> None:
+                 send_timeout: float = 10.0, request_timeout: float = REQUEST_TIMEOUT,
+                 max_viewers: int = MAX_VIEWERS, max_connections: int = MAX_CONNECTIONS,
+                 status: LiveStatus | None = None) -> None:
         if not 1 <= max_viewers <= max_connections:
             raise ValueError(f"need 1 <= max_viewers <= max_connections, got {max_viewers} "
                              f"and {max_connections}")
@@ -147,7 +149,8 @@ class PreviewServer(StatusServer):
         self._stats: dict[str, _SourceStats] = {name: _SourceStats(name) for name in sources}
         self._viewers: dict[str | None, set[_Viewer]] = {}  # None: the first source, once known
         super().__init__(host, port, status=status, send_timeout=send_timeout,
-                         max_connections=max_connections, option="--preview")
+                         request_timeout=request_timeout, max_connections=max_connections,
+                         option="--preview")
 
     @property
     def viewers(self) -> int:
@@ -305,7 +308,7 @@ class _Handler(StatusHandler):
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT, b"closing\n")
             return
         if viewer is False:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT,
+            self._send(HTTPStatus.TOO_MANY_REQUESTS, TEXT,
                        f"busy: {self.owner.max_viewers} viewers at most; try again\n".encode(),
                        (("Retry-After", "5"),))
             return

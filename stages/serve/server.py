@@ -1,11 +1,18 @@
 """A small HTTP server for loopback viewers: bounded connections and a Host check.
 
 ``BoundedHTTPServer`` serves each connection on its own thread, up to
-``max_connections``; beyond them a request gets ``503`` and a short body,
-from one of a few (``REFUSERS``) short-lived threads, or, when those are
-busy too, the connection is closed at once. Thread count therefore never
-exceeds ``max_connections + REFUSERS`` plus the server's own. Every open
-connection is known, so ``wake_all`` can end their threads at close.
+``max_connections``; beyond them a request gets ``429 Too Many Requests``
+with ``Retry-After`` and a short body (so a monitor tells "busy" from an
+unhealthy ``503``), from one of a few (``REFUSERS``) short-lived threads,
+or, when those are busy too, the connection is closed at once. Thread count
+therefore never exceeds ``max_connections + REFUSERS`` plus the server's
+own. Every open connection is known, so ``wake_all`` can end their threads
+at close.
+
+A connection has ``request_timeout`` seconds in all to send its request line
+and headers (a socket timeout bounds each read only, so a client sending a
+byte every few seconds would hold its slot for ever): past that the server's
+own loop answers ``408`` and closes it, freeing the slot.
 
 ``parse_bind`` reads the ``[HOST:]PORT`` of ``--preview`` and ``--http``;
 ``allowed_hosts`` and ``split_host`` are the pieces of a DNS-rebinding guard:
@@ -20,16 +27,23 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from stages.errors import InputError
+from stages.sources.credentials import mask_url
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
-REFUSERS = 4  # threads at most answering 503 beyond the connection bound
+REFUSERS = 4  # threads at most answering 429 beyond the connection bound
+REQUEST_TIMEOUT = 10.0  # seconds a connection has, in all, to send its request line and headers
 _REFUSE_TIMEOUT = 1.0  # seconds a refused client has to send its request
+_TIMED_OUT_BODY = b"the request took too long to come\n"
+_TIMED_OUT = (b"HTTP/1.0 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(_TIMED_OUT_BODY), _TIMED_OUT_BODY))
 _WILDCARDS = ("0.0.0.0", "::", "")
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _GONE = (ConnectionError, TimeoutError)  # a client went away or stopped reading: normal
@@ -37,21 +51,26 @@ TEXT = "text/plain; charset=utf-8"
 
 
 class BoundedHTTPServer(HTTPServer):
-    """A thread per connection, up to a bound; a 503 from a few more threads beyond it.
+    """A thread per connection, up to a bound; a 429 from a few more threads beyond it.
 
     No reverse DNS look-up at bind; quiet about viewers leaving. Every open
-    connection is known, so ``wake_all`` can end their threads at close.
+    connection is known, so ``wake_all`` can end their threads at close, and
+    so is when each must have sent its request (``request_timeout``; the
+    handler calls ``request_read`` once it has).
     """
 
     request_queue_size = 128  # listen backlog: a burst of connections is accepted, then refused
 
-    def __init__(self, address: tuple[str, int], handler, max_connections: int) -> None:
+    def __init__(self, address: tuple[str, int], handler, max_connections: int,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self._slots = threading.BoundedSemaphore(max_connections)
         self._refusers = threading.BoundedSemaphore(REFUSERS)
         self.max_connections = max_connections
+        self.request_timeout = request_timeout
         self._open: dict[socket.socket, threading.Thread] = {}
+        self._deadlines: dict[socket.socket, float] = {}  # connections still sending their request
         self._open_lock = threading.Lock()
         self._count = 0
         super().__init__(address, handler)
@@ -64,8 +83,11 @@ class BoundedHTTPServer(HTTPServer):
                 thread = threading.Thread(target=self._serve, daemon=True,
                                           name=f"preview-connection-{self._count}",
                                           args=(request, client_address, handler, slots))
+                limit = self.request_timeout if handler is self.RequestHandlerClass \
+                    else min(self.request_timeout, _REFUSE_TIMEOUT)
                 with self._open_lock:
                     self._open[request] = thread
+                    self._deadlines[request] = time.monotonic() + limit
                 thread.start()
                 return
         log.debug("http: %s closed at once: %d connections and %d refusals under way",
@@ -80,8 +102,27 @@ class BoundedHTTPServer(HTTPServer):
         finally:
             with self._open_lock:
                 self._open.pop(request, None)
+                self._deadlines.pop(request, None)
             self.shutdown_request(request)
             slots.release()
+
+    def request_read(self, connection: socket.socket) -> bool:
+        """Note that ``connection`` has sent its request; False if its time ran out first
+        (the server then answers 408 and closes it: the handler must not answer)."""
+        with self._open_lock:
+            return self._deadlines.pop(connection, None) is not None
+
+    def service_actions(self) -> None:
+        """Run by ``serve_forever`` every poll: close the connections past their deadline."""
+        now = time.monotonic()
+        with self._open_lock:
+            late = [c for c, deadline in self._deadlines.items() if deadline <= now]
+            for connection in late:
+                del self._deadlines[connection]
+        for connection in late:
+            log.debug("http: %s sent no whole request in %g s; closed", _peer(connection),
+                      self.request_timeout)
+            _time_out(connection)
 
     def wake_all(self) -> list[threading.Thread]:
         """Shut every open connection down (its thread then ends); return those threads."""
@@ -108,6 +149,14 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     server_version = "posestream-preview"
 
+    def parse_request(self) -> bool:
+        """Read the headers; answer nothing if the request came too late (see the server)."""
+        ok = super().parse_request()
+        if not self.server.request_read(self.connection):
+            self.close_connection = True
+            return False
+        return ok
+
     def _send(self, status: HTTPStatus, content_type: str, body: bytes,
               headers: tuple[tuple[str, str], ...] = ()) -> None:
         self.send_response(status)
@@ -125,7 +174,7 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 class _BusyHandler(QuietHandler):
-    """Answers any request with 503: the server already serves all the connections it may."""
+    """Answers any request with 429: the server already serves all the connections it may."""
 
     timeout = _REFUSE_TIMEOUT
 
@@ -138,7 +187,7 @@ class _BusyHandler(QuietHandler):
         if not self.raw_requestline or not self.parse_request():
             return
         limit = self.server.max_connections
-        self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT,
+        self._send(HTTPStatus.TOO_MANY_REQUESTS, TEXT,
                    f"busy: {limit} connections at most; try again\n".encode(),
                    (("Retry-After", "1"), ("Connection", "close")))
 
@@ -172,7 +221,7 @@ def parse_bind(text: str, option: str = "--preview") -> tuple[str, int]:
 
 
 def _bind_error(text: str, option: str) -> InputError:
-    return InputError(f"{option} {text!r}: expected PORT, HOST:PORT or [IPv6]:PORT "
+    return InputError(f"{option} {mask_url(text)!r}: expected PORT, HOST:PORT or [IPv6]:PORT "
                       "with PORT in 0-65535")
 
 
@@ -211,6 +260,23 @@ def hung_up(connection: socket.socket) -> bool:
         return bool(readable) and not connection.recv(1, socket.MSG_PEEK)
     except (OSError, ValueError):
         return True
+
+
+def _time_out(connection: socket.socket) -> None:
+    """Answer 408 without blocking (a client that reads nothing loses it), then close."""
+    try:
+        connection.setblocking(False)  # the server's own thread must never wait on a client
+        connection.send(_TIMED_OUT)
+    except OSError:
+        pass  # gone, or not reading: closing is the answer
+    wake(connection)
+
+
+def _peer(connection: socket.socket) -> str:
+    try:
+        return hostport(*connection.getpeername()[:2])
+    except OSError:
+        return "a client"
 
 
 def wake(connection: socket.socket) -> None:

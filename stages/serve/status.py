@@ -6,14 +6,20 @@ Endpoints, GET and HEAD:
   live source that has not been given up delivered a frame within its
   stall timeout; otherwise ``503`` with ``"ok": false`` and a ``reason``
   naming the sources (also when every source was given up). Runs of files
-  (a preview without live sources) answer ``200 ok``.
+  (a preview without live sources) answer ``200 ok``. With ``--mqtt`` the
+  body also has ``mqtt``: the broker connection (``MqttPublisher.status``),
+  with a ``reason`` when it is not connected; it does not change the code
+  (the sources are what is healthy or not).
 - ``/metrics``: the Prometheus text format (``stages.serve.metrics``).
 - ``/events``: Server-Sent Events, one per processed frame
   (``stages.serve.events``); ``?source=NAME`` for one source.
 
 Bounds: ``max_connections`` connections at once, ``max_events`` of them
-``/events`` streams; beyond either a request gets ``503``. Host check as
-``stages.serve.server`` describes (``421`` for another host name).
+``/events`` streams; beyond either a request gets ``429 Too Many Requests``
+with ``Retry-After`` (never ``503``, which means unhealthy), and a
+connection has ``request_timeout`` seconds in all to send its request
+(``408`` after). Host check as ``stages.serve.server`` describes (``421``
+for another host name).
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from urllib.parse import parse_qs, urlsplit
 from pipeline import Cancelled
 from stages.errors import InputError
 from stages.serve.events import EventClient, send_events
-from stages.serve.server import (DEFAULT_HOST, TEXT, BoundedHTTPServer, QuietHandler,
-                                allowed_hosts, hostport, split_host, wake)
+from stages.serve.server import (DEFAULT_HOST, REQUEST_TIMEOUT, TEXT, BoundedHTTPServer,
+                                QuietHandler, allowed_hosts, hostport, split_host, wake)
+from stages.sources.credentials import mask_url
 from stages.publish.feed import LiveFeed
 from stages.publish.monitor import GIVEN_UP, SourceMonitor
 
@@ -52,20 +59,32 @@ class LiveStatus:
         monitors: One ``SourceMonitor`` per source, by name.
         snapshot: The run's figures (``LiveJob.snapshot``).
         feed: The record feed that ``/events`` subscribes to.
+        mqtt: The MQTT broker connection's state now (``MqttPublisher.status``),
+            or None without ``--mqtt``.
     """
 
     monitors: Mapping[str, SourceMonitor]
     snapshot: Callable[[], dict]
     feed: LiveFeed
+    mqtt: Callable[[], dict] | None = None
 
     @classmethod
     def of(cls, job) -> LiveStatus:
         """The status of a ``LiveJob``."""
-        return cls(monitors=job.monitors, snapshot=job.snapshot, feed=job.feed)
+        publisher = getattr(job, "mqtt", None)
+        return cls(monitors=job.monitors, snapshot=job.snapshot, feed=job.feed,
+                   mqtt=publisher.status if publisher is not None else None)
 
 
-def health(monitors: Mapping[str, SourceMonitor]) -> tuple[bool, dict]:
-    """(ok, the ``/healthz`` body) of these sources (see the module docstring)."""
+def health(monitors: Mapping[str, SourceMonitor],
+           mqtt: dict | None = None) -> tuple[bool, dict]:
+    """(ok, the ``/healthz`` body) of these sources (see the module docstring).
+
+    Args:
+        monitors: The sources' monitors, by name.
+        mqtt: The broker connection's state (``MqttPublisher.status``), shown
+            in the body as ``mqtt``; it never changes ``ok``.
+    """
     sources, failing = {}, []
     for name, monitor in monitors.items():
         ok, reason = monitor.healthy()
@@ -83,7 +102,21 @@ def health(monitors: Mapping[str, SourceMonitor]) -> tuple[bool, dict]:
         failing.append("every source was given up")
     if failing:
         body["reason"] = "; ".join(failing)
+    if mqtt is not None:
+        body["mqtt"] = mqtt_detail(mqtt)
     return body["ok"], body
+
+
+def mqtt_detail(status: dict) -> dict:
+    """The broker's state for ``/healthz``: ``ok`` while connected, else a ``reason``."""
+    state = status["state"]
+    detail = {**status, "ok": state == "connected"}
+    if state != "connected":
+        why = {"no answer": f"the broker has not answered for "
+                            f"{status['seconds_without_answer'] or 0:.0f} s",
+               "down": "the broker cannot be reached; retrying"}.get(state, state)
+        detail["reason"] = f"{why}; {status['unacknowledged']} messages wait"
+    return detail
 
 
 class StatusServer:
@@ -95,9 +128,11 @@ class StatusServer:
         status: The live run's parts; None for runs of files (``/healthz``
             answers ok, ``/metrics`` and ``/events`` 404).
         send_timeout: Seconds a client's socket may block before that client
-            is dropped (also how long a connection may take to send its request).
-        max_connections: Connections served at once; one more gets 503.
-        max_events: ``/events`` streams at once; one more gets 503.
+            is dropped (also the longest wait for one read of its request).
+        request_timeout: Seconds a connection has, in all, to send its
+            request line and headers; past them it gets 408 and is closed.
+        max_connections: Connections served at once; one more gets 429.
+        max_events: ``/events`` streams at once; one more gets 429.
         option: The command-line option, named in errors.
 
     Raises:
@@ -108,8 +143,9 @@ class StatusServer:
     handler: type[StatusHandler]  # set below: the request handler of this kind of server
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, *, status: LiveStatus | None = None,
-                 send_timeout: float = 10.0, max_connections: int = MAX_CONNECTIONS,
-                 max_events: int = MAX_EVENT_CLIENTS, option: str = "--http") -> None:
+                 send_timeout: float = 10.0, request_timeout: float = REQUEST_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS, max_events: int = MAX_EVENT_CLIENTS,
+                 option: str = "--http") -> None:
         self.status = status
         self.max_events = max_events
         self._lock = threading.Lock()
@@ -119,9 +155,10 @@ class StatusServer:
         self._events_dropped = 0  # by clients that left
         handler = type("_BoundHandler", (self.handler,), {"owner": self, "timeout": send_timeout})
         try:
-            self._httpd = BoundedHTTPServer((host, port), handler, max_connections)
+            self._httpd = BoundedHTTPServer((host, port), handler, max_connections,
+                                            request_timeout)
         except OSError as exc:
-            raise InputError(f"{option} {hostport(host, port)}: cannot listen: "
+            raise InputError(f"{option} {mask_url(hostport(host, port))}: cannot listen: "
                              f"{exc.strerror or exc}") from exc
         self._hosts = allowed_hosts(host, self._httpd.server_address[0])
         self._thread = threading.Thread(target=self._httpd.serve_forever,
@@ -261,7 +298,7 @@ class StatusHandler(QuietHandler):
         if status is None:
             self._send(HTTPStatus.OK, TEXT, b"ok\n")
             return
-        ok, body = health(status.monitors)
+        ok, body = health(status.monitors, status.mqtt() if status.mqtt is not None else None)
         self._send(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, JSON,
                    json.dumps(body).encode() + b"\n")
 
@@ -279,10 +316,13 @@ class StatusHandler(QuietHandler):
             self._event_headers()
             return
         client = self.owner._subscribe(source, self.connection)
-        if not client:
-            why = b"closing\n" if client is None else (
-                f"busy: {self.owner.max_events} event streams at most; try again\n".encode())
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT, why, (("Retry-After", "5"),))
+        if client is None:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT, b"closing\n")
+            return
+        if client is False:
+            self._send(HTTPStatus.TOO_MANY_REQUESTS, TEXT,
+                       f"busy: {self.owner.max_events} event streams at most; try again\n".encode(),
+                       (("Retry-After", "5"),))
             return
         threading.current_thread().name = f"{self.owner.label}-events-{self.client_address[1]}"
         try:

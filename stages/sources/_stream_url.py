@@ -6,7 +6,8 @@ with FFmpeg 8 and the RTSP test server: ``rtsp://dave:p@ss@127.0.0.1/x``
 connects (user ``dave``, password ``p@ss``), ``rtsp://dave:p%2Fss@...``
 connects, but ``rtsp://dave:p@ss/w0rd@127.0.0.1/x`` looks up a host ``ss``
 and fails with an I/O error. So such URLs are refused here, in one line with
-the credentials masked, as are malformed hosts and ports.
+the credentials masked (``mask_url``: also when white space or a quote in
+them is what is wrong), as are malformed hosts and ports.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import ipaddress
 import re
 from urllib.parse import unquote
 
-from stages.sources.credentials import mask_credentials, split_userinfo
+from stages.sources.credentials import mask_url, split_userinfo
 from stages.errors import InputError
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
@@ -45,7 +46,7 @@ def validate_live_spec(spec: str) -> None:
     try:
         _check(spec)
     except _BadUrl as exc:
-        raise InputError(f"{mask_credentials(spec)}: {exc}") from None
+        raise InputError(f"{mask_url(spec)}: {exc}") from None
 
 
 class _BadUrl(ValueError):

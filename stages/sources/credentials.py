@@ -23,8 +23,16 @@ MASK = "***"
 # out of such a password: the widest reading is the only safe one to show,
 # and ``split_userinfo`` lets callers reject the ambiguous URLs. An "@" in a
 # path is masked as if it were user info (over-masking hides nothing secret).
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s'\"]*@")
+#
+# A URL whose user info holds white space or a quote (``rtsp://dave:s3cr3t @host/x``,
+# a typo the URL check refuses) would slip past that reading, so when it finds no
+# "@" the user info runs on, over white space and quotes, to the last "@" of the
+# line that a host could follow. A scheme written with one "/" too few or too many
+# (``rtsp:/dave:pw@host``) is read as one too.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*:/+)"
+                       r"(?:[^\s'\"]*@|[^\r\n]*@(?=[^\s@]))")
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://")
+_SCHEME_TYPO = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:/+")
 _SECRET_KEYS = (r"(?:password|passwd|pwd|pass|passcode|pw|pin|secret|token|api_?key|key|"
                 r"auth\w*|signature|sig|session|sid|cred\w*|code|user|username|usr|login|"
                 r"account)")
@@ -34,6 +42,7 @@ _SELECTOR_KEYS = frozenset({"channel", "ch", "chn", "subtype", "stream", "stream
                             "camera", "cam", "id", "resolution", "res", "fps", "codec", "quality",
                             "videocodec", "stream_id", "track", "unicast", "multicast"})
 _SECRET_PARAM = re.compile(r"(?P<key>[?&;]" + _SECRET_KEYS + r"=)[^&;#\s'\"]*", re.IGNORECASE)
+_SECRET_PARAM_WHOLE = re.compile(r"(?P<key>[?&;]" + _SECRET_KEYS + r"=)[^&;#]*", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
 _MAX_NAME = 100
 
@@ -44,10 +53,13 @@ def mask_credentials(text: str) -> str:
     ``rtsp://user:pass@host/x`` and ``rtsp://user@host/x`` become
     ``rtsp://***@host/x``; the user info runs to the last "@" before white
     space or a quote (``rtsp://dave:p@ss/w0rd@host/x`` gives
-    ``rtsp://***@host/x``); the values of secret-looking query parameters
+    ``rtsp://***@host/x``), or, for a URL with none there, over white space
+    and quotes to the last "@" of the line that a host follows
+    (``rtsp://dave:s3cr3t @host/x``); the values of secret-looking query parameters
     (``password=``, ``token=``, ``auth...=`` and the like) become ``***``.
     Works on URLs embedded in longer text, such as FFmpeg error messages
-    that quote the URL. Text without URLs comes back unchanged.
+    that quote the URL. Text without URLs comes back unchanged. For a URL
+    the user gave, whole, ``mask_url`` is the exact one.
 
     Args:
         text: Any string.
@@ -57,6 +69,35 @@ def mask_credentials(text: str) -> str:
     """
     masked = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     return _SECRET_PARAM.sub(lambda m: f"{m['key']}{MASK}", masked)
+
+
+def mask_url(url: str) -> str:
+    """Mask the credentials of one URL given whole (a source, an option's value).
+
+    Unlike ``mask_credentials``, which finds URLs inside longer text, this
+    knows where the URL ends: the user info runs to the last "@" of the
+    whole string, so white space, quotes or line breaks in a user name or
+    password (``rtsp://dave:s3cr3t @host/x``) are masked with it, as is
+    everything before the last "@" of a value written without ``scheme://``
+    (``dave:pw@host``, ``rtsp:/dave:pw@host``). Secret query parameters are
+    masked to the next ``&``, ``;`` or ``#``. Meant for every message about
+    a URL the user gave, whatever is wrong with it.
+
+    Args:
+        url: The URL as the user wrote it.
+
+    Returns:
+        ``url`` with its user info replaced by ``***`` (``rtsp://***@host/x``,
+        ``***@host``) and secret parameter values by ``***``.
+    """
+    scheme, userinfo, rest = split_userinfo(url)
+    if userinfo is not None:
+        url = f"{scheme}{MASK}@{rest}"
+    elif not scheme and "@" in url:
+        typo = _SCHEME_TYPO.match(url)  # rtsp:/ -- kept, to show the user the typo
+        url = f"{typo.group() if typo else ''}{MASK}@{url.rpartition('@')[2]}"
+    url = _SECRET_PARAM_WHOLE.sub(lambda m: f"{m['key']}{MASK}", url)
+    return mask_credentials(url)
 
 
 def display_name(url: str) -> str:

@@ -16,7 +16,7 @@ from typing import Literal, get_args
 
 from stages.errors import InputError
 from stages.sources._stream_url import STREAM_SCHEMES, validate_live_spec
-from stages.sources.credentials import display_name, mask_credentials
+from stages.sources.credentials import display_name, mask_credentials, mask_url
 
 __all__ = ["LiveKind", "LiveSpec", "is_live", "live_kind"]
 
@@ -69,7 +69,7 @@ class LiveSpec:
     Attributes:
         spec: The source as given, surrounding white space removed.
         kind: ``rtsp``, ``http``, ``camera`` or ``lavfi`` (see ``live_kind``).
-        masked: ``spec`` with its credentials hidden (``mask_credentials``), safe to show.
+        masked: ``spec`` with its credentials hidden (``mask_url``), safe to show.
         name: The source's default id: ``videoN`` for a camera index N, else
             ``display_name(spec)`` (``127.0.0.1_8554_cam1``, ``dev_video0``).
         url: What FFmpeg opens: the URL, ``/dev/videoN`` for a camera (an
@@ -102,8 +102,8 @@ class LiveSpec:
                 unambiguously (``validate_live_spec``).
         """
         text = spec.strip()
-        masked = mask_credentials(text)
         kind = live_kind(text)
+        masked = mask_credentials(text) if kind in ("camera", "lavfi") else mask_url(text)
         if kind is None:
             raise InputError(f"{masked}: {_NOT_LIVE}")
         validate_live_spec(text)

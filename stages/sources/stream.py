@@ -44,10 +44,17 @@ current connection, and the ``connected`` event says ``size_changed``.
 
 Packets: a ``PacketHook`` given as ``packets`` sees the connection's video
 stream when it opens (``connection_started``), every demuxed video packet
-before it is decoded (``packet``, with the number the next decoded picture
-will get), and the end of the connection (``connection_ended``), all on the
-source's thread; ``stages.recording.raw`` copies them into segments. It must be
-quick and must not raise.
+before its pictures are handed out (``packet``, with the number the next
+decoded picture will get), and the end of the connection
+(``connection_ended``), all on the source's thread; ``stages.recording.raw``
+copies them into segments. It must be quick and must not raise.
+
+Codec changes: a stream whose codec changes mid-connection (an MPEG-TS
+encoder restarted with another codec: FFmpeg's demuxer goes on calling the
+packets by the first codec) is followed (``stages.sources._codec_follow``): the
+change is logged ("codec changed from h264 to mpeg2video"), the pictures go on
+from the new codec's first key frame, and the packet hook is told with
+``connection_started`` again, with a stream that stands for the new codec.
 
 Cameras: ``camera`` options (size, rate, format) go to FFmpeg's v4l2 input
 (``stages.sources.camera``); ``mirror`` flips every picture left-right before it is
@@ -61,6 +68,7 @@ about ``2 * stall_timeout``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -72,6 +80,7 @@ from typing import Literal, Protocol
 import av
 import cv2
 
+from stages.sources._codec_follow import FollowingDecoder
 from stages.sources.camera import check_camera_sources, open_camera
 from stages.sources.credentials import mask_credentials
 from stages.sources.file_source import SourceInfo
@@ -144,7 +153,8 @@ class PacketHook(Protocol):
     """
 
     def connection_started(self, stream: av.video.stream.VideoStream) -> None:
-        """A connection opened; its packets come from ``stream``."""
+        """A connection opened, or its codec changed; its packets come from ``stream``
+        from now on."""
 
     def packet(self, packet: av.Packet, next_index: int) -> None:
         """A demuxed packet of the stream, before it is decoded; ``next_index`` is the
@@ -318,14 +328,13 @@ class LiveSource(StoppableSource):
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
         stream.thread_count = _DECODE_THREADS
+        decoder = FollowingDecoder(stream)
         count = 0
         last_picture = time.monotonic()
         pacer = RealTimePacer() if self.spec.kind == "lavfi" else None
         try:
             for packet in container.demux(stream):
-                if self.packets is not None:
-                    self.packets.packet(packet, self._pictures)
-                for av_frame in _decode(stream, packet):
+                for av_frame in self._decode(decoder, packet):
                     if pacer is not None and self._stop.wait(pacer.delay(_seconds(av_frame))):
                         return _ended(count, "disconnected", "closed")
                     if count == 0:
@@ -346,7 +355,27 @@ class LiveSource(StoppableSource):
             pass
         except (av.FFmpegError, OSError) as exc:
             return _ended(count, "disconnected", _reason(exc))
+        finally:
+            decoder.close()
         return _ended(count, "disconnected", "end of stream")
+
+    def _decode(self, decoder: FollowingDecoder, packet: av.Packet) -> list[av.VideoFrame]:
+        """The packet's pictures; the packet hook sees the packet (and a change of codec
+        first) before the pictures are handed out."""
+        decoded = decoder.decode(packet)
+        if decoded.changed_from is not None:
+            self._codec_changed(decoded.changed_from, decoder)
+        if self.packets is not None:
+            self.packets.packet(packet, self._pictures + decoded.drained)
+        return decoded.pictures
+
+    def _codec_changed(self, previous: str, decoder: FollowingDecoder) -> None:
+        """The stream's codec changed mid-connection: say so, and tell the packet hook."""
+        log.info("%s: codec changed from %s to %s", self.name, previous, decoder.codec)
+        if self.info is not None:
+            self.info = dataclasses.replace(self.info, codec=decoder.codec)
+        if self.packets is not None:
+            self.packets.connection_started(decoder.stream)
 
     def _connected(self, stream, av_frame: av.VideoFrame, failures: int) -> None:
         previous = self.info
@@ -422,14 +451,6 @@ def _open_args(spec: LiveSpec, transport: str, stall_timeout: float,
     if spec.kind == "lavfi":
         return spec.url, "lavfi", {}
     return spec.url, "v4l2", dict(camera or {})
-
-
-def _decode(stream, packet) -> Iterator[av.VideoFrame]:
-    """Pictures of one packet; a packet the decoder rejects is skipped."""
-    try:
-        yield from stream.decode(packet)
-    except av.error.InvalidDataError as exc:
-        log.debug("skipped an undecodable packet: %s", mask_credentials(_reason(exc)))
 
 
 def _seconds(av_frame: av.VideoFrame) -> float | None:

@@ -240,3 +240,24 @@ def test_stage_rows_give_each_stage_its_share_of_the_time_and_its_output_queue()
                        "queue_peak": 5, "dropped": 1}
     assert rows[1]["busy_pct"] == 50.0 and rows[1]["mean_ms"] == 200.0  # of both workers' time
     assert rows[2]["mean_ms"] == 0.0 and rows[2]["queue_capacity"] == 0  # no output queue
+
+
+def test_a_cancel_does_not_wait_for_a_worker_still_loading_its_model():
+    """Issue 21 item 11: a stop during a model load ends the run, not the load's end."""
+    loading, release = threading.Event(), threading.Event()
+
+    def init(slot):
+        loading.set()
+        release.wait(HANG_LIMIT)  # a load that cannot be interrupted
+        return lambda x: x
+
+    p = Pipeline().source("src", range(10)).pool("infer", init, workers=1)
+    try:
+        p.start()
+        assert loading.wait(HANG_LIMIT)
+        p.cancel()
+        assert p.join(HANG_LIMIT), "the pipeline waited for the load to finish"
+        assert not release.is_set() and p.error is None
+    finally:
+        release.set()
+

@@ -5,6 +5,7 @@ forks, and sends SIGTERM to the child: the child must die of it, as any
 process with default handlers does, and never say "stopping".
 """
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -65,4 +66,72 @@ def test_a_child_forked_by_c_code_re_raises_the_signal_with_the_default_action(t
     done = _fork_and_signal_the_child(tmp_path, "libc")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "child handlers: inherited; child killed by SIGTERM; parent received None\n"
+    assert "stopping" not in done.stderr
+
+
+# -- SIGHUP and a borrowed standard error (issue 21, items 9 and 11) -----------------------------
+
+HUP_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, tempfile, threading
+    from pipeline.signals import StopOnSignals
+
+    def name(handler):
+        return {signal.SIG_DFL: "default", signal.SIG_IGN: "ignored"}.get(handler, "a handler")
+
+    if sys.argv[1] == "nohup":
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    cancelled = threading.Event()
+    with StopOnSignals() as stop:
+        stop.attach(cancelled.set)
+        if sys.argv[1] == "captured":  # as TensorFlow's start-up captures descriptor 2
+            capture = tempfile.TemporaryFile()
+            os.dup2(capture.fileno(), 2)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGHUP)  # handled right here
+        print(f"received {stop.received}; cancelled {cancelled.wait(20 if stop.received else 0)}; "
+              f"SIGHUP: {name(signal.getsignal(signal.SIGHUP))}", flush=True)
+    print(f"after: {name(signal.getsignal(signal.SIGHUP))}", flush=True)
+    os._exit(0)  # before the deadline ends the process: only the lines matter here
+""")
+
+
+def _hup(tmp_path: Path, how: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "hup.py"
+    script.write_text(HUP_SCRIPT)
+    return subprocess.run([sys.executable, str(script), how], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
+def test_sighup_stops_the_run_as_sigterm_does(tmp_path):
+    done = _hup(tmp_path, "plain")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["received 1; cancelled True; SIGHUP: a handler",
+                                        "after: default"]
+    assert done.stderr == "posestream: SIGHUP: stopping, keeping what is done\n"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
+def test_under_nohup_sighup_stays_ignored(tmp_path):
+    done = _hup(tmp_path, "nohup")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["received None; cancelled False; SIGHUP: ignored",
+                                        "after: ignored"]
+    assert done.stderr == ""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
+def test_the_stop_lines_reach_the_stderr_the_run_began_with(tmp_path):
+    done = _hup(tmp_path, "captured")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "posestream: SIGHUP: stopping, keeping what is done\n"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
+def test_a_forked_child_gets_the_default_sighup_back(tmp_path):
+    script = tmp_path / "fork_hup.py"
+    script.write_text(SCRIPT.replace("signal.SIGTERM", "signal.SIGHUP"))
+    done = subprocess.run([sys.executable, str(script), "os.fork"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "child handlers: default; child killed by SIGHUP; parent received None\n"
     assert "stopping" not in done.stderr

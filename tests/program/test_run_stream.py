@@ -447,3 +447,112 @@ def test_a_stopped_run_exits_even_if_a_thread_would_hold_the_interpreter(tmp_pat
     assert "SIGINT: the run stopped but the process did not exit within 1.5 s" in err
     records = read_keypoint_log(outdir / "long.jsonl")
     assert [r["frame"] for r in records] == list(range(len(records))) and len(records) >= 10
+
+
+# -- SIGHUP, a stop while the model loads, a stop at the very end (issue 21, items 9-11) ----------
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
+def test_sighup_stops_a_file_run_as_sigterm_does(tmp_path):
+    proc, clip, outdir = _start(tmp_path, frames=2000)
+    out, err, _ = _stop_with(proc, signal.SIGHUP, ready=lambda: _wait_for_progress(outdir, proc))
+    assert proc.returncode == 128 + signal.SIGHUP, err
+    assert "posestream: SIGHUP: stopping, keeping what is done" in err and "interrupted" in out
+    records = read_keypoint_log(outdir / "long.jsonl")
+    assert [r["frame"] for r in records] == list(range(len(records))) and len(records) >= 10
+    assert not list(outdir.glob(".*partial*"))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
+def test_sighup_stops_a_live_run_and_leaves_no_partial(tmp_path):
+    outdir = tmp_path / "out"
+    proc = _run_cli(tmp_path, "lavfi:testsrc2=size=64x48:rate=25,realtime")
+    try:
+        deadline = time.monotonic() + 60  # recording has begun once a file is there
+        while time.monotonic() < deadline and proc.poll() is None and not list(outdir.rglob("*.jsonl*")):
+            time.sleep(0.05)
+    finally:
+        out, err, _ = _stop_with(proc, signal.SIGHUP, ready=lambda: None)
+    assert proc.returncode == 128 + signal.SIGHUP, err
+    assert "posestream: SIGHUP: stopping, keeping what is done" in err
+    assert not [p for p in outdir.rglob("*") if "partial" in p.name]
+
+
+def _loading_run(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, Path]:
+    """A run whose model takes a minute to load (``SlowLoadBackend``); returns it once loading."""
+    loading = tmp_path / "loading"
+    inputs = [make_test_clip(tmp_path / "clip.mp4", frames=5, size=(64, 48))]
+    if mode == "batch":
+        inputs.append(make_test_clip(tmp_path / "other.mp4", frames=5, size=(64, 48)))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), POSESTREAM_FAKE_LOADING=str(loading))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), *map(str, inputs),
+                             "-o", str(tmp_path / "out"), "--format", "jsonl", "coco",
+                             "--backend", "tests.support.fakes:SlowLoadBackend", "--resolution", "64x48"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, loading
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not path.exists():
+        time.sleep(0.02)
+    assert path.exists(), f"never made {path} (exit {proc.poll()})"
+
+
+@pytest.mark.parametrize("mode, sig", [("video", signal.SIGTERM), ("video", signal.SIGINT),
+                                       ("batch", signal.SIGTERM)])
+def test_a_stop_while_the_model_loads_is_prompt_says_so_and_leaves_nothing(tmp_path, mode, sig):
+    proc, loading = _loading_run(tmp_path, mode)
+    out, err, took = _stop_with(proc, sig, ready=lambda: _wait_for_file(loading, proc))
+    assert proc.returncode == 128 + sig, err
+    assert took < 5, f"{took:.1f} s after the signal"  # the promise is 2 s; this margin is for load
+    name = signal.Signals(sig).name
+    assert err.splitlines()[0] == f"posestream: {name}: stopping, keeping what is done", err
+    assert "still blocked" not in err and "Traceback" not in err and "error" not in err
+    outdir = tmp_path / "out"
+    assert not [p.name for p in outdir.rglob("*") if p.is_file() and p.name != "batch-summary.json"]
+    if mode == "batch":  # its records are written: nothing was done
+        assert "coco dataset: not written, 2 input(s) not finished" in out
+
+
+def _hooked(tmp_path: Path, moment: str, *args) -> subprocess.CompletedProcess:
+    """The command line with SIGINT at ``moment`` (``tests.support.signal_hooks``)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "tests.support.signal_hooks", moment, *map(str, args),
+                           "-o", str(tmp_path / "out"), "--backend", FAKE, "--resolution", "64x48"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_sigint_while_a_file_run_commits_its_outputs_exits_130_with_them_complete(tmp_path):
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=6, size=(64, 48))
+    done = _hooked(tmp_path, "file-commit", clip)
+    assert done.returncode == 130, done.stderr
+    assert done.stdout.startswith("done: ") and "posestream: SIGINT: stopping" in done.stderr
+    assert len(read_keypoint_log(tmp_path / "out" / "clip.jsonl")) == 6
+    assert len(_pts(tmp_path / "out" / "clip.mp4")) == 6
+    assert not list((tmp_path / "out").glob("*partial*"))
+
+
+@pytest.mark.parametrize("moment", ["batch-last-file", "batch-records"])
+def test_sigint_after_a_batchs_last_frame_finishes_its_records_and_exits_130(tmp_path, moment):
+    clips = [make_test_clip(tmp_path / f"{n}.mp4", frames=4, size=(64, 48)) for n in ("a", "b")]
+    done = _hooked(tmp_path, moment, *clips, "--format", "jsonl", "coco")
+    assert done.returncode == 130, done.stderr
+    out = tmp_path / "out"
+    summary = __import__("json").loads((out / "batch-summary.json").read_text())
+    assert [f["status"] for f in summary["files"]] == ["done", "done"], summary
+    dataset = __import__("json").loads((out / "keypoints.coco.json").read_text())
+    assert len(dataset["images"]) == 8
+    assert f"coco dataset: {out / 'keypoints.coco.json'}" in done.stdout
+
+
+def test_sigint_before_a_batchs_last_frame_says_the_dataset_was_not_written(tmp_path):
+    clips = [make_test_clip(tmp_path / f"{n}.mp4", frames=20, size=(64, 48)) for n in ("a", "b")]
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), POSESTREAM_FAKE_SIGNAL_AT="3")
+    done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), *map(str, clips), "-o", str(out),
+                           "--backend", "tests.support.fakes:SignalAtBackend", "--resolution", "64x48",
+                           "--format", "jsonl", "coco"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert not (out / "keypoints.coco.json").exists()
+    assert "coco dataset: not written, 2 input(s) not finished; the previous one stays" in done.stdout

@@ -62,6 +62,41 @@ class BrokenLoadBackend:
 
 
 
+class SlowLoadBackend(ZeroBackend):
+    """A zero backend whose load takes $POSESTREAM_FAKE_LOAD seconds (default 60), as
+    TensorFlow's start-up does: descriptor 2 is captured while it loads (TensorFlow's
+    chatter is, ``models.tf_backend``), and it first creates the file named by
+    $POSESTREAM_FAKE_LOADING, if set, so a test knows the load has begun."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__(config)
+        import tempfile
+        with tempfile.TemporaryFile() as capture:
+            saved = os.dup(2)
+            os.dup2(capture.fileno(), 2)
+            try:
+                if os.environ.get("POSESTREAM_FAKE_LOADING"):
+                    open(os.environ["POSESTREAM_FAKE_LOADING"], "w").close()
+                time.sleep(float(os.environ.get("POSESTREAM_FAKE_LOAD", "60")))
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
+class SignalAtBackend(ZeroBackend):
+    """A zero backend that sends its own process $POSESTREAM_FAKE_SIGNAL (default SIGINT)
+    on the call given by $POSESTREAM_FAKE_SIGNAL_AT (default 1), to the main thread."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        out = super().infer(batch)
+        if self.calls == int(os.environ.get("POSESTREAM_FAKE_SIGNAL_AT", "1")):
+            import signal
+            import threading
+            sig = signal.Signals[os.environ.get("POSESTREAM_FAKE_SIGNAL", "SIGINT")]
+            signal.pthread_kill(threading.main_thread().ident, sig)
+        return out
+
+
 class OnePersonBackend(ZeroBackend):
     """Maps with one synthetic standing person in the middle (no network runs)."""
 

@@ -319,3 +319,25 @@ def test_an_unfinished_video_is_readable_with_its_audio(tmp_path):
     assert len(_decode(tmp_path / "out.mp4")[1]) == 70
     assert audio_packets(tmp_path / "out.mp4")[0] == \
         audio_packets(src)[0][:len(audio_packets(tmp_path / "out.mp4")[0])]
+
+
+
+def _noise(index, width, height):
+    return np.random.default_rng(index).integers(0, 256, (height, width, 3), np.uint8)
+
+
+@pytest.mark.parametrize("picture", [_picture, _noise], ids=["flat", "noise"])
+def test_an_unfinished_mkv_is_readable_to_about_a_second_before_its_end(tmp_path, picture):
+    """What a SIGKILL leaves of a Matroska video (a live segment, or ``-o out.mkv``):
+    clusters of at most a second, each flushed as it is cut, so at 25 fps no more than
+    1.5 s is lost, the encoder's lookahead included (issue 21, item 8). Small pictures
+    (flat) and large ones (noise: megabytes of video) alike."""
+    frames, step, size = 200, 40, (160, 120)  # 8 s at 25 fps, pts in ms
+    writer = VideoWriter(tmp_path / "out.mkv", _info(*size, time_base=Fraction(1, 1000)))
+    for index in range(frames):
+        writer.write(picture(index, *size), index * step)
+    with av.open(os.fspath(writer.tmp)) as partial:
+        pts = [f.pts for f in partial.decode(video=0)]
+    writer.close()
+    assert pts == [i * step for i in range(len(pts))]
+    assert len(pts) >= frames - 1.5 * 25, f"{len(pts)} of {frames} frames readable"

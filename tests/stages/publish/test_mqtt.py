@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -80,6 +81,32 @@ def test_a_bad_url_is_one_line_without_the_password(url, why):
         parse_broker(url)
     assert "pw" not in str(caught.value) and "\n" not in str(caught.value)
     assert str(caught.value).startswith("--mqtt ")
+
+
+@pytest.mark.parametrize("url, why", [
+    ("mqtt://dave:s3cr3t@[::1/prefix", "broken IPv6 host"),  # the issue's example
+    ("mqtt://dave:s3cr3t@[::1:1883/prefix", "broken IPv6 host"),
+    ("mqtt://dave:s3cr3t@::1]/prefix", "broken IPv6 host"),
+    ("mqtt://dave:s3cr3t@[::zz]/prefix", "not an IPv6 address"),
+    ("mqtt://dave:s3cr3t@::1/prefix", "needs brackets"),
+    ("mqtt://dave:s3cr3t@[::1]x/prefix", "after the IPv6 host"),
+    ("mqtt://dave:s3cr3t @127.0.0.1/prefix", "white space"),  # space in the password
+    ("mqtt://da ve:s3cr3t@127.0.0.1/prefix", "white space"),  # space in the user
+    ("mqtt://dave:s3%20cr3t@127.0.0.1:99999/prefix", "port"),  # percent-escapes, bad port
+    ("mqtt://dave:s3@cr/3t@[::1/prefix", "broken IPv6 host"),  # "@" and "/" in the password
+])
+def test_every_bad_url_names_the_option_and_shows_the_masked_url(url, why):
+    with pytest.raises(InputError, match=why) as caught:
+        parse_broker(url)
+    message = str(caught.value)
+    assert message.startswith("--mqtt mqtt://***@") and "\n" not in message
+    assert "cr3t" not in message and "dave" not in message and "da ve" not in message
+
+
+def test_a_bracketed_ipv6_broker_is_read():
+    broker = parse_broker("mqtt://dave:s3@cr/3t@[::1]:1884/site")
+    assert (broker.host, broker.port, broker.password) == ("::1", 1884, "s3@cr/3t")
+    assert broker.shown() == "mqtt://***@[::1]:1884/site"
 
 
 def test_without_paho_the_run_fails_at_start_with_one_line(monkeypatch, tmp_path):
@@ -281,3 +308,121 @@ def test_the_api_publishes_a_live_sources_results_too(mqtt_broker):
         sub.close()
     poses = [json.loads(p) for t, p, _ in sub.messages if t.endswith("/pose")]
     assert [p["frame"] for p in poses] == frames
+
+
+# -- a broker that accepts the connection and never answers (issue 21, item 12) -------------------
+
+class SilentBroker:
+    """A TCP listener on 127.0.0.1 that accepts every connection and never sends a byte."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self._listener.accept()[0])
+            except OSError:  # closed
+                return
+
+    def url(self, prefix: str = "ps") -> str:
+        return f"mqtt://cam:{SECRET.replace('@', '%40').replace('/', '%2F')}@127.0.0.1:{self.port}/{prefix}"
+
+    def close(self) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        self._listener.close()
+        self._thread.join(DEADLINE)
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def silent_broker():
+    broker = SilentBroker()
+    yield broker
+    broker.close()
+
+
+def _silence_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "stages.publish.mqtt" and r.levelno == logging.WARNING
+            and "has not answered" in r.getMessage()]
+
+
+def test_a_broker_that_never_answers_is_warned_about_once_and_shows_in_the_status(silent_broker,
+                                                                               caplog):
+    caplog.set_level(logging.INFO, logger="stages.publish.mqtt")
+    publisher = MqttPublisher(silent_broker.url(), answer_timeout=0.3).start()
+    try:
+        for frame in range(5):
+            publisher.offer("cam", b'{"frame": %d}\n' % frame, {})
+        wait_for(lambda: silent_broker.accepted, "the connection to be accepted")
+        wait_for(lambda: _silence_warnings(caplog), "the warning")
+        status = publisher.status()
+        assert status["state"] == "no answer" and status["unacknowledged"] == 5
+        assert status["broker"] == f"mqtt://***@127.0.0.1:{silent_broker.port}/ps"
+        wait_for(lambda: publisher.status()["seconds_without_answer"] >= 1.2, "4 answer timeouts")
+    finally:
+        publisher.close()
+    (warning,) = _silence_warnings(caplog)  # one line, however long the silence
+    assert warning.startswith(f"MQTT: mqtt://***@127.0.0.1:{silent_broker.port}/ps accepted the "
+                              "connection but has not answered it for ")
+    assert "s3cr3t" not in caplog.text and "Pw" not in caplog.text
+
+
+def test_an_answering_broker_is_connected_and_never_said_silent(mqtt_broker, caplog):
+    caplog.set_level(logging.INFO, logger="stages.publish.mqtt")
+    broker = mqtt_broker()
+    publisher = MqttPublisher(broker.url("ps"), answer_timeout=0.3).start()
+    try:
+        wait_for(lambda: publisher.connected, "the connection")
+        for frame in range(5):
+            publisher.offer("cam", b'{"frame": %d}\n' % frame, {})
+        wait_for(lambda: publisher.acked == publisher.sent == 5, "the acknowledgements")
+        status = publisher.status()
+        assert (status["state"], status["unacknowledged"]) == ("connected", 0)
+        assert status["seconds_without_answer"] is None
+    finally:
+        publisher.close()
+    assert not _silence_warnings(caplog)
+
+
+def test_a_silent_broker_shows_in_the_dashboard_healthz_and_metrics(tmp_path, silent_broker,
+                                                                   monkeypatch, caplog):
+    from rich.console import Console
+
+    from stages.display.dashboard import mqtt_line, tables
+    from stages.serve.status import LiveStatus, StatusServer
+    from tests.support.status_fixtures import get, scrape
+
+    import stages.publish.mqtt as mqtt_module
+
+    monkeypatch.setattr(mqtt_module, "ANSWER_TIMEOUT", 0.3)
+    job = LiveJob([(LAVFI, "cam")], tmp_path / "out", JobConfig(**FAKE),
+                  LiveConfig(mqtt=silent_broker.url()))
+    run = Running(job)
+    try:
+        with StatusServer(port=0, status=LiveStatus.of(job)) as server:
+            wait_for(lambda: job.snapshot()["mqtt"]["state"] == "no answer", "the silence")
+            body = json.loads(get(server.url, "/healthz")[2])
+            assert body["mqtt"]["state"] == "no answer" and body["mqtt"]["ok"] is False
+            assert body["mqtt"]["reason"].startswith("the broker has not answered for ")
+            metrics = scrape(server.url)
+            assert metrics[("posestream_mqtt_state", (("state", "no answer"),))] == 1.0
+            assert metrics[("posestream_mqtt_state", (("state", "connected"),))] == 0.0
+            assert metrics[("posestream_mqtt_seconds_without_answer", ())] >= 0.3
+            snapshot = job.snapshot()
+    finally:
+        run.stop()
+    console = Console(record=True, width=200)
+    console.print(tables(snapshot))
+    screen = console.export_text()
+    assert "no answer" in screen and f"mqtt://***@127.0.0.1:{silent_broker.port}/ps" in screen
+    assert mqtt_line(snapshot["mqtt"]).startswith(
+        f"mqtt mqtt://***@127.0.0.1:{silent_broker.port}/ps: no answer, ")
+    for text in (screen, json.dumps(body), caplog.text):
+        assert "s3cr3t" not in text

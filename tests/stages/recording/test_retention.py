@@ -229,3 +229,100 @@ def test_room_is_kept_for_the_open_segment_to_grow_to_the_largest_size_seen(tmp_
     # once the open segment holds more than the largest closed one, it needs no more room
     partial_path(cam / "cam-20260101T000000Z-3.jsonl").write_bytes(b"j" * 2 * largest)
     assert retention.headroom(scan(tmp_path, ["cam"])) == 0
+
+
+# -- retention never leaves OUTDIR (issue 21, item 13) ---------------------------------------------
+
+def test_a_symlinked_source_folder_is_never_followed(tmp_path, caplog):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    old = _segment(elsewhere, "cam-20200101T000000Z-1", mtime=1_000_000_000.0)
+    out.mkdir()
+    (out / "cam").symlink_to(elsewhere, target_is_directory=True)
+    retention = Retention(out, ["cam"], max_age=86400.0, max_bytes=1)
+    with caplog.at_level(logging.WARNING, logger="stages.recording.retention"):
+        assert retention.sweep() == [] and retention.sweep() == []
+    assert all(path.exists() for path in old) and retention.freed == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and "symbolic link" in r.getMessage()]
+    assert len(warnings) == 1 and str(out / "cam") in warnings[0], warnings
+
+
+def test_a_symlinked_segment_file_is_neither_deleted_nor_followed(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / "keep.mkv"
+    target.write_bytes(b"k" * 64 * KB)
+    mine = _segment(out / "cam", "cam-20200101T000000Z-1", mtime=1_000_000_000.0)
+    links = [out / "cam" / "cam-20200101T000000Z-2.mkv", out / "cam" / "live.jsonl.1",
+             out / "cam" / "cam-20200101T000000Z-3.openpose"]
+    for link in links:
+        link.symlink_to(target if link.suffix != ".openpose" else elsewhere)
+    os.utime(links[0], (1_000_000_000.0, 1_000_000_000.0), follow_symlinks=False)
+    retention = Retention(out, ["cam"], max_age=86400.0, max_bytes=1)
+    assert retention.sweep() == ["cam-20200101T000000Z-1"]  # what posestream wrote goes
+    assert not any(path.exists() for path in mine)
+    assert all(link.is_symlink() for link in links) and target.read_bytes() == b"k" * 64 * KB
+    assert [s.base for s in scan(out, ["cam"]).segments] == []  # links are not segments
+
+
+# -- one --max-disk for a folder two runs share (issue 21, item 14) --------------------------------
+
+def test_the_cap_counts_every_live_source_folder_of_the_output_folder(tmp_path, caplog):
+    cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
+    _segment(cam1, "cam1-20260102T000000Z-1")
+    _segment(cam2, "cam2-20260101T000000Z-1")  # another run's, and the oldest
+    _segment(cam2, "cam2-20260103T000000Z-2")
+    (cam1 / "live.jsonl").write_bytes(b"")
+    (cam2 / "live.jsonl").write_bytes(b"")
+    foreign = _foreign(tmp_path)  # other/ holds no live.jsonl: no live run's folder
+    per_segment = scan(tmp_path, ["cam1"]).segments[0].size
+    retention = Retention(tmp_path, ["cam1"], max_bytes=3 * per_segment + KB)  # room: 2 open
+    with caplog.at_level(logging.INFO, logger="stages.recording.retention"):
+        assert retention.sweep() == ["cam2-20260101T000000Z-1", "cam1-20260102T000000Z-1"]
+    left = [s.base for s in scan(tmp_path, ["cam1", "cam2"]).segments]
+    assert left == ["cam2-20260103T000000Z-2"]
+    assert all(path.exists() for path in foreign)
+    assert any(str(cam2) in r.getMessage() and "--max-disk counts" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_retain_ages_only_the_runs_own_sources(tmp_path):
+    now, day = 1_800_000_000.0, 86400.0
+    _segment(tmp_path / "cam1", "cam1-20260101T000000Z-1", mtime=now - 8 * day)
+    theirs = _segment(tmp_path / "cam2", "cam2-20260101T000000Z-1", mtime=now - 8 * day)
+    for name in ("cam1", "cam2"):
+        (tmp_path / name / "live.jsonl").write_bytes(b"")
+    retention = Retention(tmp_path, ["cam1"], max_age=7 * day, max_bytes=1 << 30, clock=lambda: now)
+    assert retention.sweep() == ["cam1-20260101T000000Z-1"]
+    assert all(path.exists() for path in theirs)
+
+
+def test_two_runs_sharing_an_output_folder_hold_one_cap_together(tmp_path):
+    out, cap = tmp_path / "out", 60 * KB
+    jobs = [LiveJob([("lavfi:testsrc2=size=64x48:rate=25", name)], out,
+                    JobConfig(**FAKE, formats=("jsonl", "csv")),
+                    LiveConfig(record="none", segment_minutes=0.005, max_disk=cap))
+            for name in ("cam1", "cam2")]
+    runs = []
+    for job in jobs:
+        job.retention.interval = 0.2
+        runs.append(run_in_thread(job))
+    checks = 0
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while sum(len(j.retention.deleted) for j in jobs) < 16 and time.monotonic() < deadline:
+            # both folders together, as the disk sees them; no sweep reserves room for the
+            # live.jsonl logs' growth until the next one (a block or two), but two caps
+            # of their own would let the runs take twice the cap
+            usage = scan(out, ["cam1", "cam2"])
+            assert usage.total <= cap + 4 * 4 * KB, usage
+            checks += 1
+            time.sleep(0.05)
+    finally:
+        for job, (thread, _) in zip(jobs, runs):
+            job.cancel()
+            thread.join(DEADLINE)
+    assert all(not t.is_alive() and "error" not in r for t, r in runs), runs
+    assert sum(len(j.retention.deleted) for j in jobs) >= 16 and checks > 10
+    for name in ("cam1", "cam2"):  # each run's own newest segments are still there
+        assert scan(out, [name]).segments

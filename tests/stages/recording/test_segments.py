@@ -382,3 +382,52 @@ def test_live_job_writes_the_chosen_formats_per_segment_without_video(tmp_path):
     assert table["wall"].tolist() == [r["wall"] for r in records]
     assert (table["source"] == "cam").all() and (table["id"] == 1).all()
     assert len(os.listdir(folder / f"{base}.openpose")) == len(records)
+
+
+# -- a SIGKILLed live run loses about a second of its segment's video (issue 21, item 8)
+
+def _partial(folder: Path, suffix: str) -> Path | None:
+    found = [p for p in folder.glob(f".*{suffix}.partial-*")] if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _lines(path: Path | None) -> int:
+    try:
+        return path.read_bytes().count(b"\n") if path else 0
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.slow
+def test_a_sigkilled_live_run_keeps_its_video_up_to_about_a_second_before_the_log_ends(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    rate, seconds = 25, 3  # the stream's own clock: lavfi at full speed, not in real time
+    spec = f"lavfi:testsrc2=size=160x120:rate={rate}"
+    folder = tmp_path / "out" / LiveSource(spec).name
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), spec, "-o",
+                             str(tmp_path / "out"), "--backend", "tests.support.fakes:ZeroBackend",
+                             "--resolution", "64x48", "--segment", "60"],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _lines(_partial(folder, ".jsonl")) < rate * seconds:
+            assert proc.poll() is None and time.monotonic() < deadline, "no frames logged"
+            time.sleep(0.05)  # polling the growing log; bounded by the deadline
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    records = read_keypoint_log(_partial(folder, ".jsonl"))
+    video = _partial(folder, ".mkv")
+    assert video is not None, "no partial video"
+    with av.open(str(video)) as container:
+        pts = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    logged = records[-1]["pts"] - records[0]["pts"]
+    assert len(pts) >= len(records) - 1.5 * rate, f"{len(pts)} frames of {len(records)} logged"
+    assert pts and pts[-1] >= logged - 1.5, f"video to {pts[-1] if pts else None} s of {logged} s"

@@ -202,7 +202,7 @@ def test_event_streams_are_bounded_and_head_subscribes_none(status):
         reader = EventReader(srv.url)
         assert wait_until(lambda: srv.event_clients == 1)
         code, _, body = get(srv.url, "/events")
-        assert code == 503 and b"1 event streams at most" in body
+        assert code == 429 and b"1 event streams at most" in body
         assert get(srv.url, "/events", "HEAD")[0] == 200 and srv.event_clients == 1
         reader.close()
         assert wait_until(lambda: srv.event_clients == 0)  # a client that left frees its place

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from stages.sources.credentials import CredentialFilter, display_name, mask_credentials
+from stages.sources.credentials import CredentialFilter, display_name, mask_credentials, mask_url
 
 
 @pytest.mark.parametrize(("url", "masked"), [
@@ -119,3 +119,60 @@ def test_credential_filter_masks_records(caplog):
         caplog.handler.removeFilter(handler_filter)
     assert "hunter2" not in caplog.text
     assert "rtsp://***@cam/x" in caplog.text
+
+
+# -- a URL whose user info is itself what is wrong (issue 21, item 5) ------------------------------
+
+SECRET = "s3cr3t"
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("rtsp://dave:s3cr3t @127.0.0.1/x", "rtsp://***@127.0.0.1/x"),  # space in the password
+    ("rtsp://da ve:s3cr3t@127.0.0.1/x", "rtsp://***@127.0.0.1/x"),  # space in the user
+    ("rtsp://dave:s3cr3t\t@127.0.0.1/x", "rtsp://***@127.0.0.1/x"),
+    ("rtsp://dave:s3\ncr3t@127.0.0.1/x", "rtsp://***@127.0.0.1/x"),
+    ("rtsp://dave:s3'cr3t@127.0.0.1/x", "rtsp://***@127.0.0.1/x"),  # a quote
+    ('rtsp://dave:s3"cr3t @127.0.0.1/x', "rtsp://***@127.0.0.1/x"),
+    ("rtsp://dave:s3cr3t@127.0.0.1:99999/x", "rtsp://***@127.0.0.1:99999/x"),  # bad port
+    ("rtsp://dave:s3cr3t@[::1/x", "rtsp://***@[::1/x"),  # bad IPv6 bracket
+    ("rtsp://dave:s3%20cr3t%40@127.0.0.1/x", "rtsp://***@127.0.0.1/x"),  # percent-escapes
+    ("rtsp://dave:s3@cr/3t@127.0.0.1/x", "rtsp://***@127.0.0.1/x"),  # "@" and "/"
+    ("mqtt://dave:s3cr3t @[::1/prefix", "mqtt://***@[::1/prefix"),
+    ("dave:s3cr3t@127.0.0.1:8080", "***@127.0.0.1:8080"),  # no scheme
+    ("rtsp:/dave:s3cr3t@127.0.0.1/x", "rtsp:/***@127.0.0.1/x"),  # one "/" too few
+    ("rtsp://127.0.0.1/x?password=s3 cr3t&channel=1", "rtsp://127.0.0.1/x?password=***&channel=1"),
+    ("rtsp://127.0.0.1:8554/cam1", "rtsp://127.0.0.1:8554/cam1"),
+])
+def test_mask_url_masks_the_user_info_whatever_is_wrong_with_the_url(url, masked):
+    assert mask_url(url) == masked
+    for part in ("s3", "cr3t", "dave", "da ve"):
+        assert part not in masked
+
+
+@pytest.mark.parametrize("url", [
+    "rtsp://dave:s3cr3t @127.0.0.1/x", "rtsp://da ve:s3cr3t@127.0.0.1/x",
+    "rtsp://dave:s3'cr3t@127.0.0.1/x", 'rtsp://dave:s3cr3t"x@[::1]/x',
+    "rtsp:/dave:s3cr3t@127.0.0.1/x", "http://dave:s3 cr3t@127.0.0.1:8080/a b/c.mjpg",
+])
+def test_mask_credentials_finds_such_urls_inside_messages_and_log_records(url, caplog):
+    message = f"error: '{url}': white space or a control character in the URL"
+    masked = mask_credentials(message)
+    assert "cr3t" not in masked and "dave" not in masked
+    assert masked.startswith("error: '") and "***@" in masked
+    handler_filter = CredentialFilter()
+    caplog.handler.addFilter(handler_filter)
+    try:
+        with caplog.at_level(logging.INFO, logger="test_credentials.space"):
+            logging.getLogger("test_credentials.space").info("opening %s failed", url)
+    finally:
+        caplog.handler.removeFilter(handler_filter)
+    assert "cr3t" not in caplog.text and "***@" in caplog.text
+
+
+@pytest.mark.parametrize("text", [
+    "rtsp://127.0.0.1:8554/cam1: error in [tcp @ 0x55d0c8]",
+    "mail bob@example.com about rtsp://cam1/stream at 10:30",
+    "rtsp://cam1/x and rtsp://cam2/y failed",
+])
+def test_mask_credentials_does_not_eat_text_after_a_url_without_user_info(text):
+    assert mask_credentials(text) == text

@@ -98,3 +98,30 @@ def test_the_value_is_frozen_and_checks_its_kind():
     with pytest.raises(ValueError, match="kind must be one of"):
         LiveSpec(spec="x", kind="file", masked="x", name="x", url="x")
     assert LiveSpec.parse("0") == spec
+
+
+@pytest.mark.parametrize("text", [
+    "rtsp://dave:s3cr3t @127.0.0.1/x",  # space in the password
+    "rtsp://da ve:s3cr3t@127.0.0.1/x",  # space in the user
+    "rtsp://dave:s3\tcr3t@127.0.0.1/x",
+    "rtsp://dave:s3cr3t\n@127.0.0.1/x",
+    "http://dave:s3'cr3t x@127.0.0.1:8080/v.mjpg",
+    "rtsp://dave:s3cr3t@127.0.0.1:99999/x",  # bad port
+    "rtsp://dave:s3cr3t@[::1/x",  # bad IPv6 bracket
+    "rtsp://dave:s3%20cr3t@[::1/x",  # percent-escapes
+    "rtsp://dave:s3@cr/3t@127.0.0.1/x",  # "@" and "/" in the password
+])
+def test_a_refused_url_never_shows_its_user_info(text):
+    with pytest.raises(InputError) as err:
+        LiveSpec.parse(text)
+    message = str(err.value)
+    assert message.startswith(("rtsp://***@", "http://***@")) and "\n" not in message
+    assert "cr3t" not in message and "dave" not in message and "da ve" not in message
+
+
+@pytest.mark.parametrize("text", ["rtsp://dave:s3'cr3t@127.0.0.1/x", 'rtsp://dave:s3"cr3t@[::1]/x'])
+def test_a_quote_in_the_password_is_masked_too(text):
+    spec = LiveSpec.parse(text)  # FFmpeg takes it; the masked form must hide it all
+    assert spec.masked.startswith("rtsp://***@")
+    for shown in (spec.masked, repr(spec), spec.name):
+        assert "cr3t" not in shown and "dave" not in shown
