@@ -12,6 +12,7 @@ test with Debian's ``openbox`` running on it, for full screen.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -115,13 +116,6 @@ class Display:
         return path
 
 
-def _free_display() -> int:
-    for number in range(90, 200):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            return number
-    raise RuntimeError("no free X display number in :90-:199")
-
-
 def _start_display(packages: dict[str, str]):
     """Install what is missing, start Xvfb on a free number; (Display, its process) or a skip."""
     missing = [package for tool, package in packages.items() if shutil.which(tool) is None]
@@ -130,16 +124,34 @@ def _start_display(packages: dict[str, str]):
     said = _install(missing) if missing else ""
     if any(shutil.which(tool) is None for tool in packages) or not _xlib_ready():
         pytest.skip(f"{', '.join(packages.values())} or python3-xlib unavailable: {said}")
-    number = _free_display()
-    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", SCREEN, "-nolisten", "tcp"],
+    # Xvfb picks a free number itself and says which (-displayfd): choosing one here
+    # raced with another test session starting its display at the same moment, and
+    # the loser then drew on the winner's display until the winner's session ended it
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", SCREEN,
+                             "-nolisten", "tcp"], pass_fds=(write_end,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + START_TIMEOUT
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"Xvfb :{number} did not start")
-        time.sleep(0.05)
+    os.close(write_end)
+    try:
+        number = _read_display_number(read_end, proc)
+    finally:
+        os.close(read_end)
     return Display(number, proc), proc
+
+
+def _read_display_number(fd: int, proc: subprocess.Popen) -> int:
+    """The display number Xvfb writes to ``fd`` once it listens; a skip if it does not."""
+    deadline = time.monotonic() + START_TIMEOUT
+    text = b""
+    while not text.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 64) if ready else b""
+        if not chunk:
+            proc.kill()
+            proc.wait(5)
+            pytest.skip("Xvfb did not start (no display number from -displayfd)")
+        text += chunk
+    return int(text)
 
 
 def _stop(proc: subprocess.Popen) -> None:
