@@ -98,12 +98,14 @@ class Usage:
         total: Bytes of everything counted (segments, partials, live logs).
         linked: Source folders not looked into: symbolic links, which may lead
             out of the output folder.
+        live: Bytes of each source's ``live.jsonl`` (the open live log).
     """
 
     segments: list[Segment]
     rotated: list[tuple[Path, int]]
     total: int
     linked: list[Path] = field(default_factory=list)
+    live: dict[str, int] = field(default_factory=dict)
 
 
 def disk_bytes(path: Path, folders: dict[Path, tuple[int, int]] | None = None) -> int:
@@ -136,16 +138,17 @@ def scan(outdir: Path, sources: Iterable[str],
     ``disk_bytes``)."""
     segments: dict[str, Segment] = {}
     rotated: list[tuple[int, Path, int]] = []
-    total, linked = 0, []
+    total, linked, live = 0, [], {}
     for source in sources:
         folder = Path(outdir) / source
         if folder.is_symlink():  # it may lead anywhere: retention never leaves outdir
             linked.append(folder)
             continue
         total += _scan_source(folder, source, folders, segments, rotated)
+        live[source] = disk_bytes(folder / "live.jsonl")
     ordered = sorted(segments.values(), key=lambda s: s.key)
     return Usage(ordered, [(p, s) for _, p, s in sorted(rotated, key=lambda r: (r[0], str(r[1])))],
-                 total, linked)
+                 total, linked, live)
 
 
 def live_sources(outdir: Path) -> list[str]:
@@ -251,6 +254,7 @@ class Retention:
         self._sweeping = threading.Lock()
         self._folders: dict[Path, tuple[int, int]] = {}
         self._largest: dict[str, int] = {}  # per source, the largest segment closed so far
+        self._live_seen: dict[str, int] = {}  # per source, live.jsonl's bytes at the last sweep
         self._others: set[str] = set()  # other live sources of outdir counted so far
         self._linked: set[Path] = set()  # symlinked source folders warned about
 
@@ -302,8 +306,11 @@ class Retention:
         self._linked.update(linked)
 
     def headroom(self, usage: Usage) -> int:
-        """Bytes the open segments may still grow by before they close: per
-        source, the largest segment closed so far less its open segment's bytes."""
+        """Bytes the folder may grow by before the next sweep: per source, the
+        largest segment closed so far less its open segment's bytes, and what
+        its ``live.jsonl`` grew by since the last sweep (it grows as much again
+        by the next; ``live.jsonl`` is never deleted, so its growth must fit)."""
+        live = self._live_growth(usage)
         for segment in usage.segments:
             if not segment.open and segment.paths:
                 self._largest[segment.source] = max(self._largest.get(segment.source, 0),
@@ -312,8 +319,14 @@ class Retention:
         for segment in usage.segments:
             if segment.open:
                 growing[segment.source] = growing.get(segment.source, 0) + segment.open_size
-        return sum(max(0, largest - growing.get(source, 0))
-                   for source, largest in self._largest.items())
+        return live + sum(max(0, largest - growing.get(source, 0))
+                          for source, largest in self._largest.items())
+
+    def _live_growth(self, usage: Usage) -> int:
+        grown = sum(max(0, size - self._live_seen.get(source, size))
+                    for source, size in usage.live.items())
+        self._live_seen = dict(usage.live)
+        return grown
 
     def _shrink(self, usage: Usage) -> list[str]:
         if self.max_bytes is None:

@@ -326,3 +326,23 @@ def test_two_runs_sharing_an_output_folder_hold_one_cap_together(tmp_path):
     assert sum(len(j.retention.deleted) for j in jobs) >= 16 and checks > 10
     for name in ("cam1", "cam2"):  # each run's own newest segments are still there
         assert scan(out, [name]).segments
+
+
+def test_the_cap_keeps_room_for_the_live_log_to_grow_until_the_next_sweep(tmp_path):
+    """live.jsonl is never deleted and grows between sweeps: a sweep makes room for
+    it to grow as much again as it did since the last one (it was let past the cap)."""
+    folder = tmp_path / "out" / "cam"
+    old = _segment(folder, "cam-20260101T000000Z-1", size=8 * KB)
+    _segment(folder, "cam-20260101T000100Z-2", size=8 * KB)
+    log = folder / "live.jsonl"
+    log.write_bytes(b"x" * 4 * KB)
+    usage = scan(tmp_path / "out", ["cam"])
+    largest = max(segment.size for segment in usage.segments)  # room kept for an open one
+    retention = Retention(tmp_path / "out", ["cam"], max_bytes=usage.total + largest + 12 * KB)
+    assert retention.sweep() == []  # under the cap, nothing seen growing yet
+    with log.open("ab") as grow:
+        grow.write(b"x" * 8 * KB)  # between sweeps
+    # 8 KB over the first total: under the cap; as much again by the next sweep is not
+    assert scan(tmp_path / "out", ["cam"]).total + largest <= retention.max_bytes
+    assert retention.sweep() == ["cam-20260101T000000Z-1"]
+    assert not any(path.exists() for path in old)
