@@ -370,6 +370,18 @@ def _until_stopped(stop, job, **callbacks):
     return job.run(**callbacks), stop.received
 
 
+def _check_source_line(path: Path, line: str, words: list[str]) -> None:
+    """Refuse, masked, a URL that white space or a '#' cut in two (its password would show)."""
+    from stages.errors import InputError
+    from stages.sources.credentials import mask_url
+
+    first = line.split()[0] if line.split() else ""
+    cut = "://" in first and ("#" in first or (len(words) == 2 and "@" in words[1]))
+    if cut:
+        raise InputError(f"--sources {path}: {mask_url(line.strip())}: white space or a '#' "
+                         "inside a URL; percent-encode them (%20, %23)")
+
+
 def _read_sources(path: Path) -> list[tuple[str, str | None]]:
     from stages.errors import InputError
 
@@ -380,6 +392,7 @@ def _read_sources(path: Path) -> list[tuple[str, str | None]]:
     specs = []
     for line in lines:
         words = line.split("#", 1)[0].split() if not line.lstrip().startswith("#") else []
+        _check_source_line(path, line, words)
         if len(words) > 2:
             raise InputError(f"--sources {path}: expected 'SPEC [NAME]', got {len(words)} words")
         if words:

@@ -84,3 +84,19 @@ def test_a_url_of_the_wrong_type_in_the_config_file_is_masked(tmp_path, capsys, 
     config = _toml(tmp_path / "c.toml", mqtt=["mqtt://dave:s3cr3t @127.0.0.1/prefix"])
     line = _run(capsys, caplog, "--config", config)
     assert "'mqtt' must be" in line and "mqtt://***@127.0.0.1/prefix" in line
+
+
+@pytest.mark.parametrize("line", [
+    "rtsp://dave:s3cr3t @127.0.0.1/x",  # white space: the file's NAME column took "@host/x"
+    "rtsp://da ve:s3cr3t@127.0.0.1/x",
+    "rtsp://dave:s3#cr3t@127.0.0.1/x cam",  # a '#' starts a comment
+])
+def test_a_url_cut_by_the_sources_file_syntax_never_shows_its_password(line, tmp_path, capsys,
+                                                                      caplog):
+    sources = tmp_path / "sources.txt"
+    sources.write_text(f"{line}\n")
+    out = _run(capsys, caplog, "--sources", sources, "-o", tmp_path / "out", *FAKE)
+    assert out.startswith(f"posestream: error: --sources {sources}: rtsp://***@127.0.0.1/x")
+    out = _run(capsys, caplog, "--config", _toml(tmp_path / "c.toml", sources=str(sources)),
+               "-o", tmp_path / "out", *FAKE)
+    assert "rtsp://***@127.0.0.1/x" in out

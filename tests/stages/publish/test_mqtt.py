@@ -330,7 +330,8 @@ class SilentBroker:
                 return
 
     def url(self, prefix: str = "ps") -> str:
-        return f"mqtt://cam:{SECRET.replace('@', '%40').replace('/', '%2F')}@127.0.0.1:{self.port}/{prefix}"
+        password = SECRET.replace("@", "%40").replace("/", "%2F")
+        return f"mqtt://cam:{password}@127.0.0.1:{self.port}/{prefix}"
 
     def close(self) -> None:
         self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept

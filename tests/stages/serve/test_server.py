@@ -156,7 +156,7 @@ def test_a_bad_bind_address_names_the_option_and_masks_the_url(option, text):
     assert "cr3t" not in message and "dave" not in message and "da ve" not in message
 
 
-# -- clients that send their request a byte at a time (issue 21, item 6) ----------------------------
+# -- clients that send their request a byte at a time (issue 21, item 6) ------------------------
 
 class Trickler:
     """A client sending a request that never ends, one byte every ``interval`` s, on a thread.
