@@ -12,6 +12,7 @@ from pipeline import Pipeline
 from stages.frames import Result
 from stages.jobs.base import JobSummary, PipelineJob, Views
 from stages.jobs.builder import build_pipeline, file_outputs, open_file_source
+from stages.errors import OutputError
 from stages.jobs.engine import plan_engine
 from stages.outputs.file_set import FileOutputs
 from stages.settings import JobConfig
@@ -59,6 +60,7 @@ class FileJob(PipelineJob):
             if on_start is not None:
                 on_start(source.info)
             outputs = file_outputs(self.outdir, self.input, source, self.config)
+            _make_folder(self.outdir)  # a folder that cannot be made is said before the load
             with _OpenOnFirstWrite(outputs) as writer:
                 sinks = views.sinks()
                 pipeline = build_pipeline(self.config, engine, [(source, source.close)],
@@ -79,6 +81,18 @@ class FileJob(PipelineJob):
     def _log_stages(pipeline: Pipeline) -> None:
         for s in pipeline.statistics().stages:
             log.debug("stage %-9s items=%d mean=%.1f ms", s.name, s.items, 1000 * s.mean_seconds)
+
+
+def _make_folder(outdir: Path) -> None:
+    """Create ``outdir`` (and its parents) if missing.
+
+    Raises:
+        OutputError: It cannot be created (one line naming it).
+    """
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{outdir}: cannot create output directory ({exc.strerror})") from exc
 
 
 class _OpenOnFirstWrite(contextlib.AbstractContextManager):
