@@ -22,6 +22,7 @@ seconds and whenever a segment closes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -113,7 +114,8 @@ class LiveJob(PipelineJob):
             check_raw_source(source.spec, source.name)
             source.packets = self._recorders[source.name] = RawRecorder(
                 namer, segment_seconds=seconds, on_segment=outputs.start_at,
-                on_finish=self.retention.poke)
+                on_finish=self.retention.poke,
+                on_recording=functools.partial(self.monitors[source.name].recording, part="raw"))
         return outputs
 
     def run(self, on_result: Callable[[Result], None] | None = None, *,
@@ -215,8 +217,8 @@ class LiveJob(PipelineJob):
     def _write(self, result: Result) -> Result:
         name = result.frame.source
         recorder = self._recorders.get(name)
-        if recorder is not None and recorder.error is not None:
-            raise recorder.error  # as a failed annotated segment would
+        if recorder is not None and recorder.fatal is not None:
+            raise recorder.fatal  # a full disk only stops the recording (RawRecorder)
         self._outputs[name].write(result)
         self.monitors[name].frame_done(result)
         return result

@@ -64,6 +64,7 @@ class SourceMonitor:
         self.reconnects = 0
         self.last_error = ""
         self.recording_stopped: str | None = None  # why the source's recording is stopped
+        self._stopped_parts: dict[str, str | None] = {}  # by part: segments, raw
         self.started = clock()
         self.last_frame: float | None = None  # monotonic time of the last processed frame
         self._times: deque[float] = deque()
@@ -171,11 +172,14 @@ class SourceMonitor:
             since = self.last_frame if self.last_frame is not None else self.started
         return self._clock() - since
 
-    def recording(self, stopped: str | None) -> None:
-        """The source's recording stopped (``stopped``: why, e.g. a full disk) or
-        resumed (None); ``/healthz`` is unhealthy while it is stopped."""
+    def recording(self, stopped: str | None, *, part: str = "segments") -> None:
+        """A part of the source's recording (``segments``: video and logs; ``raw``: the
+        copied packets) stopped (``stopped``: why, e.g. a full disk) or resumed (None);
+        ``/healthz`` is unhealthy while any part is stopped."""
         with self._lock:
-            self.recording_stopped = stopped
+            self._stopped_parts[part] = stopped
+            self.recording_stopped = next(
+                (why for why in self._stopped_parts.values() if why is not None), None)
 
     def healthy(self) -> tuple[bool, str]:
         """(ok, reason): a source not given up must have delivered a frame within

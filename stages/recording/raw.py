@@ -34,10 +34,14 @@ in Annex B form with no coded slice) is no picture, a decoder rejects it
 ("no frame!", ``av.InvalidDataError``), so it is not copied but counted in
 ``fragments``.
 
-Errors: the recorder never raises into the source's thread. The first
-failure to create or write a segment is logged, kept in ``error`` (the job
-raises it from its writer, as it would a failed annotated segment) and
-ends the recording.
+Errors: the recorder never raises into the source's thread. A failure to
+create, write or finish a segment (a full disk) stops the recording, as it
+does the annotated segments' (``stages.recording.pause``): it is said once,
+kept in ``error`` and reported with ``on_recording``; the packets go on to
+the decoder uncopied (counted in ``lost``), and at the first key frame after
+the folder's file system has room again a new segment starts. A source
+without packets to copy (decoded pictures) ends the recording for good:
+``fatal``, which the job raises from its writer.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import av
 from stages.outputs.atomic import commit, partial_path, remove_quietly
 from stages.outputs.video import MATROSKA_FLUSHED
 from stages.errors import InputError, OutputError
+from stages.recording.pause import RecordingPause
 from stages.recording.segments import VIDEO_SUFFIX, SegmentNamer
 from stages.sources.spec import LiveSpec
 
@@ -188,6 +193,8 @@ class RawRecorder:
         on_segment: Called with (first frame index, base) when a segment
             starts, on the source's thread.
         on_finish: Called (no argument) after a segment was finished.
+        on_recording: Called with the reason when recording stops (a failed
+            write), None when it resumes.
         clock: Wall clock (``time.time``).
 
     Attributes:
@@ -195,12 +202,17 @@ class RawRecorder:
         packets: Packets copied so far.
         skipped: Packets dropped while waiting for a connection's first key frame.
         fragments: Packets not copied because they hold no picture (a cut frame's start).
-        error: The failure that ended the recording, or None.
+        lost: Packets not copied while recording was stopped.
+        error: Why recording is stopped (a failed create, write or finish),
+            or the failure that ended it (``fatal``); None while it records.
+        fatal: The failure that ended the recording for good (the source
+            gives decoded pictures), or None.
     """
 
     def __init__(self, namer: SegmentNamer, *, segment_seconds: float,
                  on_segment: Callable[[int, str], None] | None = None,
                  on_finish: Callable[[], None] | None = None,
+                 on_recording: Callable[[str | None], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.namer = namer
         self.segment_seconds = segment_seconds
@@ -211,7 +223,10 @@ class RawRecorder:
         self.packets = 0
         self.skipped = 0
         self.fragments = 0
+        self.lost = 0
         self.error: OutputError | None = None
+        self.fatal: OutputError | None = None
+        self._pause = RecordingPause(namer.name, namer.folder, on_change=on_recording)
         self._stream = None
         self._is_slice: Callable[[int], bool] | None = None  # of an Annex B stream's NAL units
         self._segment: RawSegment | None = None
@@ -234,10 +249,14 @@ class RawRecorder:
         if not packet.size:  # the demuxer's empty flush packets
             return
         with self._lock:
-            if self._closed or self.error is not None or self._stream is None:
+            if self._closed or self.fatal is not None or self._stream is None:
                 return
             if self._is_slice is not None and _no_picture(self._is_slice, packet):
                 self.fragments += 1
+                return
+            if self._pause.reason is not None and not (packet.is_keyframe
+                                                       and self._pause.may_resume()):
+                self.lost += 1  # stopped: waiting for room, then for a key frame
                 return
             try:
                 if self._segment is None or (packet.is_keyframe and self._due()):
@@ -248,7 +267,10 @@ class RawRecorder:
                 self._segment.write(packet)
                 self.packets += 1
             except OutputError as exc:
-                self._fail(exc)
+                self._stop(exc)
+            else:
+                self.error = None
+                self._pause.resumed()
 
     def connection_ended(self) -> None:
         """The connection ended: finish its segment."""
@@ -291,17 +313,24 @@ class RawRecorder:
         try:
             kept = segment.close()
         except OutputError as exc:
-            self._fail(exc)
+            self._stop(exc)
             return
         if kept:
             self.finished.append(segment.path)
             if self._on_finish is not None:
                 self._on_finish()
 
+    def _stop(self, exc: OutputError) -> None:
+        """Recording failed: stop it until the folder has room (said once, by the pause)."""
+        self.error = self.error or exc
+        self._pause.stop(exc)
+        self._end()
+
     def _fail(self, exc: OutputError) -> None:
-        if self.error is None:
+        """The recording cannot go on at all."""
+        if self.fatal is None:
             log.error("%s: raw recording stopped: %s", self.namer.name, exc)
-            self.error = exc
+            self.fatal = self.error = exc
         self._end()
 
 

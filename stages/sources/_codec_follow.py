@@ -4,18 +4,21 @@ An MPEG-TS stream whose encoder restarts with another codec on the same PID
 (H.264, then MPEG-2, then H.264 again) keeps its first codec in FFmpeg's
 mpegts demuxer (FFmpeg 8 ignores a new stream type in the PMT for a PID it
 already knows): the new codec's packets come as the old one's, and the old
-decoder rejects them (``InvalidDataError``) or silently turns them into
-nothing. So a packet the decoder rejects, and a key frame after a packet
-that gave no picture, is probed (FFmpeg's format probe over the packet's
-bytes, well under a millisecond for a small picture); when the probe finds
+decoder rejects them (``InvalidDataError``), turns them into nothing, or
+hands out its last picture again. So a packet the decoder rejects, and a key
+frame whose first bytes are unlike those of the key frames seen since the
+codec last changed (a codec's key frames start alike, with its headers; an
+RTSP server may send a key frame with and without them), is probed: FFmpeg's
+format probe over the packet's first ``PROBE_BYTES`` (about 1 ms for MPEG-2,
+10 to 20 ms for a 1080p H.264 picture, hence not at every key frame). When the probe finds
 another video codec whose decoder takes the packet, the old decoder is
 drained and the new one decodes from that packet on.
 
 The probe's stream, given the stream's time base, stands for the new codec
-where a stream is wanted (``stream``: a ``PacketHook`` copies packets with
-it as the template). The packets a demuxer's parser mixed up at the change
-(the old codec's parser cut them) may be lost; the new codec's pictures
-start at its first key frame.
+where a stream is wanted (``stream``: a ``PacketHook`` copies packets with it
+as the template). Packets that the demuxer's parser (still the first codec's)
+cut wrongly at a change may give no picture; the new codec's pictures start
+at its first key frame.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ import av
 from stages.sources.credentials import mask_credentials
 
 log = logging.getLogger(__name__)
+
+PROBE_BYTES = 4096  # of a packet, for FFmpeg's probe: a codec's headers come first
+_PREFIX_BYTES = 8  # of a key frame, compared with those of the codec's key frames so far
+_MAX_PREFIXES = 16  # kept; forgotten all at once when more come
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +72,7 @@ class FollowingDecoder:
         self._threads = (stream.thread_type, stream.thread_count)
         self._context = stream.codec_context
         self._probe = None  # the container the current codec was probed from, kept for stream
-        self._silent = False  # the last packet gave no picture
+        self._key_starts: set[bytes] = set()  # first bytes of the current codec's key frames
 
     @property
     def codec(self) -> str:
@@ -74,20 +81,18 @@ class FollowingDecoder:
 
     def decode(self, packet: av.Packet) -> Decoded:
         """The pictures of ``packet`` (an empty one drains the decoder)."""
-        if packet.size and packet.is_keyframe and self._silent:
-            changed = self._follow(packet)  # a codec the decoder does not know may come
+        if packet.size and packet.is_keyframe and self._new_kind_of_key_frame(packet):
+            changed = self._follow(packet)
             if changed is not None:
                 return changed
         try:
-            pictures = self._context.decode(packet)
+            return Decoded(self._context.decode(packet))
         except av.error.InvalidDataError as exc:
             changed = self._follow(packet) if packet.size else None
             if changed is not None:
                 return changed
             log.debug("skipped an undecodable packet: %s", mask_credentials(_reason(exc)))
-            pictures = []
-        self._silent = not pictures
-        return Decoded(pictures)
+            return Decoded()
 
     def close(self) -> None:
         """Close the probe's container; idempotent."""
@@ -95,9 +100,21 @@ class FollowingDecoder:
         if probe is not None:
             probe.close()
 
+    def _new_kind_of_key_frame(self, packet: av.Packet) -> bool:
+        """Whether the key frame ``packet`` starts unlike the codec's key frames so far
+        (the first one is taken as it is)."""
+        start = bytes(memoryview(packet)[:_PREFIX_BYTES])
+        if start in self._key_starts:
+            return False
+        first = not self._key_starts
+        if len(self._key_starts) >= _MAX_PREFIXES:
+            self._key_starts.clear()
+        self._key_starts.add(start)
+        return not first
+
     def _follow(self, packet: av.Packet) -> Decoded | None:
-        """Switch to the codec the probe finds in ``packet`` when it is another one that
-        decodes it; the pictures, or None when the codec stays."""
+        """Switch to the codec the probe finds in ``packet`` when it is another one whose
+        decoder takes it; the pictures, or None when the codec stays."""
         probe = _probe(packet)
         if probe is None:
             return None
@@ -112,14 +129,15 @@ class FollowingDecoder:
         self.close()
         stream.time_base = self._time_base
         self.stream, self._context, self._probe = stream, context, probe
-        self._silent = not pictures
+        self._key_starts = {bytes(memoryview(packet)[:_PREFIX_BYTES])} if packet.is_keyframe \
+            else set()
         return Decoded(drained + pictures, changed_from=previous, drained=len(drained))
 
 
 def _probe(packet: av.Packet):
-    """A container opened over the packet's bytes when FFmpeg finds video in them, else None."""
+    """A container over the packet's first bytes when FFmpeg finds video in them, else None."""
     try:
-        container = av.open(io.BytesIO(bytes(packet)))
+        container = av.open(io.BytesIO(bytes(memoryview(packet)[:PROBE_BYTES])))
     except (av.FFmpegError, OSError, ValueError):
         return None
     if not container.streams.video:

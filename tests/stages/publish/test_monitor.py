@@ -91,3 +91,13 @@ def test_latency_quantiles_and_row():
     assert row["source"] == "cam" and row["frames"] == 5 and row["dropped"] == 1
     assert row["state"] == CONNECTING and row["latency_p95_ms"] == pytest.approx(1000, abs=50)
     assert len(monitor.latencies) == 5
+
+
+def test_recording_is_healthy_again_only_when_every_stopped_part_resumed():
+    monitor = SourceMonitor("cam", stall_timeout=60.0)
+    monitor.recording("recording stopped: logs full", part="segments")
+    monitor.recording("recording stopped: raw full", part="raw")
+    monitor.recording(None, part="segments")  # the logs found room first
+    assert monitor.healthy() == (False, "recording stopped: raw full")
+    monitor.recording(None, part="raw")
+    assert monitor.healthy() == (True, "")

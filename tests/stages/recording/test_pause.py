@@ -1,7 +1,8 @@
 """A live run outlives a full disk: recording stops, says so once, and resumes (issue 21, item 7).
 
 A real small tmpfs (``tests.support.processes.tmpfs``, root needed) is filled up
-while a lavfi source runs, then space is freed.
+while a lavfi source (an RTSP camera on 127.0.0.1 for ``--record raw``) runs,
+then space is freed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.request
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -24,7 +26,8 @@ from stages.outputs.video import VideoWriter
 from stages.serve.status import LiveStatus, StatusServer
 from stages.settings import JobConfig, LiveConfig
 from stages.sources.file_source import SourceInfo
-from tests.support.live_fixtures import run_in_thread, wait_for
+from tests.support.live_fixtures import (gstreamer, make_live_clip, rtsp_server,  # noqa: F401
+                                         run_in_thread, wait_for)
 from tests.support.processes import tmpfs
 
 FAKE = dict(backend="tests.support.fakes:ZeroBackend", resolution=(64, 48))
@@ -131,3 +134,48 @@ def test_a_video_that_cannot_be_finished_names_where_it_was_kept(disk):
     named = re.findall(r"(?:kept as|left at) (/\S+)", str(closing.value))
     assert named and all(os.path.exists(path) for path in named), str(closing.value)
     assert not (disk / "clip.mkv").exists()
+
+
+@pytest.mark.slow
+def test_a_raw_recording_outlives_a_full_disk_and_records_again_when_space_returns(
+        disk, rtsp_server, tmp_path, caplog):
+    cam = rtsp_server(make_live_clip(tmp_path / "clip.mp4"))
+    job = LiveJob([(cam.url(), "cam")], disk / "out", JobConfig(**FAKE),
+                  LiveConfig(record="raw", segment_minutes=0.02))
+    recorder, monitor, folder = job._recorders["cam"], job.monitors["cam"], disk / "out" / "cam"
+    with caplog.at_level(logging.INFO), StatusServer("127.0.0.1", 0,
+                                                      status=LiveStatus.of(job)) as server:
+        thread, result = run_in_thread(job)
+        try:
+            wait_for(lambda: _committed(folder, ".mkv"), "a first raw segment", DEADLINE)
+            filler = _fill(disk)
+            wait_for(lambda: not thread.is_alive() or recorder.error is not None,
+                     "raw recording to stop", DEADLINE)
+            assert thread.is_alive() and not result, result  # the run goes on
+            frames, lost = monitor.frames, recorder.lost
+            wait_for(lambda: not thread.is_alive() or (monitor.frames > frames + 25
+                                                       and recorder.lost > lost + 25),
+                     "frames processed, not recorded, while the disk is full", DEADLINE)
+            assert thread.is_alive() and not result, result
+            code, body = _healthz(server)
+            assert code == 503 and "recording stopped" in body["reason"], body
+            assert "No space left on device" in body["sources"]["cam"]["reason"], body
+            assert thread.is_alive() and not result and recorder.fatal is None, result
+            before = _committed(folder, ".mkv")
+            filler.unlink()
+            wait_for(lambda: _healthz(server)[0] == 200, "recording to resume", DEADLINE)
+            wait_for(lambda: _committed(folder, ".mkv") - before, "a raw segment after the outage",
+                     DEADLINE)
+            assert recorder.error is None and _healthz(server)[1]["ok"]
+        finally:
+            job.cancel()
+            thread.join(DEADLINE)
+    assert not thread.is_alive() and "error" not in result, result
+    messages = [r.getMessage() for r in caplog.records]
+    stops = [m for m in messages if "recording resumes" in m]
+    assert len([m for m in stops if ".mkv" in m]) == 1, stops  # the raw recording's, once
+    assert sum("recording again" in m for m in messages) == len(stops) <= 2, messages
+    after = min(_committed(folder, ".mkv") - before)  # the first segment after the outage
+    with av.open(str(folder / f"{after}.mkv")) as container:
+        pictures = list(container.decode(video=0))
+    assert pictures and (folder / f"{after}.jsonl").exists()
