@@ -3,11 +3,8 @@ H.264 again, in one MPEG-TS over HTTP from a server on 127.0.0.1 that the test s
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import logging
-import threading
 from fractions import Fraction
 
 import av
@@ -18,6 +15,7 @@ from stages.errors import InputError
 from stages.recording.raw import RawRecorder
 from stages.recording.segments import SegmentNamer
 from stages.sources.stream import LiveSource
+from tests.support.file_server import serve_folder
 
 SIZE = (160, 120)
 PART_FRAMES = 25
@@ -53,19 +51,8 @@ def changing_stream(request, tmp_path):
         (codec, grey), version) in enumerate(zip(PARTS, request.param)))
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "stream.ts").write_bytes(data)
-    handler = functools.partial(_QuietHandler, directory=str(tmp_path / "www"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/stream.ts"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+    with serve_folder(tmp_path / "www") as base:
+        yield f"{base}/stream.ts"
 
 
 def _part_of(image: np.ndarray) -> int | None:

@@ -1,33 +1,19 @@
 """An HTTP stream (MPEG-TS over HTTP from a server on 127.0.0.1 that the test starts)."""
 
-import functools
-import http.server
-import threading
-
 import pytest
 
 from stages.sources.stream import LiveSource
 from stages.outputs.sample import make_test_clip
 from tests.stages.sources.test_stream import Recorder, assert_continuous, take
+from tests.support.file_server import serve_folder
 
 
 @pytest.fixture
 def http_clip(tmp_path):
     """Serves tmp_path over HTTP on a free loopback port; yields the clip's URL."""
     make_test_clip(tmp_path / "clip.ts", frames=25, size=(160, 120), faststart=False)
-    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/clip.ts"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+    with serve_folder(tmp_path) as base:
+        yield f"{base}/clip.ts"
 
 
 def test_http_stream_plays_and_an_ended_stream_is_reconnected(http_clip):
