@@ -100,7 +100,9 @@ ITEMS: dict[int, tuple[str, tuple[str, ...]]] = {
     21: ("a bad --mqtt URL names the option and the masked URL",
          ("tests/stages/publish/test_mqtt.py::test_every_bad_url_names_the_option_and_shows_the_masked_url",
           "tests/stages/serve/test_server.py::test_a_bad_bind_address_names_the_option_and_masks_the_url")),
-    22: ("the raw-recording test holds under load", ()),
+    22: ("a camera dropped mid-frame leaves no undecodable packet in a raw segment",
+         ("tests/stages/recording/test_raw.py::test_a_frame_cut_by_the_camera_dropping_is_copied_only_if_it_holds_a_picture",
+          "tests/stages/recording/test_raw.py::test_raw_segments_hold_every_frame_the_camera_sent_in_its_own_bytes")),
     23: ("the test command installs only what is missing (apt --no-upgrade)",
          ("tests/program/test_install_scripts.py",)),
 }
