@@ -16,16 +16,28 @@ handlers were installed (a duplicate of its descriptor), so a library that
 points descriptor 2 elsewhere for a while (TensorFlow's start-up, captured)
 never swallows them.
 
+The kernel may hand a signal sent to the process to any thread that does not
+block it (a thread starting up, or creating one, takes it before the woken main
+thread runs), and Python runs handlers only in the main thread, when it next
+runs bytecode or a signal interrupts its wait: a main thread asleep in a wait
+without a timeout would never see it. So every caught signal's number also goes
+to a wakeup socket, and a relay thread reading it interrupts the main thread
+with SIGURG (a handler that does nothing) unless the main thread ran the handler
+soon by itself: it then runs the pending handlers, as if the signal had reached
+it first.
+
 Child processes never run these handlers: ``os.fork`` children get the
 default ones back, and a handler that finds itself in another process (a
 child forked by C code, which skips Python's fork hooks) restores the default
-and re-raises the signal.
+and re-raises the signal. Such a child shares the wakeup socket: what it
+catches only makes this process's main thread run the handlers it has pending.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -35,6 +47,8 @@ from typing import Callable
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())
 DEFAULT_GRACE = 1.5  # seconds; with the flush and exit the run ends within 2 s
+NUDGE = getattr(signal, "SIGURG", None)  # ignored by default, so a late nudge does nothing
+NUDGE_AFTER = 0.1  # seconds the main thread has to run a handler itself before it is nudged
 
 _ROOT = Path(__file__).resolve().parents[1]
 _installed: list = []  # (handler, its signals) installed now, so a forked child can drop them
@@ -44,8 +58,9 @@ _fork_hook_registered = False
 class StopOnSignals:
     """Context manager: SIGINT/SIGTERM/SIGHUP stop the attached jobs within ``grace`` seconds.
 
-    Handlers are installed only on the main thread (the only one Python
-    delivers signals to); elsewhere the manager does nothing.
+    Handlers are installed only on the main thread (the only one Python runs
+    handlers in); elsewhere the manager does nothing. Whichever thread the
+    kernel gives a signal to, the main thread runs the handler (``_Relay``).
 
     Args:
         grace: Seconds the jobs (then the process) have before the process is ended.
@@ -66,6 +81,7 @@ class StopOnSignals:
         self._previous: dict[int, object] = {}
         self._pid = os.getpid()
         self._stderr = 2  # a duplicate of the standard error once entered
+        self._relay: _Relay | None = None
 
     def attach(self, cancel: Callable[[], None]) -> None:
         """Have a stop signal call ``cancel`` (at once if one came already)."""
@@ -86,10 +102,15 @@ class StopOnSignals:
                 continue  # nohup: the user asked to outlive the terminal
             self._previous[sig] = signal.signal(sig, self._handle)
         _installed.append((self._handle, tuple(self._previous)))
+        if self._previous and _Relay.possible():
+            self._relay = _Relay(self._previous)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._returned.set()
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         if self._previous:
@@ -106,10 +127,14 @@ class StopOnSignals:
             os._exit(128 + signum)  # only if the default action did not end it
         name = signal.Signals(signum).name
         if self.received is not None:
+            if self._relay is not None:
+                self._relay.ran()
             self._say(f"{name} again: exiting now, unfinished outputs stay partial")
             self._leave(signum)
             return
         self.received = signum
+        if self._relay is not None:
+            self._relay.ran()
         self._say(f"{name}: stopping, keeping what is done")
         threading.Thread(target=self._cancel_all, name="cancel", daemon=True).start()
         threading.Thread(target=self._watch, args=(signum,), name="stop-deadline",
@@ -144,6 +169,74 @@ class StopOnSignals:
             os.write(self._stderr, f"{self.prog}: {text}\n".encode(errors="replace"))
         except OSError:
             pass
+
+
+class _Relay:
+    """Has the main thread run the handlers of the signals another thread caught.
+
+    The C-level handler, in whichever thread caught the signal, marks it pending
+    and writes its number to the wakeup socket; the relay thread reads it and,
+    unless the main thread ran a handler for it within ``NUDGE_AFTER`` (it caught
+    the signal itself), interrupts it with ``NUDGE``, whose handler does nothing:
+    the interrupted wait runs the pending handlers, then goes on. The main
+    thread's own waits are thus interrupted once per signal, as without a relay.
+    Ends at ``close``.
+
+    Args:
+        signals: The signals whose numbers make the relay interrupt the main thread.
+    """
+
+    def __init__(self, signals: object) -> None:
+        self._signals = frozenset(signals)
+        self._main = threading.main_thread().ident
+        self._runs = 0  # handlers the main thread ran; no lock: a handler must never wait for one
+        self._read, self._write = socket.socketpair()  # not inherited by child processes
+        self._write.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        self._previous_nudge = signal.signal(NUDGE, _nudged)
+        _installed.append((_nudged, (NUDGE,)))
+        self._thread = threading.Thread(target=self._run, name="signal-relay", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def possible() -> bool:
+        """Whether this platform can interrupt one thread (POSIX)."""
+        return NUDGE is not None and hasattr(signal, "pthread_kill")
+
+    def ran(self) -> None:
+        """Count a handler run (called by the main thread's handler)."""
+        self._runs += 1
+
+    def _run(self) -> None:
+        expected = 0
+        while caught := self._read.recv(64):  # empty: ``close`` shut the socket
+            expected += sum(sig in self._signals for sig in caught)
+            if self._ran(expected):
+                continue
+            signal.pthread_kill(self._main, NUDGE)
+            self._ran(expected)
+            expected = self._runs  # signals that came together ran one handler; a child's, none
+
+    def _ran(self, expected: int) -> bool:
+        """Whether the main thread ran ``expected`` handlers, waiting ``NUDGE_AFTER`` at most."""
+        deadline = time.monotonic() + NUDGE_AFTER
+        while self._runs < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self._runs >= expected
+
+    def close(self) -> None:
+        """Stop relaying; the main thread's previous wakeup descriptor and SIGURG handler return."""
+        signal.set_wakeup_fd(self._previous_fd)
+        self._write.shutdown(socket.SHUT_WR)  # the relay reads the end even if a child holds a copy
+        self._thread.join(1.0)
+        signal.signal(NUDGE, self._previous_nudge)
+        _installed.remove((_nudged, (NUDGE,)))
+        self._read.close()
+        self._write.close()
+
+
+def _nudged(_signum: int, _frame: FrameType | None) -> None:
+    """SIGURG from the relay: its work was interrupting the main thread's wait."""
 
 
 def _duplicate(fd: int) -> int:
@@ -197,6 +290,10 @@ def _default_handlers_in_child() -> None:
         return
     signals = {sig for _, installed in _installed for sig in installed}
     _installed.clear()
+    try:
+        signal.set_wakeup_fd(-1)  # the relay thread is not in the child
+    except (ValueError, OSError):
+        pass
     for sig in signals:
         try:
             signal.signal(sig, signal.SIG_DFL)

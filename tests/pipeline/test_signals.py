@@ -135,3 +135,58 @@ def test_a_forked_child_gets_the_default_sighup_back(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "child handlers: default; child killed by SIGHUP; parent received None\n"
     assert "stopping" not in done.stderr
+
+
+# -- a signal another thread catches (the kernel may hand it to any thread) ----------------------
+
+STOLEN_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    from pipeline.signals import StopOnSignals
+
+    def main_thread_asleep():  # in the kernel, twice 50 ms apart: not merely waiting for the GIL
+        main = threading.main_thread()
+        for _ in range(2):
+            stat = open(f"/proc/self/task/{main.native_id}/stat").read()
+            if stat.rsplit(")", 1)[1].split()[0] != "S":
+                return False
+            time.sleep(0.05)
+        return True
+
+    def catch_it():  # as a thread starting up does, before the woken main thread runs
+        while not blocking.is_set() or not main_thread_asleep():
+            time.sleep(0.02)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        signalled.append(time.monotonic())
+
+    release = threading.Event()
+    r, w = os.pipe()
+    holder = threading.Thread(target=release.wait)
+    holder.start()
+    def unblock():
+        release.set()
+        os.write(w, b"x")
+    blocking, signalled = threading.Event(), []
+    threading.Timer(10, unblock).start()  # if the stop never comes
+    with StopOnSignals() as stop:
+        stop.attach(unblock)
+        threading.Thread(target=catch_it, daemon=True).start()
+        blocking.set()
+        {"wait": release.wait, "join": holder.join, "read": lambda: os.read(r, 1)}[sys.argv[1]]()
+        took = time.monotonic() - signalled[0]
+        print(f"received {stop.received}; returned {'within 5 s' if took < 5 else f'{took:.1f} s'} "
+              "after the signal", flush=True)
+        os._exit(0)  # before the deadline ends the process: only the lines matter here
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the main thread wait")
+@pytest.mark.parametrize("blocked_in", ["wait", "join", "read"])
+def test_a_signal_another_thread_catches_is_acted_on_whatever_the_main_thread_waits_in(tmp_path,
+                                                                                        blocked_in):
+    script = tmp_path / "stolen.py"
+    script.write_text(STOLEN_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), blocked_in], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "received 15; returned within 5 s after the signal\n"
+    assert done.stderr == "posestream: SIGTERM: stopping, keeping what is done\n"

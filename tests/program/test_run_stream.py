@@ -514,6 +514,35 @@ def test_a_stop_while_the_model_loads_is_prompt_says_so_and_leaves_nothing(tmp_p
         assert "coco dataset: not written, 2 input(s) not finished" in out
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the main thread wait")
+@pytest.mark.parametrize("mode", ["video", "batch"])
+@pytest.mark.parametrize("moment", ["load", "2"])
+def test_a_stop_signal_another_thread_catches_stops_the_run_promptly(tmp_path, mode, moment):
+    """The kernel may hand a signal sent to the process to any thread (one starting up takes
+    it first); the main thread, asleep waiting for results, must still act on it."""
+    clips = [make_test_clip(tmp_path / f"{n}.mp4", frames=5, size=(64, 48)) for n in ("a", "b")]
+    sent = tmp_path / "sent"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), POSESTREAM_FAKE_SIGNAL_AT=moment,
+               POSESTREAM_FAKE_SIGNALLED=str(sent))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), *map(str, clips[:1 + (mode == "batch")]),
+                             "-o", str(tmp_path / "out"), "--workers", "1", "--resolution", "64x48",
+                             "--backend", "tests.support.fakes:StolenSignalBackend"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_file(sent, proc)
+        since = time.monotonic()
+        _, err = proc.communicate(timeout=20)  # the backend holds the thread it signalled a minute
+        took = time.monotonic() - since
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert took < 5, f"{took:.1f} s after the signal"  # the promise is 2 s; this margin is for load
+    assert err.splitlines()[0] == "posestream: SIGTERM: stopping, keeping what is done", err
+    assert "again" not in err and "Traceback" not in err
+
+
 def _hooked(tmp_path: Path, moment: str, *args) -> subprocess.CompletedProcess:
     """The command line with SIGINT at ``moment`` (``tests.support.signal_hooks``)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -97,6 +97,59 @@ class SignalAtBackend(ZeroBackend):
         return out
 
 
+class StolenSignalBackend(ZeroBackend):
+    """A zero backend whose own thread, not the main one, gets $POSESTREAM_FAKE_SIGNAL (default
+    SIGTERM) once the main thread sleeps waiting for results, as the kernel may hand a signal
+    sent to the process to any thread; that thread then stays busy a minute. It happens while
+    the model loads if $POSESTREAM_FAKE_SIGNAL_AT is "load" (the default), else on that call;
+    the file named by $POSESTREAM_FAKE_SIGNALLED, if set, is made once the signal is sent."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__(config)
+        if os.environ.get("POSESTREAM_FAKE_SIGNAL_AT", "load") == "load":
+            _signal_this_thread_then_hold()
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        out = super().infer(batch)
+        if str(self.calls) == os.environ.get("POSESTREAM_FAKE_SIGNAL_AT", "load"):
+            _signal_this_thread_then_hold()
+        return out
+
+
+def _signal_this_thread_then_hold() -> None:
+    import signal
+    import threading
+
+    deadline = time.monotonic() + 60
+    while not _main_thread_sleeps_in_channel_get() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sig = signal.Signals[os.environ.get("POSESTREAM_FAKE_SIGNAL", "SIGTERM")]
+    signal.pthread_kill(threading.get_ident(), sig)
+    if os.environ.get("POSESTREAM_FAKE_SIGNALLED"):
+        open(os.environ["POSESTREAM_FAKE_SIGNALLED"], "w").close()
+    time.sleep(60)
+
+
+def _main_thread_sleeps_in_channel_get() -> bool:
+    """Whether the main thread waits for a channel's next item, asleep in the kernel: twice
+    50 ms apart, so it is not merely waiting for the GIL on its way there."""
+    import sys
+    import threading
+
+    main = threading.main_thread()
+    for _ in range(2):
+        frame = sys._current_frames().get(main.ident)
+        in_get = False
+        while frame is not None and not in_get:
+            in_get = frame.f_code.co_name == "get" and frame.f_code.co_filename.endswith("channel.py")
+            frame = frame.f_back
+        stat = open(f"/proc/self/task/{main.native_id}/stat").read()
+        if not in_get or stat.rsplit(")", 1)[1].split()[0] != "S":
+            return False
+        time.sleep(0.05)
+    return True
+
+
 class OnePersonBackend(ZeroBackend):
     """Maps with one synthetic standing person in the middle (no network runs)."""
 
