@@ -171,7 +171,7 @@ class JobConfig:
             exclusive (None: its end).
         video_stream: Which video stream of a file to read, counting its
             video streams from 0 as ``ffmpeg -map 0:v:N`` does (None: the one
-            FFmpeg picks, see ``stages.sources.video.best_video_stream``).
+            FFmpeg picks, see ``stages.sources.stream_choice.best_video_stream``).
     """
 
     resolution: tuple[int, int] = _setting(

@@ -15,7 +15,7 @@ import run_stream
 from stages.errors import InputError, UsageError
 from stages.outputs.manifest import output_settings
 from stages.settings import JobConfig
-from stages.sources import video
+from stages.sources import stream_choice
 from stages.sources.video import VideoFileSource, open_source, probe_input
 
 FAKE = "tests.support.fakes:ZeroBackend"
@@ -97,7 +97,7 @@ def test_a_video_stream_the_file_lacks_is_one_line_naming_the_file(tmp_path, ope
 
 def test_one_info_line_names_the_stream_read_and_how_to_pick_another(tmp_path, caplog):
     path = several_streams(tmp_path / "two.mkv", [SMALL, LARGE])
-    with caplog.at_level(logging.INFO, logger="stages.sources.video"):
+    with caplog.at_level(logging.INFO, logger="stages.sources.stream_choice"):
         with open_source(path):
             pass
     said = [r for r in caplog.records if "video stream" in r.getMessage()]
@@ -109,7 +109,7 @@ def test_one_info_line_names_the_stream_read_and_how_to_pick_another(tmp_path, c
 
 def test_a_file_with_one_video_stream_says_nothing_of_streams(tmp_path, caplog):
     path = several_streams(tmp_path / "one.mkv", [SMALL])
-    with caplog.at_level(logging.INFO, logger="stages.sources.video"):
+    with caplog.at_level(logging.INFO, logger="stages.sources.stream_choice"):
         with open_source(path):
             pass
     assert not [r for r in caplog.records if "video stream" in r.getMessage()]
@@ -133,11 +133,11 @@ def test_the_choice_follows_ffmpegs_scores():
     cover = _fake_stream(3840, 2160, av.stream.Disposition.attached_pic)
     hd, uhd = _fake_stream(1920, 1080, DEFAULT), _fake_stream(3840, 2160)
     sd_default, fhd = _fake_stream(640, 480, DEFAULT), _fake_stream(1920, 1080)
-    assert video.best_video_stream([cover, hd]) is hd  # cover art last
-    assert video.best_video_stream([hd, uhd]) is uhd  # 8.3 M pixels beat 2.1 M + 5 M for default
-    assert video.best_video_stream([fhd, sd_default]) is sd_default  # 0.3 M + 5 M beat 2.1 M
+    assert stream_choice.best_video_stream([cover, hd]) is hd  # cover art last
+    assert stream_choice.best_video_stream([hd, uhd]) is uhd  # 8.3 M pixels beat 2.1 M + 5 M for default
+    assert stream_choice.best_video_stream([fhd, sd_default]) is sd_default  # 0.3 M + 5 M beat 2.1 M
     twins = [_fake_stream(64, 48), _fake_stream(64, 48)]
-    assert video.best_video_stream(twins) is twins[0]  # a tie: the first
+    assert stream_choice.best_video_stream(twins) is twins[0]  # a tie: the first
 
 
 @pytest.mark.parametrize("value,error", [(-1, InputError), ("1", UsageError), (1.0, UsageError)])
