@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
 
-# Before numpy loads: a multi-threaded BLAS fighting the inference threads for
-# the cores stalls the post-network matrix products (0.5 ms -> 20 ms seen).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from stages.cli.parser import build_parser  # noqa: E402
+# importing stages sets OPENBLAS_NUM_THREADS=1 before numpy loads (stages/__init__.py)
+from stages.cli.parser import build_parser
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
