@@ -286,7 +286,8 @@ def _serve_status(args: argparse.Namespace, job, stack):
         preview = stack.enter_context(_preview(args, tuple(job.names), status))
     if args.http:
         host, port = parse_bind(args.http, "--http")
-        server = stack.enter_context(StatusServer(host, port, status=status))
+        server = stack.enter_context(StatusServer(host, port, status=status,
+                                                  preview=preview.url if preview else None))
         print(f"status: {server.url} (/healthz, /metrics, /events)", file=sys.stderr)
     return preview
 
@@ -335,18 +336,10 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
 
     from stages.display.dashboard import LiveDashboard
     from stages.jobs.live import LiveJob
-    from stages.settings import LiveConfig
 
     if not args.verbose and not args.debug:
         logging.getLogger().setLevel(logging.INFO)  # operators want every connection event
-    live = LiveConfig(transport=args.rtsp_transport, stall_timeout=args.stall_timeout,
-                      max_retries=args.max_retries, segment_minutes=args.segment,
-                      queue_size=args.live_queue, record="none" if not args.video else args.record,
-                      retain=args.retain, max_disk=args.max_disk,
-                      live_log_size=args.live_log_size, mqtt=args.mqtt, mirror=args.mirror,
-                      camera_fps=args.camera_fps, camera_size=args.camera_size,
-                      camera_format=args.camera_format, max_fps=args.max_fps)
-    job = LiveJob(specs, args.outdir, config, live)
+    job = LiveJob(specs, args.outdir, config, _live_config(args))
     try:
         with contextlib.ExitStack() as stack:
             window = stack.enter_context(_show(args, per_source=len(specs) > 1))
@@ -357,6 +350,18 @@ def _run_live(args: argparse.Namespace, stop, config, specs: list[tuple[str, str
     finally:
         _report_live(job, args.summary_json)
     return 128 + stop_signal if stop_signal else EXIT_OK
+
+
+def _live_config(args: argparse.Namespace):
+    from stages.settings import LiveConfig
+
+    return LiveConfig(transport=args.rtsp_transport, stall_timeout=args.stall_timeout,
+                      max_retries=args.max_retries, segment_minutes=args.segment,
+                      queue_size=args.live_queue, record="none" if not args.video else args.record,
+                      retain=args.retain, max_disk=args.max_disk,
+                      live_log_size=args.live_log_size, mqtt=args.mqtt, mirror=args.mirror,
+                      camera_fps=args.camera_fps, camera_size=args.camera_size,
+                      camera_format=args.camera_format, max_fps=args.max_fps)
 
 
 def _until_stopped(stop, job, **callbacks):

@@ -49,10 +49,10 @@ def test_stages_errors_are_the_pipelines_types():
 
 
 # Inside stages/: a role may import only the roles below it (and itself). The core
-# modules (settings, options, values, frames, errors) are the bottom; api and cli the top.
+# modules (settings, options, values, frames, errors, version) are the bottom; api and cli the top.
 RANKS = {"core": 0, "sources": 1, "pose": 1, "outputs": 2, "recording": 3, "publish": 3,
          "serve": 4, "display": 4, "jobs": 5, "cli": 6, "api": 6}
-CORE = {"settings", "options", "values", "frames", "errors"}
+CORE = {"settings", "options", "values", "frames", "errors", "version"}
 
 
 def stages_modules() -> dict[str, Path]:

@@ -30,7 +30,7 @@ def config_defaults(parser: argparse.ArgumentParser, path: Path) -> dict:
     actions = {"input": next(a for a in parser._actions if a.dest == "input")}
     for action in parser._actions:  # keys are the long options, with - or _
         for opt in action.option_strings:
-            if opt.startswith("--") and action.dest not in ("config", "help"):
+            if opt.startswith("--") and action.dest not in ("config", "help", "version"):
                 actions[opt[2:]] = actions[opt[2:].replace("-", "_")] = action
     defaults = {}
     for key, value in data.items():

@@ -109,6 +109,17 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="also write the final summary (per source and stage) as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("--version", action=_Version, help="print the program's version and exit")
+
+
+class _Version(argparse._VersionAction):
+    """``--version``: the version is read only when asked for (``stages.version``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from stages.version import version
+
+        self.version = f"%(prog)s {version()}"
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _add(group, owner: type, name: str, **overrides) -> argparse.Action:

@@ -2,8 +2,9 @@
 
 On a terminal: a rich progress bar (files) or a live table per source and
 per stage (live runs, ``stages.display.dashboard``). Otherwise (a log file, a
-service): one plain line every ``interval`` seconds. Nothing here changes
-what is processed.
+service): one plain line every ``interval`` seconds. The final summary on
+stdout is the same: box tables on a terminal, plain lines when stdout is a
+pipe or a file. Nothing here changes what is processed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 from rich.table import Table
 
-from stages.display.dashboard import tables
+from stages.display.dashboard import plain_lines, tables
 
 if TYPE_CHECKING:
     from stages.settings import JobConfig
@@ -79,12 +80,34 @@ class FileProgress:
             self._bar.stop()
 
 
-def print_summary(snapshot: dict) -> None:
-    """The final table, on stdout (never cut narrower than its content when redirected)."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    console.print(tables(snapshot))
+def print_summary(snapshot: dict, *, tty: bool | None = None) -> None:
+    """The final figures on stdout: tables on a terminal, else plain lines (a line per
+    source, MQTT broker and stage: ``stages.display.dashboard.plain_lines``).
+
+    Args:
+        snapshot: ``{"sources": [...], "stages": [...]}``, as the dashboard reads it.
+        tty: Draw tables (default: whether stdout is a terminal).
+    """
+    if not _stdout_is_terminal(tty):
+        _print_lines(plain_lines(snapshot))
+        return
+    Console().print(tables(snapshot))
+
+
+def _stdout_is_terminal(tty: bool | None) -> bool:
+    if tty is not None:
+        return tty
+    try:
+        return sys.stdout.isatty()
+    except ValueError:  # closed
+        return False
+
+
+def _print_lines(lines: Iterable[str]) -> None:
+    """Write ``lines`` to stdout as they are (no markup, no wrapping)."""
+    text = "".join(f"{line}\n" for line in lines)
+    if text:
+        sys.stdout.write(text)
 
 
 def write_summary_json(path: Path, summary: dict) -> None:
@@ -379,10 +402,16 @@ def batch_summary(rows: list[dict], seconds: float) -> dict:
     return {"files": rows, "totals": batch_totals(rows, seconds)}
 
 
-def print_batch_table(rows: list[dict], totals: dict | None = None) -> None:
+def print_batch_table(rows: list[dict], totals: dict | None = None, *,
+                      tty: bool | None = None) -> None:
     """One line per input (status, frames, mean people per frame, FPS, error),
-    then a totals row when ``totals`` (``batch_totals``) is given. Figures not
-    known (inputs completed by a version that did not record them) show as -."""
+    then a totals row when ``totals`` (``batch_totals``) is given: a table on a
+    terminal, plain lines otherwise (``batch_lines``; ``tty`` as ``print_summary``).
+    Figures not known (inputs completed by a version that did not record them)
+    show as -."""
+    if not _stdout_is_terminal(tty):
+        _print_lines(batch_lines(rows, totals))
+        return
     table = Table(title="batch", title_justify="left")
     for col in ("input", "status", "frames", "people/frame", "FPS", "error"):
         table.add_column(col, justify="right" if col in ("frames", "people/frame", "FPS") else "left")
@@ -396,6 +425,21 @@ def print_batch_table(rows: list[dict], totals: dict | None = None) -> None:
                       _figure(totals.get("people_per_frame"), 2),
                       _figure(totals.get("fps"), 1), f"{totals['seconds']:.1f} s wall time")
     Console(width=max(100, Console().width)).print(table)
+
+
+def batch_lines(rows: list[dict], totals: dict | None = None) -> list[str]:
+    """``print_batch_table`` as plain lines: one per input, then the totals."""
+    lines = []
+    for r in rows:
+        line = (f"{r['input']}: {r['status']}, {r['frames']} frames, "
+                f"{_figure(r.get('mean_people'), 2)} people/frame, {_figure(r.get('fps'), 1)} FPS")
+        lines.append(line + (f"; error: {r['error']}" if r.get("error") else ""))
+    if totals is not None:
+        counts = ", ".join(f"{totals[s]} {s}" for s in STATUSES if totals.get(s))
+        lines.append(f"total: {totals['files']} files: {counts or '-'}, {totals['frames']} frames, "
+                     f"{_figure(totals.get('people_per_frame'), 2)} people/frame, "
+                     f"{_figure(totals.get('fps'), 1)} FPS, {totals['seconds']:.1f} s wall time")
+    return lines
 
 
 def _figure(value: float | None, places: int) -> str:

@@ -158,6 +158,22 @@ def mqtt_line(status: dict) -> str:
     return line
 
 
+def stage_line(row: dict) -> str:
+    """One stage's figures as a plain line (the stages table without a terminal)."""
+    workers = f"{row['workers']} worker{'s' if row['workers'] != 1 else ''}"
+    return (f"stage {row['stage']}: {workers}, {row['items']} items, {row['busy_pct']:.0f}% busy, "
+            f"{row['mean_ms']:.1f} ms mean, queue {row['queue']}/{row['queue_capacity']} "
+            f"(peak {row['queue_peak']})")
+
+
+def plain_lines(snapshot: dict) -> list[str]:
+    """What ``tables`` shows, as plain lines: a line per source, the MQTT broker, each stage."""
+    lines = [source_line(row) for row in snapshot.get("sources") or ()]
+    if snapshot.get("mqtt"):
+        lines.append(mqtt_line(snapshot["mqtt"]))
+    return lines + [stage_line(row) for row in snapshot.get("stages", ())]
+
+
 def tables(snapshot: dict) -> Table:
     """The dashboard: one table of sources (if any), the MQTT broker (if any), and stages."""
     grid = Table.grid()

@@ -15,6 +15,11 @@ button sit in a top corner. Query options:
   without ``overlay=``.
 - ``img=1``: show the stream through a plain ``<img>`` (the fallback).
 
+Until the first frame is shown, the picture stays hidden and a placeholder
+says the page is waiting for the camera (for a run of files, for the first
+frame), so no broken-image icon or alternative text shows meanwhile; with
+``img=1`` the picture is hidden again while its stream is broken.
+
 Latency is capture to display, the p50 of the last ``WINDOW_MS``: the page
 reads ``/stream.mjpg`` with ``fetch`` (each part's ``X-Capture-Time``),
 decodes each JPEG off screen, swaps it into the picture and stamps the next
@@ -57,10 +62,22 @@ PAGE = r"""<!doctype html>
                    padding: .2em .6em; cursor: pointer; }
   .kiosk.idle, .kiosk.idle * { cursor: none; }
   #offline { color: #ff7060; }
+  #waiting { position: fixed; inset: 0; display: flex; flex-direction: column; gap: .6em;
+             align-items: center; justify-content: center; text-align: center;
+             font-size: clamp(18px, 2.6vw, 42px); color: #bdbdbd; }
+  #waiting[hidden] { display: none; }
+  #waiting .note { font-size: .55em; opacity: .7; }
+  #waiting .dots::after { content: ""; animation: dots 1.5s steps(4, end) infinite; }
+  @keyframes dots { 0% { content: ""; } 25% { content: "."; } 50% { content: ".."; }
+                    75% { content: "..."; } }
 </style>
 </head>
 <body>
-<img id="view" alt="live pose stream">
+<img id="view" alt="live pose stream" hidden>
+<div id="waiting" role="status">
+  <div><span id="waiting-text">Waiting for the camera</span><span class="dots"></span></div>
+  <div class="note">The picture appears with the first processed frame.</div>
+</div>
 <div id="hud" class="panel" title="click to move">
   <span id="fps">&ndash;</span> <span class="unit">fps</span> &middot;
   <span id="latency-box"><span id="latency">&ndash;</span>
@@ -82,6 +99,7 @@ const streaming = params.get("img") !== "1" && typeof ReadableStream === "functi
   && "body" in Response.prototype;
 const $ = id => document.getElementById(id);
 const view = $("view"), hud = $("hud"), picker = $("source"), offline = $("offline");
+const waiting = $("waiting");
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
 function streamUrl() {
@@ -170,6 +188,7 @@ async function draw() {
       continue;
     }
     view.src = url;  // decoded already: painted with the next frame
+    pictureShown(true);
     if (shownUrl) URL.revokeObjectURL(shownUrl);
     shownUrl = url;
     await new Promise(resolve => requestAnimationFrame(resolve));
@@ -206,6 +225,12 @@ async function keepStreaming() {
 }
 function connectImg() { view.src = streamUrl(); }
 
+// -- the picture, or the placeholder until there is one to show (never a broken image)
+function pictureShown(shown) {
+  view.hidden = !shown;
+  waiting.hidden = shown;
+}
+
 // -- figures
 function showSources(list, current) {
   const names = list.map(s => s.source);
@@ -241,6 +266,8 @@ async function poll() {
     const received = Date.now();
     const stats = await reply.json();
     noteClock(sent, received, stats.time);
+    $("waiting-text").textContent = stats.clock === "decode"
+      ? "Waiting for the first frame" : "Waiting for the camera";
     const row = stats.sources.find(s => s.source === source) || stats.sources[0];
     if (row) {
       showFigures(row, stats);
@@ -305,7 +332,11 @@ if (kiosk) {
 
 if (streaming) keepStreaming();
 else {
-  view.addEventListener("error", () => setTimeout(connectImg, 1000));
+  view.addEventListener("load", () => pictureShown(true));  // the stream's first frame
+  view.addEventListener("error", () => {
+    pictureShown(false);
+    setTimeout(connectImg, 1000);
+  });
   connectImg();
 }
 poll();

@@ -2,6 +2,8 @@
 
 Endpoints, GET and HEAD:
 
+- ``/``: an index of the endpoints below, with links (``stages.serve._index``;
+  the preview server serves its page there instead).
 - ``/healthz``: ``200`` with ``{"ok": true, "sources": {...}}`` while every
   live source that has not been given up delivered a frame within its
   stall timeout; otherwise ``503`` with ``"ok": false`` and a ``reason``
@@ -32,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from pipeline import Cancelled
 from stages.errors import InputError
@@ -120,7 +122,7 @@ def mqtt_detail(status: dict) -> dict:
 
 
 class StatusServer:
-    """Serves ``/healthz``, ``/metrics`` and ``/events`` on a thread; a context manager.
+    """Serves ``/``, ``/healthz``, ``/metrics`` and ``/events`` on a thread; a context manager.
 
     Args:
         host: Address to bind; 127.0.0.1 unless told otherwise.
@@ -134,6 +136,8 @@ class StatusServer:
         max_connections: Connections served at once; one more gets 429.
         max_events: ``/events`` streams at once; one more gets 429.
         option: The command-line option, named in errors.
+        preview: The address of the run's preview page, linked from the index
+            (None: no preview).
 
     Raises:
         InputError: The address cannot be bound (in use, unknown host...).
@@ -145,8 +149,9 @@ class StatusServer:
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, *, status: LiveStatus | None = None,
                  send_timeout: float = 10.0, request_timeout: float = REQUEST_TIMEOUT,
                  max_connections: int = MAX_CONNECTIONS, max_events: int = MAX_EVENT_CLIENTS,
-                 option: str = "--http") -> None:
+                 option: str = "--http", preview: str | None = None) -> None:
         self.status = status
+        self.preview = preview
         self.max_events = max_events
         self._lock = threading.Lock()
         self._closed = False
@@ -177,6 +182,19 @@ class StatusServer:
         """``/events`` clients connected now."""
         with self._lock:
             return len(self._clients)
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        """(address, what it serves) of every endpoint, as the index at ``/`` lists them."""
+        found = [("/healthz", "health: 200 while every live source delivers frames, "
+                              "else 503 and why (JSON)")]
+        if self.status is not None:
+            found += [("/metrics", "the run's figures in the Prometheus text format"),
+                      ("/events", "Server-Sent Events: each processed frame's keypoints")]
+            found += [(f"/events?source={quote(name, safe='')}", f"the events of {name} only")
+                      for name in self.status.monitors]
+        if self.preview is not None:
+            found.append((self.preview, "the preview page: the annotated stream in a browser"))
+        return found
 
     def events_figures(self) -> tuple[int, int]:
         """(``/events`` clients now, records dropped for slow clients so far)."""
@@ -285,7 +303,12 @@ class StatusHandler(QuietHandler):
 
     def _route(self, path: str, query: dict[str, list[str]]) -> None:
         status = self.owner.status
-        if path == "/healthz":
+        if path == "/":
+            from stages.serve._index import render
+
+            self._send(HTTPStatus.OK, *render(self.owner.endpoints(), self.headers.get("Accept")),
+                       (("Vary", "Accept"),))
+        elif path == "/healthz":
             self._healthz(status)
         elif path == "/metrics" and status is not None:
             self._metrics(status)

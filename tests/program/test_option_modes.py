@@ -201,7 +201,7 @@ MAKES_A_BATCH = {"list", "cluster"}
 
 def test_every_option_has_a_decision():
     parser = run_stream.build_parser()
-    dests = {a.dest for a in parser._actions if a.dest != "help"}
+    dests = {a.dest for a in parser._actions if a.dest not in ("help", "version")}
     assert dests == set(modes.OPTION_MODES), "decide in stages.options.OPTION_MODES"
     assert dests == set(modes.API), "say how the API takes it in stages.options.API"
     assert dests == set(HONOURED), "say here what honouring it looks like"

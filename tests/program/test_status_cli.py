@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,7 +55,8 @@ def test_http_serves_health_and_metrics_and_the_summary_has_each_sources_figures
     summary = tmp_path / "summary.json"
     (tmp_path / "sources.txt").write_text(f"{LAVFI} cam1\n")
     run = Run("--sources", str(tmp_path / "sources.txt"), "-o", str(tmp_path / "out"), "--backend", "tests.support.fakes:ZeroBackend",
-              "--resolution", "64x48", "--http", "127.0.0.1:0", "--summary-json", str(summary))
+              "--resolution", "64x48", "--http", "127.0.0.1:0", "--summary-json", str(summary),
+              "--preview", "127.0.0.1:0")
     try:
         assert wait_until(lambda: run.line("status: http://") or run.proc.poll() is not None,
                           WAIT * 3), run.lines
@@ -65,7 +67,10 @@ def test_http_serves_health_and_metrics_and_the_summary_has_each_sources_figures
         assert wait_until(lambda: scrape(url).get(key, 0) > 5, WAIT * 3), scrape(url)
         code, kind, body = get(url, "/healthz")
         assert code == 200 and json.loads(body)["sources"][name]["state"] == "live"
-        assert get(url, "/")[0] == 404  # no preview page without --preview
+        code, kind, body = get(url, "/")  # the printed address itself: the index of endpoints
+        preview = run.line("preview: ").split()[1]  # printed before the status line
+        assert code == 200 and all(path in body.decode() for path in
+                                   ("/healthz", "/metrics", "/events?source=cam1", preview))
         started = time.monotonic()
         code, out = run.stop()
     finally:
@@ -77,4 +82,6 @@ def test_http_serves_health_and_metrics_and_the_summary_has_each_sources_figures
     for field in ("fps", "dropped", "rate_dropped", "reconnect_attempts", "reconnects",
                   "last_error", "latency_p50_ms", "latency_p95_ms"):
         assert field in row, field
-    assert "state" in out and "reconnects" in out  # the final table has the new columns
+    # not a terminal: the final summary in plain lines, with the state and reconnects
+    assert re.search(r"^cam1: stopped, .* reconnects \d+/\d+ ", out, re.M), out
+    assert "│" not in out

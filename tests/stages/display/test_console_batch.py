@@ -2,13 +2,15 @@
 
 import io
 import json
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 import run_stream
 from stages.jobs.batch import BatchJob
-from stages.display.console import BatchProgress, batch_progress, batch_totals
+from stages.display.console import (BatchProgress, batch_progress, batch_totals,
+                                    print_batch_table)
 from stages.sources.inputs import expand_inputs
 from stages.settings import JobConfig
 from stages.sources.probe import declared_frames, expected_frames
@@ -196,3 +198,37 @@ def test_bars_on_a_terminal_count_the_same_figures():
         progress.file_done({"input": "a", "status": "done", "frames": 2})
         progress.frame_done(_result("a"))  # the last frame's result follows its file's end
     assert (progress.files_done, progress.frames, progress.total_frames, progress.run_frames) == (2, 5, 5, 2)
+
+
+ROWS = [{"input": "a.mp4", "status": "done", "frames": 4, "mean_people": 1.0, "fps": 20.0,
+         "error": ""},
+        {"input": "b.mp4", "status": "skipped", "frames": 6, "mean_people": None, "fps": None,
+         "error": ""},
+        {"input": "broken.mp4", "status": "failed", "frames": 0, "mean_people": None,
+         "fps": None, "error": "cannot decode"}]
+TOTALS = {"files": 3, "done": 1, "skipped": 1, "failed": 1, "interrupted": 0, "pending": 0,
+          "frames": 10, "people_per_frame": 1.0, "seconds": 0.25, "fps": 16.0}
+BOX = set("┏┓┗┛┃│━─┡┩└┘┌┐")
+
+
+def test_the_batch_table_is_plain_lines_when_stdout_is_not_a_terminal(capsys):
+    print_batch_table(ROWS, TOTALS)  # pytest's captured stdout is no terminal
+    out = capsys.readouterr().out
+    assert not BOX & set(out), out
+    assert out.splitlines() == [
+        "a.mp4: done, 4 frames, 1.00 people/frame, 20.0 FPS",
+        "b.mp4: skipped, 6 frames, - people/frame, - FPS",
+        "broken.mp4: failed, 0 frames, - people/frame, - FPS; error: cannot decode",
+        "total: 3 files: 1 done, 1 skipped, 1 failed, 10 frames, 1.00 people/frame, 16.0 FPS, "
+        "0.2 s wall time"]
+
+
+def test_the_batch_table_is_a_table_on_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    print_batch_table(ROWS, TOTALS)
+    out = capsys.readouterr().out
+    assert BOX & set(out) and "people/frame" in out and "broken.mp4" in out
+    assert "total: 3 files" in out and "total: 3 files:" not in out  # the table's totals row
+    capsys.readouterr()
+    print_batch_table(ROWS, TOTALS, tty=False)  # the caller's word wins
+    assert not BOX & set(capsys.readouterr().out)

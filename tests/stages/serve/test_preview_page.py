@@ -24,7 +24,7 @@ from stages.serve.preview import LATENCY_WINDOW, PreviewServer, _SourceStats
 from stages.serve._preview_page import PAGE
 from stages.pose.draw import SkeletonAnnotator
 from stages.serve.status import LiveStatus
-from tests.support.devtools import DevTools
+from tests.support.devtools import DevTools, DevToolsError
 from tests.support.preview_fixtures import WAIT, connect, fetch, publish_until_seen, result
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -300,3 +300,75 @@ def test_chromium_kiosk_page_of_a_live_run(chromium, tmp_path):
     # the figure is live: the page snapshot, taken after the screenshot, may show a newer one
     assert latency >= 0 and "hidden" in dom.attrs["controls"]
     assert re.fullmatch(r"\d+", dom.text["latency"].strip()), dom.text["latency"]
+
+
+# -- before the first frame: a placeholder, never a broken picture
+
+SHOWN = """JSON.stringify({
+  waiting: getComputedStyle(document.getElementById('waiting')).display !== 'none'
+           && document.getElementById('waiting').getBoundingClientRect().height > 0,
+  text: document.getElementById('waiting-text').textContent,
+  view: getComputedStyle(document.getElementById('view')).display !== 'none'
+        && document.getElementById('view').getBoundingClientRect().width > 0})"""
+POLLED = "document.getElementById('fps')?.textContent.trim() === '0.0'"  # a /stats.json poll came
+
+
+def _navigate(page: DevTools, url: str) -> None:
+    """Go to ``url`` and wait for the page's first poll, not for its load event (an
+    ``<img>`` of a stream without frames holds that back)."""
+    page.call("Page.navigate", session=True, url=url)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if page.evaluate(POLLED):
+                return
+        except DevToolsError:  # between two documents
+            pass
+        assert time.monotonic() < deadline, f"{url}: no poll of /stats.json in 20 s"
+        time.sleep(0.1)
+
+
+def test_page_has_a_placeholder_and_hides_the_picture_until_a_frame():
+    assert 'id="waiting"' in PAGE and "Waiting for the camera" in PAGE
+    assert re.search(r'<img id="view"[^>]* hidden>', PAGE)  # no broken image before any frame
+    assert "pictureShown(true)" in PAGE and "pictureShown(false)" in PAGE
+
+
+@pytest.mark.parametrize("query,live,text", [("", True, "Waiting for the camera"),
+                                             ("?img=1", True, "Waiting for the camera"),
+                                             ("?kiosk=1", False, "Waiting for the first frame")],
+                         ids=["live", "img-fallback", "files"])
+def test_chromium_shows_the_placeholder_until_the_first_frame(chromium, tmp_path, query, live, text):
+    status = LiveStatus(monitors={}, snapshot=dict, feed=LiveFeed()) if live else None
+    frames = threading.Event()
+    stop = threading.Event()
+    with PreviewServer(port=0, sources=("booth",), status=status) as srv:
+        def publishing():
+            index = 0
+            frames.wait()
+            while not stop.is_set():
+                srv.publish(skeleton(index, wall=time.time()))
+                index += 1
+                stop.wait(0.04)
+
+        loop = threading.Thread(target=publishing, daemon=True)
+        loop.start()
+        try:
+            with DevTools(chromium, size=SIZE) as page:
+                _navigate(page, srv.url + query)
+                assert json.loads(page.evaluate(SHOWN)) == {"waiting": True, "text": text,
+                                                            "view": False}
+                shot = cv2.imread(str(page.screenshot(tmp_path / "waiting.png")))
+                middle = shot[SIZE[1] * 2 // 5: SIZE[1] * 3 // 5, SIZE[0] // 4: SIZE[0] * 3 // 4]
+                assert (middle.min(axis=2) > 150).sum() > 300  # the words, painted
+                frames.set()
+                shown = json.loads(page.wait_for(
+                    f"(s => JSON.parse(s).view && s)({SHOWN})"))
+                assert shown["waiting"] is False
+                shot = cv2.imread(str(page.screenshot(tmp_path / "shown.png")))
+                grey = np.abs(shot.astype(int) - 40).sum(axis=2) < 12
+                assert grey.mean() > 0.3  # the picture itself now fills the window
+        finally:
+            stop.set()
+            frames.set()
+            loop.join(WAIT)
