@@ -50,10 +50,10 @@ class BackendConfig:
         model: Tensor names and layout.
         device: Device the copy runs on ("cpu", "gpu:0", "neuron:2").
         threads: CPU threads this copy may use (0: the engine's default).
-        precision: "f32" for full float32 arithmetic, or "auto" to let the
-            engine use its faster native precision (OpenVINO: bf16 on CPUs
-            with AMX / AVX-512 BF16; TensorFlow: TensorFloat-32 on NVIDIA
-            Ampere and later GPUs).
+        precision: One of ``models.precision.PRECISIONS``: "f32" for full
+            float32 arithmetic; "int8" and "bf16" (OpenVINO only); "auto" for
+            the fastest precision that passes the accuracy gate (OpenVINO:
+            int8; TensorFlow: TensorFloat-32 on NVIDIA Ampere and later GPUs).
         resolution: Network input (width, height) every call will have, when
             known: engines that compile for one shape use it.
     """

@@ -394,7 +394,7 @@ def _locked(path: Path) -> Iterator[None]:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log.info("model cache: waiting for another process building %s", path.stem)
+                log.warning("model cache: another run is building %s; waiting for it", path.stem)
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         yield  # closing the file releases the lock
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -16,6 +17,7 @@ from models.fetch import file_sha256
 from models.model_cache import (CachedModel, EngineFiles, cache_key, cached_ir, compiled_cache_dir,
                                 verified_files)
 from models.offline import import_openvino
+from models.precision import choose
 from pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,9 @@ class OpenVINOBackend:
     Args:
         config: Graph file and tensor names; ``threads`` caps this copy's
             threads (so N workers share the cores); ``precision`` "f32" keeps
-            TensorFlow's numbers, "auto" lets the plugin use bf16 where the
-            CPU has it (about 2.5x faster here, see README).
+            TensorFlow's numbers, "int8" runs the graph quantized once
+            (``models.quantize``), "bf16" the plugin's bf16 arithmetic, and
+            "auto" what ``models.precision.choose`` picks (int8).
     """
 
     name = "openvino"
@@ -58,6 +61,11 @@ class OpenVINOBackend:
         if kind != "cpu":
             raise ModelError(f"--backend openvino runs on the CPU only, not {config.device!r}")
         import_openvino()
+        if config.precision == "auto":  # the pipeline chose already (stages.jobs.engine); a direct caller
+            chosen, why = choose("auto", self.name, kind) if config.resolution else \
+                ("f32", "--precision auto: f32, since int8 needs a fixed network size (a resolution)")
+            warn_once(f"openvino auto {chosen}", why)
+            config = dataclasses.replace(config, precision=chosen)
         with _start_lock:
             compiled, output, self.cache = _compile(config)
             self.precision = "int8" if config.precision == "int8" else \
@@ -68,9 +76,9 @@ class OpenVINOBackend:
             _fill_binding_statics()
         log.debug("openvino: %s compiled, precision %s, threads %s, model cache %s", config.graph,
                   self.precision, config.threads or "all", self.cache)
-        if config.precision == "auto" and self.precision == "f32":
-            warn_once("openvino auto f32", "--precision auto: this CPU has no faster native "
-                      "precision for OpenVINO (no bf16); the network runs in f32")
+        if config.precision == "bf16" and self.precision != "bf16":
+            warn_once("openvino bf16", f"--precision bf16: OpenVINO runs {self.precision} on this "
+                      "CPU (it has no bf16 arithmetic)")
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on [N, H, W, 3] uint8 BGR; return float32 maps."""
@@ -104,8 +112,7 @@ def _compile(config: BackendConfig):
             # each copy pins its threads to the first cores: several copies
             # would all share core 0 (two 1-thread copies ran at half speed)
             props["ENABLE_CPU_PINNING"] = False
-    if config.precision != "auto":
-        props["INFERENCE_PRECISION_HINT"] = PRECISIONS.get(config.precision, config.precision)
+    props["INFERENCE_PRECISION_HINT"] = PRECISIONS[config.precision]
     blobs = _blob_dir(ir, props) if ir.cached else None
     if blobs is not None:
         props["CACHE_DIR"] = str(blobs)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from models.devices import usable_cores
 from models.graph_file import check_frozen_graph
+from models.precision import PRECISIONS, help_text as precision_help
 from models.registry import DEFAULT_MODEL
 from models.resolution import DEFAULT_RESOLUTION, STRIDE, parse_resolution
 from stages.errors import InputError, UsageError
@@ -27,10 +28,6 @@ FORMATS = ("jsonl", "openpose", "coco", "csv")  # keypoint formats (stages.outpu
 FORMAT_HELP = {"jsonl": "JSON Lines, one record per frame", "openpose": "a JSON file per frame, "
                "as OpenPose --write_json", "coco": "COCO keypoint results",
                "csv": "a table with one row per person and frame"}
-PRECISIONS = ("f32", "auto", "int8")
-# int8 (models/quantize.py; JobConfig takes it) joins the command line's choices once it
-# passes bench/bench_precision.py's gate (README)
-CLI_PRECISIONS = ("f32", "auto")
 TRANSPORTS = ("tcp", "udp")
 RECORD_MODES = ("annotated", "raw", "none")
 SHOW_MODES = ("window", "fullscreen")
@@ -147,9 +144,10 @@ class JobConfig:
         queue_size: Capacity of every queue between stages.
         backend: Inference backend name, or "auto" for the fastest present.
         device: "cpu", "gpu[:0,1]", "neuron[:0-3]" or "auto".
-        precision: "f32", or "auto" for the engine's faster native precision
-            (bf16 on AMX CPUs with OpenVINO, TF32 on Ampere+ GPUs), or "int8"
-            (OpenVINO only: the graph quantized once, see models.quantize).
+        precision: "f32" (TensorFlow's numbers), "int8" (OpenVINO on the CPU:
+            the graph quantized once, see models.quantize), "bf16" (OpenVINO on
+            CPUs with bf16 arithmetic) or "auto" (the fastest precision that
+            passes the accuracy gate on this machine); see models.precision.
         batch: Most frames one network call takes.
         batch_timeout: Seconds a worker may wait to fill a batch.
         model: Registry name of the graph.
@@ -184,10 +182,7 @@ class JobConfig:
                             "device")
     device: str = _setting("cpu", "cpu, gpu, gpu:0,1, neuron, neuron:0-3 or auto; GPUs and "
                            "NeuronCores get one worker each")
-    precision: str = _setting("f32", "network arithmetic: f32 (TensorFlow's numbers) or auto "
-                              "(the engine's faster native choice: bf16 with OpenVINO on CPUs "
-                              "with AMX, TF32 on Ampere+ GPUs; weaker part fields, a few % "
-                              "fewer full skeletons)", choices=CLI_PRECISIONS)
+    precision: str = _setting("f32", precision_help(), choices=PRECISIONS)
     batch: int = _setting(1, "most frames per network call")
     batch_timeout: float = _setting(0.0, "longest wait to fill a batch (0: run what is queued)",
                                     metavar="SECONDS")
@@ -236,8 +231,9 @@ class JobConfig:
                              "0 or more")
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision {self.precision!r}: expected {', '.join(PRECISIONS)}")
-        if self.precision == "int8" and self.backend not in ("auto", "openvino"):
-            raise InputError(f"--precision int8 runs on the OpenVINO backend only, not --backend {self.backend}")
+        if self.precision in ("int8", "bf16") and self.backend not in ("auto", "openvino"):
+            raise InputError(f"--precision {self.precision} runs on the OpenVINO backend only, "
+                             f"not --backend {self.backend}")
         if self.preset not in X264_PRESETS:
             raise InputError(f"--preset {self.preset!r}: expected one of x264's presets: "
                              f"{', '.join(X264_PRESETS)}")

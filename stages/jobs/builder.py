@@ -104,7 +104,7 @@ def _add_inference(pipeline: Pipeline, config: JobConfig, engine: Engine, freshe
     plan = engine.plan
     threads = max(1, usable_cores() // plan.workers) if plan.kind == "cpu" else 0
     backend = BackendConfig(backend=plan.backend, graph=engine.graph, model=get_model(config.model),
-                            threads=threads, precision=config.precision,
+                            threads=threads, precision=engine.precision,
                             resolution=config.resolution)
     init = worker_initializer(backend, plan.slots, config.postprocess, batch=config.batch,
                               on_load=engine.record.loaded)

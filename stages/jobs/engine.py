@@ -10,6 +10,7 @@ says what ran, so that a run's results can be traced to it. The builder
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import socket
 import threading
@@ -19,12 +20,18 @@ from pathlib import Path
 from models.backend import Backend
 from models.devices import DevicePlan, plan_devices
 from models.fetch import fetch_model
+from models.precision import TRADES, choose, has_bf16
 from models.registry import get_model
 from stages.errors import InputError
 from stages.settings import JobConfig
+from stages.version import version
 
 __all__ = ["Engine", "EngineRecord", "compiled_model", "model_file", "pin_blas_threads",
            "plan_engine", "resolve_graph"]
+
+log = logging.getLogger(__name__)
+_said: set[str] = set()  # what "auto" chose, said once per process
+_said_lock = threading.Lock()
 
 
 class EngineRecord:
@@ -39,13 +46,15 @@ class EngineRecord:
         plan: The devices and backend chosen for it.
     """
 
-    def __init__(self, config: JobConfig, plan: DevicePlan) -> None:
+    def __init__(self, config: JobConfig, plan: DevicePlan, chosen: str = "") -> None:
         self.backend = plan.backend
+        self.chosen = chosen  # why "auto" became what it became ("" otherwise)
         self.devices = plan.slots
         self.model = config.model if config.graph is None else str(config.graph)
         self.resolution = config.resolution
         self.requested = config.precision
         self.host = socket.gethostname()
+        self.version = version()  # of posestream, which made the results
         self._precisions: set[str] = set()
         self._caches: set[str] = set()
         self._lock = threading.Lock()
@@ -74,10 +83,13 @@ class EngineRecord:
     def as_dict(self) -> dict:
         """JSON-ready record."""
         w, h = self.resolution
-        return {"backend": self.backend, "precision": self.precision,
-                "requested_precision": self.requested, "model_cache": self.cache,
+        precision = self.precision
+        trade = TRADES.get(precision)
+        return {"backend": self.backend, "precision": precision,
+                "requested_precision": self.requested, "precision_chosen": self.chosen or None,
+                "precision_trade": trade.as_dict() if trade else None, "model_cache": self.cache,
                 "devices": list(self.devices), "model": self.model, "resolution": f"{w}x{h}",
-                "host": self.host}
+                "host": self.host, "posestream_version": self.version}
 
     def __str__(self) -> str:
         w, h = self.resolution
@@ -90,11 +102,16 @@ class EngineRecord:
 
 @dataclass(frozen=True, slots=True)
 class Engine:
-    """The devices, model file and record of one run's inference pool."""
+    """The devices, model file, precision and record of one run's inference pool.
+
+    ``precision`` is what the backend is given: the requested one, or what
+    "auto" chose for this machine (``models.precision.choose``).
+    """
 
     plan: DevicePlan
     graph: Path
     record: EngineRecord
+    precision: str = "f32"
 
 
 def plan_engine(config: JobConfig, *, latency: bool = False) -> Engine:
@@ -109,10 +126,30 @@ def plan_engine(config: JobConfig, *, latency: bool = False) -> Engine:
     pin_blas_threads()
     plan = plan_devices(config.device, workers=config.workers, backend=config.backend,
                         latency=latency)
-    if config.precision == "int8" and plan.backend != "openvino":
-        raise InputError(f"--precision int8 runs on the OpenVINO backend only, not {plan.backend} "
-                         f"(on {plan.kind})")
-    return Engine(plan, model_file(config, plan), EngineRecord(config, plan))
+    check_precision(config.precision, plan)
+    precision, why = choose(config.precision, plan.backend, plan.kind)
+    if why:
+        with _said_lock:
+            first = why not in _said
+            _said.add(why)
+        if first:
+            log.warning("%s", why)
+    return Engine(plan, model_file(config, plan), EngineRecord(config, plan, why), precision)
+
+
+def check_precision(precision: str, plan: DevicePlan) -> None:
+    """Refuse, before any model loads, a precision the planned engine cannot run.
+
+    Raises:
+        InputError: int8 or bf16 off the OpenVINO backend, or bf16 on a CPU
+            without bf16 arithmetic.
+    """
+    if precision in ("int8", "bf16") and plan.backend != "openvino":
+        raise InputError(f"--precision {precision} runs on the OpenVINO backend only, not "
+                         f"{plan.backend} (on {plan.kind})")
+    if precision == "bf16" and not has_bf16():
+        raise InputError("--precision bf16: this CPU has no bf16 arithmetic (AMX or AVX512_BF16); "
+                         "use int8 (passes the accuracy gate) or f32")
 
 
 def model_file(config: JobConfig, plan: DevicePlan) -> Path:

@@ -65,8 +65,8 @@ def test_tensorflow_f32_turns_tensorfloat32_off_and_auto_leaves_it_on():
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO not installed")
 def test_openvino_auto_reports_its_precision_and_still_finds_the_person(astronaut, reference):
     ov = load_backend(BackendConfig(backend="openvino", graph=fetch_model(SPEC), model=SPEC,
-                                    precision="auto", threads=2))
-    assert ov.precision in ("bf16", "f32")  # bf16 where the CPU has it natively
+                                    precision="auto", threads=2, resolution=(432, 368)))
+    assert ov.precision == "int8"  # the fastest that passes the accuracy gate (models.precision)
     maps = ov.infer(astronaut)
     assert maps.shape == reference.shape and np.isfinite(maps).all()
     people = PafDecoder()(maps[0], (512, 512))

@@ -248,6 +248,23 @@ def test_option_in_mode_is_honoured_or_rejected(dest, mode, media, monkeypatch, 
         assert recorder.job is None and recorder.cluster is None
 
 
+PRECISION_CELLS = [(value, mode) for value in ("f32", "int8", "bf16", "auto")
+                   for mode in (*modes.MODES, "cluster")]
+
+
+@pytest.mark.parametrize("value,mode", PRECISION_CELLS, ids=[f"{v}-{m}" for v, m in PRECISION_CELLS])
+def test_every_precision_is_taken_in_every_mode(value, mode, media, monkeypatch, capsys):
+    """--precision's values, each in each mode (the model-loading runs are tests/program/test_precision.py)."""
+    recorder = Recorder(monkeypatch)
+    inputs = media["inputs"][modes.BATCH if mode == "cluster" else mode]
+    extra = ["--cluster", "tcp://127.0.0.1:9"] if mode == "cluster" else []
+    code = run_stream.main([*map(str, inputs), "-o", str(media["tmp"] / "out"), "--backend", "openvino",
+                            "--precision", value, *extra])
+    assert code == 0, capsys.readouterr().err
+    config = recorder.cluster["config"] if mode == "cluster" else recorder.job.config
+    assert config.precision == value
+
+
 @pytest.mark.parametrize("mode", [modes.FILE, modes.BATCH, modes.LIVE])
 def test_jobs_are_made_whole_the_command_line_patches_nothing_onto_them(mode, media, monkeypatch,
                                                                         capsys):
