@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -182,9 +183,10 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
 
 def _finish_batch(args: argparse.Namespace, config, items, reports: dict, seconds: float,
                   stop_signal: int | None, engine) -> int:
-    """Write a batch's records (batch-summary.json, --summary-json, the COCO dataset),
-    then print them: the files never wait on stdout; return the exit code."""
+    """Write a batch's records (batch-summary.json, --summary-json, the tables, the COCO
+    dataset), then print them: the files never wait on stdout; return the exit code."""
     from stages.display.console import batch_summary, print_batch_table, write_summary_json
+    from stages.outputs.tables import table_inputs
 
     rows = sorted(reports.values(), key=lambda r: r["input"])
     summary = batch_summary(rows, seconds)
@@ -193,6 +195,7 @@ def _finish_batch(args: argparse.Namespace, config, items, reports: dict, second
     write_summary_json(summary_path, summary)
     if args.summary_json is not None:  # the same table where the user asked for it
         write_summary_json(args.summary_json, summary)
+    tables = _write_tables(args.outdir, config, items, table_inputs(items, reports))
     dataset = None
     unfinished = sum(r["status"] in ("interrupted", "pending") for r in rows)
     if not unfinished and "coco" in config.formats:  # a stopped batch leaves the previous one
@@ -202,6 +205,8 @@ def _finish_batch(args: argparse.Namespace, config, items, reports: dict, second
         print(f"engine: {engine}")
     print_batch_table(rows, summary["totals"])
     print(f"summary: {summary_path}")
+    for line in tables:
+        print(line)
     if dataset is not None:
         print(f"coco dataset: {dataset}")
     elif "coco" in config.formats:
@@ -211,6 +216,47 @@ def _finish_batch(args: argparse.Namespace, config, items, reports: dict, second
     if stop_signal:
         return 128 + stop_signal
     return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK
+
+
+def _write_tables(outdir: Path, config, items, inputs) -> list[str]:
+    """Write a run's tables (``stages.outputs.tables``) of the ``inputs`` that finished;
+    return the lines that tell where they went, or why they were not written."""
+    from stages.outputs.tables import TablePaths, write_tables
+
+    if "jsonl" not in config.formats:
+        return ["tables: not written: they are made from the .jsonl logs (--format jsonl)"]
+    if not inputs:
+        return ["tables: not written: no input finished"]
+    paths = TablePaths.of(outdir, items)
+    counts = write_tables(paths, inputs)
+    written = [paths.keypoints, paths.frames, paths.people]
+    if counts.parquet:
+        written.append(paths.parquet)
+    lines = ["tables: " + ", ".join(map(str, written))]
+    if not config.track:
+        lines.append(f"{paths.people.name}: no rows: without tracking (--no-track) no one "
+                     "is followed from frame to frame")
+    return lines
+
+
+def _file_records(args: argparse.Namespace, config, source: Path, summary) -> list[str]:
+    """Write a file run's records (its tables, its COCO dataset), if it finished;
+    return the lines that say so."""
+    from stages.outputs.tables import TableInput
+    from stages.sources.inputs import BatchItem
+
+    if summary.interrupted:
+        return []
+    item = BatchItem(Path(source), Path(Path(source).name))
+    logs = [Path(p) for p in summary.outputs if str(p).endswith(".jsonl")]
+    lines = _write_tables(args.outdir, config, [item],
+                          [TableInput(os.fspath(source), logs[0])] if logs else [])
+    if "coco" in config.formats:
+        from stages.outputs.coco_dataset import write_for_batch
+        report = {"status": "done", "outputs": [str(p) for p in summary.outputs]}
+        dataset = write_for_batch(args.outdir, [item], {item.key: report}).path
+        lines.append(f"coco dataset: {dataset}")
+    return lines
 
 
 def _job_config(args: argparse.Namespace):
@@ -315,7 +361,10 @@ def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview
     finally:
         for bar in progress:
             bar.__exit__(None, None, None)
+    records = _file_records(args, config, source, summary)
     _report(summary, args.summary_json)
+    for line in records:
+        print(line)
     if window is not None and is_image(source) and not summary.interrupted:
         print("showing the picture: q or Esc in its window, or closing it, ends", file=sys.stderr)
         stop.attach(window.stop)

@@ -128,13 +128,18 @@ class BatchJob(PipelineJob):
         config: Model and pipeline settings.
         lanes: Files decoded at once.
         force: Redo inputs whose outputs are already complete.
+        numbers: Each input's place in the whole batch, by key, when ``items``
+            are part of it (a cluster's task); default: their order, from 1.
+            It numbers their COCO image ids (``stages.outputs.file_set.FileOutputs``).
     """
 
     def __init__(self, items: list[BatchItem], outdir: Path, config: JobConfig, *,
-                 lanes: int = 2, force: bool = False) -> None:
+                 lanes: int = 2, force: bool = False,
+                 numbers: dict[str, int] | None = None) -> None:
         self.outdir = Path(outdir)
         self.config = config
         self.lanes = max(1, lanes)
+        self.numbers = numbers or {item.key: n for n, item in enumerate(items, 1)}
         todo, self.reports = plan_batch(items, self.outdir, config, force=force)
         self._pending: queue.SimpleQueue[BatchItem] = queue.SimpleQueue()
         for item in todo:
@@ -192,7 +197,7 @@ class BatchJob(PipelineJob):
             return
         with source:
             try:
-                opened = _Open(item, source, self.outdir, self.config)
+                opened = _Open(item, source, self.outdir, self.config, self.numbers[item.key])
             except PosestreamError as exc:
                 self._failed(report, str(exc))
                 return
@@ -308,11 +313,13 @@ class _Open:
     that makes nothing either.
     """
 
-    def __init__(self, item: BatchItem, source, outdir: Path, config: JobConfig) -> None:
+    def __init__(self, item: BatchItem, source, outdir: Path, config: JobConfig,
+                 number: int) -> None:
         self.item = item
         self.identity = input_identity(item.path)
         self.decoded: int | None = None
-        self.outputs = file_outputs(outdir / item.rel.parent, item.path, source, config, clean=False)
+        self.outputs = file_outputs(outdir / item.rel.parent, item.path, source, config,
+                                    clean=False, number=number)
         self._entered = False
 
     def enter(self) -> None:

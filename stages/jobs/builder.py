@@ -135,12 +135,14 @@ def open_file_source(path: Path, config: JobConfig, *, name: str | None = None,
 
 
 def file_outputs(outdir: Path, input: Path, source, config: JobConfig, *,
-                 clean: bool = True) -> FileOutputs:
-    """The output set of one file (see ``stages.outputs.file_set``), as the run's settings ask."""
+                 clean: bool = True, number: int = 1) -> FileOutputs:
+    """The output set of one file (see ``stages.outputs.file_set``), as the run's settings
+    ask; ``number`` is the input's place in the run (``FileOutputs``)."""
     return FileOutputs(outdir, input, source.info, preset=config.preset,
                        still=isinstance(source, ImageFileSource), formats=config.formats,
                        audio=config.audio, clean=clean, video=config.video,
-                       audio_range=config.start is not None or config.end is not None)
+                       audio_range=config.start is not None or config.end is not None,
+                       number=number)
 
 
 def _source_of(frame: Frame) -> str:

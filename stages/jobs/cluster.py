@@ -19,12 +19,14 @@ from stages.settings import JobConfig
 log = logging.getLogger(__name__)
 
 
-def process_file(path: str, rel: str, outdir: str, config: JobConfig) -> dict:
+def process_file(path: str, rel: str, outdir: str, config: JobConfig, number: int = 1) -> dict:
     """One input on a worker, as a batch of one: the same pipeline and finishing
-    step (outputs as a set, then its manifest) as a local batch; returns its report."""
+    step (outputs as a set, then its manifest) as a local batch; returns its report.
+    ``number`` is its place in the whole batch (it numbers its COCO image ids)."""
     item = BatchItem(Path(path), Path(rel))
     try:  # the client planned the batch: what is sent here is to be done
-        job = BatchJob([item], Path(outdir), config, lanes=1, force=True)
+        job = BatchJob([item], Path(outdir), config, lanes=1, force=True,
+                       numbers={item.key: number})
         return job.run()[item.key].as_dict()
     except Exception as exc:  # reported per file; the batch goes on
         report = FileReport(item.key)
@@ -44,12 +46,13 @@ def run_on_cluster(address: str, items: list[BatchItem], outdir: Path, config: J
 
     todo, reports = plan_batch(items, outdir, config, force=force)
     out = {key: r.as_dict() for key, r in reports.items()}
+    numbers = {item.key: n for n, item in enumerate(items, 1)}
     with Client(address, timeout="30s") as client:
         log.info("cluster %s: %d workers, %d files", address,
                  len(client.scheduler_info().get("workers", {})), len(todo))
         futures = [client.submit(process_file, str(item.path.resolve()), str(item.rel),
-                                 str(Path(outdir).resolve()), config, key=f"posestream-{item.key}",
-                                 pure=False)
+                                 str(Path(outdir).resolve()), config, numbers[item.key],
+                                 key=f"posestream-{item.key}", pure=False)
                    for item in todo]
         for future in as_completed(futures):
             report = future.result()

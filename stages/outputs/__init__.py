@@ -1,1 +1,2 @@
-"""What a file or batch run writes, committed as a set: video, keypoint formats, manifests, datasets."""
+"""What a file or batch run writes, committed as a set: video, keypoint formats, manifests,
+datasets, the run's tables."""

@@ -1,13 +1,13 @@
-"""One COCO keypoint dataset over many inputs: ``OUT/keypoints.coco.json``.
+"""One COCO keypoint dataset over a run's inputs: ``OUT/keypoints.coco.json``.
 
-A batch (or a run over several images) with ``--format coco`` writes, besides
-each input's ``<stem>.coco.json`` results array, one file in the COCO
-annotation format (what ``pycocotools.coco.COCO(path)`` loads)::
+A file or batch run (or a run over several images) with ``--format coco``
+writes, besides each input's ``<stem>.coco.json`` results array, one file in
+the COCO annotation format (what ``pycocotools.coco.COCO(path)`` loads)::
 
     {"info": {...}, "licenses": [],
-     "images": [{"id": 1, "file_name": "day1/clip.mp4", "frame_index": 0,
+     "images": [{"id": 1000000000, "file_name": "day1/clip.mp4", "frame_index": 0,
                  "pts": 0.0, "width": 1280, "height": 720}, ...],
-     "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+     "annotations": [{"id": 1, "image_id": 1000000000, "category_id": 1,
                       "keypoints": [x, y, v, ... 17], "num_keypoints": 15,
                       "keypoint_scores": [c, ... 17], "score": 0.81,
                       "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0,
@@ -22,16 +22,21 @@ annotation format (what ``pycocotools.coco.COCO(path)`` loads)::
   its time in seconds when known. A video's frames share its ``file_name``;
   the pair (``file_name``, ``frame_index``) names one frame, and a ground
   truth keyed by the same pair (or, for images, by ``file_name`` alone) maps
-  onto these ``id``s for ``COCOeval``. ``id``s count from 1 in the order
-  inputs were added (sorted by path in a batch); they are unique within the
-  file, not stable across batches with different inputs.
+  onto these ``id``s for ``COCOeval``. An image's ``id`` is
+  ``stages.outputs.formats.coco_image_id(number, frame_index)``: ``number``
+  is the input's place in the run (1 in a file run; 1, 2, ... in a batch's
+  sorted order, counting the inputs left out too), so ``id // 10**9`` is
+  the input and ``id % 10**9`` the frame. They are unique within the file,
+  not stable across batches with different inputs. Annotation ``id``s
+  count from 1.
 - ``annotations``: one per person. ``keypoints`` are the 17 COCO parts
   (ours less the neck: ``stages.outputs.formats.coco_records``) as ``[x, y, v]``
   with ``v`` the COCO visibility flag: 2 for a part found, 0 for one not
   found (then x = y = 0), never 1 (the network does not tell occluded parts
   apart). The confidences are kept in ``keypoint_scores`` (17 values) and
-  the person's score in ``score``, which also makes the annotations usable as
-  ``COCO.loadRes`` results as they are. ``bbox`` is the box around the parts
+  the person's score in ``score`` (in [0, 1]: ``stages.outputs.formats.coco_score``),
+  which also makes the annotations usable as ``COCO.loadRes`` results as
+  they are. ``bbox`` is the box around the parts
   found, ``area`` its width x height (COCO's OKS scale; we have no
   segmentation), ``num_keypoints`` the parts found, ``iscrowd`` 0;
   ``track_id`` is there when tracking was on.
@@ -40,15 +45,20 @@ annotation format (what ``pycocotools.coco.COCO(path)`` loads)::
 
 This differs from the per-input ``<stem>.coco.json`` on purpose: that one is
 a results array whose third keypoint value is the confidence (what
-``COCOeval`` expects of detections) and whose ``image_id`` is the frame
-index; here the third value is the visibility flag a dataset must carry.
+``COCOeval`` expects of detections); here the third value is the visibility
+flag a dataset must carry. Their ``image_id``s are the same: every results
+file of a run loads against the run's dataset,
+``COCO(dataset).loadRes(results_path)``. A results file that does not fit
+(of an input skipped as complete whose place in the batch changed, or
+written before the ids were numbered so) is renumbered when the dataset is
+written (``fit_results``).
 
 The file is built as inputs are added without holding them in memory (images
 and annotations go to two anonymous temporary files beside it, gone even
 after a kill) and appears under its final name, atomically
 (``stages.outputs.atomic``), only on ``close()``; until then a previous dataset stays.
 
-``write_batch_dataset`` builds it at the end of a batch from what each input
+``write_batch_dataset`` builds it at the end of a run from what each input
 committed, so inputs skipped as already complete count as much as those just
 processed: their JSON Lines log when they have one (every frame processed,
 also those with nobody, with pts), else their COCO results (only frames with
@@ -58,23 +68,21 @@ always has its one entry).
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from stages.outputs._coco_read_back import fit_results, read_back
 from stages.outputs.atomic import AtomicTextFile
 from stages.errors import InputError, OutputError, PosestreamError
-from stages.outputs.formats import COCO_PARTS, COCO_PERSON, coco_records, format_path
+from stages.outputs.formats import COCO_PERSON, coco_image_id, coco_records
 
 log = logging.getLogger(__name__)
-
-DATASET_NAME = "keypoints.coco.json"
 
 # The person_keypoints category of the COCO annotations, in COCO_PARTS order.
 COCO_KEYPOINT_NAMES = (
@@ -120,6 +128,7 @@ class CocoDataset:
         self.path = Path(path)
         self.images = 0
         self.annotations = 0
+        self._numbers: set[int] = set()
         self._closed = False
         try:
             self._images = _spool(self.path.parent)
@@ -141,48 +150,59 @@ class CocoDataset:
         else:
             self.discard()
 
-    def add(self, file_name: str, width: int, height: int, records: Iterable[dict]) -> int:
+    def add(self, file_name: str, width: int, height: int, records: Iterable[dict], *,
+            number: int) -> int:
         """Add the frames of one input.
 
         Args:
             file_name: The input's path relative to the batch root (posix).
-            width: Picture width in pixels, as the keypoints count them.
+            width: Picture width in pixels, as the keypoints count them (a
+                record's own ``width`` and ``height`` come first).
             height: Picture height in pixels.
             records: JSON Lines records (``stages.outputs.keypoint_log.keypoint_record``):
                 one image entry per record, one annotation per person.
+            number: The input's number in the run (1, 2, ...), which makes
+                its image ids (``stages.outputs.formats.coco_image_id``).
 
         Returns:
             The image entries added.
 
         Raises:
             OutputError: Closed already, or a temporary file cannot be written.
+            ValueError: ``number`` was added already, or is below 1.
             InputError: What ``records`` raises (e.g. a damaged file read back).
             Either way nothing of this input stays in the dataset.
         """
         if self._closed:
             raise OutputError(f"{self.path}: add after close")
+        if number < 1 or number in self._numbers:
+            raise ValueError(f"{self.path}: input number {number} is taken or below 1")
         mark = (self.images, self.annotations, self._images.tell(), self._annotations.tell())
         try:
             for record in records:
-                self._add_frame(file_name, width, height, record)
+                self._add_frame(file_name, width, height, record, number)
         except BaseException as exc:
             self._roll_back(mark)
             if isinstance(exc, OSError) and not isinstance(exc, OutputError):
                 raise OutputError(f"{self.path}: cannot write temporary files "
                                   f"({exc.strerror})") from exc
             raise
+        self._numbers.add(number)
         return self.images - mark[0]
 
-    def _add_frame(self, file_name: str, width: int, height: int, record: dict) -> None:
+    def _add_frame(self, file_name: str, width: int, height: int, record: dict,
+                   number: int) -> None:
+        image_id = coco_image_id(number, int(record["frame"]))
         self.images += 1
-        image = {"id": self.images, "file_name": file_name, "frame_index": int(record["frame"]),
-                 "width": int(width), "height": int(height)}
+        image = {"id": image_id, "file_name": file_name, "frame_index": int(record["frame"]),
+                 "width": int(record.get("width") or width),
+                 "height": int(record.get("height") or height)}
         if record.get("pts") is not None:
             image["pts"] = record["pts"]
         _append(self._images, image, self.images)
-        for entry in coco_records(record):
+        for entry in coco_records(record, number):
             self.annotations += 1
-            _append(self._annotations, annotation(entry, self.images, self.annotations),
+            _append(self._annotations, annotation(entry, image_id, self.annotations),
                     self.annotations)
 
     def _roll_back(self, mark: tuple[int, int, int, int]) -> None:
@@ -257,7 +277,7 @@ def annotation(result: dict, image_id: int, annotation_id: int) -> dict:
     return entry
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class DatasetEntry:
     """One input of a dataset, as committed.
 
@@ -268,6 +288,8 @@ class DatasetEntry:
         outputs: The input's committed outputs; the keypoints are read back
             from its JSON Lines log, else its COCO results (``read_back``).
         still: The input is an image (one frame, index 0).
+        number: The input's place in the run, from 1 (``CocoDataset.add``);
+            None: its place among the entries written (``write_batch_dataset``).
     """
 
     file_name: str
@@ -275,6 +297,7 @@ class DatasetEntry:
     height: int
     outputs: tuple[Path, ...]
     still: bool = False
+    number: int | None = None
 
 
 def dataset_path(outdir: Path, items: Iterable = ()) -> Path:
@@ -287,16 +310,9 @@ def dataset_path(outdir: Path, items: Iterable = ()) -> Path:
         outdir: The batch's output root.
         items: The batch's inputs (``stages.sources.inputs.BatchItem``).
     """
-    from stages.outputs.file_set import output_stem
+    from stages.outputs.file_set import run_file_path
 
-    outdir = Path(outdir)
-    taken = {format_path("coco", outdir / item.rel.parent, output_stem(item.path))
-             for item in items if item.rel.parent == Path(".")}
-    path, n = outdir / DATASET_NAME, 0
-    while path in taken:
-        path = outdir / f"keypoints.dataset{f'-{n}' if n else ''}.coco.json"
-        n += 1
-    return path
+    return run_file_path(Path(outdir), items, "keypoints", ".coco.json", "keypoints.dataset")
 
 
 def batch_entries(items: Sequence, reports: dict) -> list[DatasetEntry]:
@@ -315,14 +331,12 @@ def batch_entries(items: Sequence, reports: dict) -> list[DatasetEntry]:
     from stages.sources.video import open_source
     from stages.sources.image import ImageFileSource
 
+    from stages.outputs.file_set import finished_outputs
+
     entries = []
-    for item in items:
-        report = reports.get(item.key)
-        if isinstance(report, dict):
-            status, outputs = report.get("status"), report.get("outputs", ())
-        else:
-            status, outputs = getattr(report, "status", None), getattr(report, "outputs", ())
-        if status not in ("done", "skipped"):
+    for number, item in enumerate(items, 1):
+        outputs = finished_outputs(reports.get(item.key))
+        if outputs is None:
             continue
         try:
             with open_source(item.path, name=item.key) as source:
@@ -330,8 +344,7 @@ def batch_entries(items: Sequence, reports: dict) -> list[DatasetEntry]:
         except PosestreamError as exc:
             log.warning("%s: left out of the COCO dataset: %s", item.key, exc)
             continue
-        entries.append(DatasetEntry(item.key, info.width, info.height,
-                                    tuple(Path(p) for p in outputs), still))
+        entries.append(DatasetEntry(item.key, info.width, info.height, outputs, still, number))
     return entries
 
 
@@ -343,18 +356,26 @@ def write_batch_dataset(path: str | os.PathLike, entries: Iterable[DatasetEntry]
 
     Args:
         path: The dataset's path (``dataset_path``).
-        entries: The completed inputs, in order (``batch_entries``).
+        entries: The completed inputs, in order (``batch_entries``); one
+            without a ``number`` takes its place in ``entries``.
 
     Returns:
         The closed dataset (``images``, ``annotations`` say what it holds).
 
     Raises:
         OutputError: The dataset cannot be written (a previous one stays).
+        ValueError: Two entries have the same number (nothing is written).
     """
+    entries = [e if e.number else dataclasses.replace(e, number=n)
+               for n, e in enumerate(entries, 1)]
+    if len({e.number for e in entries}) < len(entries):
+        raise ValueError(f"{path}: two inputs have the same number")
     with CocoDataset(path) as dataset:
         for entry in entries:
             try:
-                dataset.add(entry.file_name, entry.width, entry.height, read_back(entry))
+                _fit_entry(entry)
+                dataset.add(entry.file_name, entry.width, entry.height, read_back(entry),
+                            number=entry.number)
             except InputError as exc:
                 log.warning("%s: left out of the COCO dataset: %s", entry.file_name, exc)
             except (LookupError, TypeError, ValueError) as exc:  # JSON, but not our records
@@ -386,87 +407,13 @@ def write_for_batch(outdir: str | os.PathLike, items: Sequence, reports: dict) -
     return write_batch_dataset(path, batch_entries(items, reports))
 
 
-def read_back(entry: DatasetEntry) -> Iterator[dict]:
-    """The JSON Lines records of an input, read back from its committed outputs.
-
-    From the JSON Lines log when there is one (every frame, with pts), else
-    from the COCO results array (frames with people only; an image's one
-    frame always).
-
-    Raises:
-        InputError: No readable keypoint file among the outputs, or a line of
-            one is not what our writers write.
-    """
-    jsonl = [p for p in entry.outputs if p.name.endswith(".jsonl")]
-    coco = [p for p in entry.outputs if p.name.endswith(".coco.json")]
-    if jsonl:
-        records = _read_jsonl(jsonl[0])
-    elif coco:
-        records = _read_results(coco[0])
-    else:
-        raise InputError(f"{entry.file_name}: no .jsonl or .coco.json output to read back")
-    if not entry.still:
-        return records
-    return _at_least_frame_zero(records)
-
-
-def _at_least_frame_zero(records: Iterator[dict]) -> Iterator[dict]:
-    seen = False
-    for record in records:
-        seen = True
-        yield record
-    if not seen:
-        yield {"frame": 0, "pts": 0.0, "people": []}
-
-
-def _read_jsonl(path: Path) -> Iterator[dict]:
-    for number, line in _lines(path):
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-
-
-def _read_results(path: Path) -> Iterator[dict]:
-    """Records rebuilt from a ``CocoWriter`` array (one element a line), grouped by
-    frame; the neck, which COCO lacks, comes back as a missing part."""
-    elements = _results(path)
-    for frame, group in itertools.groupby(elements, key=lambda r: r["image_id"]):
-        yield {"frame": frame, "people": [_person(r) for r in group]}
-
-
-def _results(path: Path) -> Iterator[dict]:
-    for number, line in _lines(path):
-        text = line.strip().rstrip(",")
-        if text in ("[", "]"):
-            continue
-        try:
-            yield json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not a COCO results line ({exc.msg})") from exc
-
-
-def _person(result: dict) -> dict:
-    flat = result["keypoints"]
-    parts = [[0, 0, 0] for _ in range(len(COCO_PARTS) + 1)]
-    for k, ours in enumerate(COCO_PARTS):
-        parts[ours] = flat[3 * k:3 * k + 3]
-    person = {"score": result["score"], "keypoints": parts}
-    if "track_id" in result:
-        person["id"] = result["track_id"]
-    return person
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    yield number, line
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from exc
+def _fit_entry(entry: DatasetEntry) -> None:
+    for path in entry.outputs:
+        if path.name.endswith(".coco.json"):
+            try:
+                fit_results(path, entry.number)
+            except OutputError as exc:  # the dataset is still right; only this file is not
+                log.warning("%s: its COCO results keep their image ids: %s", entry.file_name, exc)
 
 
 def _spool(folder: Path):

@@ -31,10 +31,11 @@ no longer asked for does).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from stages.outputs.atomic import (NAME_MAX, Staged, aside_path, clean_dead_partials, commit_set,
@@ -42,6 +43,7 @@ from stages.outputs.atomic import (NAME_MAX, Staged, aside_path, clean_dead_part
 from stages.sources.file_source import SourceInfo
 from stages.errors import InputError, OutputError
 from stages.outputs.formats import KeypointWriter, format_path, make_writers
+from stages.settings import FORMATS
 from stages.frames import Result
 from stages.sources.inputs import is_media
 from stages.outputs.video import VideoWriter, stage_image
@@ -100,6 +102,44 @@ def output_paths(outdir: Path, input: Path, *, still: bool,
     return paths
 
 
+def run_file_path(outdir: Path, items: Iterable, stem: str, suffix: str, alternative: str) -> Path:
+    """Where a file of the whole run goes in ``outdir`` (the COCO dataset, a table):
+    ``outdir/<stem><suffix>``, unless the keypoint output of an input at the run's
+    root has that name (an input ``keypoints.mp4`` writes ``keypoints.csv``): then
+    ``<alternative><suffix>``, with ``-1``, ``-2`` ... added to ``alternative``
+    while that is taken too, so the two never overwrite each other.
+
+    Args:
+        outdir: The run's output root.
+        items: The run's inputs (``stages.sources.inputs.BatchItem``).
+        stem: The file's name less ``suffix`` (``keypoints``).
+        suffix: ``.csv``, ``.coco.json`` ...
+        alternative: The stem when taken (``keypoints.table``).
+    """
+    outdir = Path(outdir)
+    taken = {format_path(fmt, outdir, output_stem(item.path)).name
+             for item in items if item.rel.parent == Path(".") for fmt in FORMATS}
+    stems = itertools.chain([stem, alternative], (f"{alternative}-{n}" for n in itertools.count(1)))
+    return outdir / next(s + suffix for s in stems if s + suffix not in taken)
+
+
+def finished_outputs(report) -> tuple[Path, ...] | None:
+    """The committed outputs of an input that finished (``done``, or ``skipped`` as
+    complete earlier), else None.
+
+    Args:
+        report: A ``stages.jobs.batch.FileReport``, its ``as_dict()`` (a
+            cluster's), or None.
+    """
+    if isinstance(report, dict):
+        status, outputs = report.get("status"), report.get("outputs", ())
+    else:
+        status, outputs = getattr(report, "status", None), getattr(report, "outputs", ())
+    if status not in ("done", "skipped"):
+        return None
+    return tuple(Path(p) for p in outputs)
+
+
 def manifest_path(outdir: Path, input: Path, stem: str | None = None) -> Path:
     """The manifest of ``input``'s outputs in ``outdir`` (see ``stages.outputs.manifest``)."""
     return Path(outdir) / f"{stem or output_stem(input)}.manifest.json"
@@ -143,6 +183,9 @@ class FileOutputs:
             folder instead.
         video: Write the annotated video or image; False writes the keypoint
             files only (``preset`` and ``audio`` then change nothing).
+        number: The input's place in the run, from 1 (a batch's sorted
+            order): its COCO results' image ids are those of the run's
+            dataset (``stages.outputs.formats.coco_image_id``).
 
     Raises:
         InputError: An unknown format, an output that would overwrite the
@@ -161,7 +204,8 @@ class FileOutputs:
     def __init__(self, outdir: Path, input: Path, info: SourceInfo, *,
                  preset: str = "veryfast", still: bool = False,
                  formats: Sequence[str] = ("jsonl",), audio: bool = True,
-                 clean: bool = True, video: bool = True, audio_range: bool = False) -> None:
+                 clean: bool = True, video: bool = True, audio_range: bool = False,
+                 number: int = 1) -> None:
         if not video and not formats:
             raise InputError(f"{input}: --no-video with no --format: nothing to write")
         self._stem = output_stem(input)
@@ -181,6 +225,7 @@ class FileOutputs:
         self._audio = audio
         self._audio_range = audio_range
         self._clean = clean
+        self._number = number
         self._video: VideoWriter | None = None
         self._writers: list[KeypointWriter] = []
         self._last_image = None
@@ -201,7 +246,8 @@ class FileOutputs:
                               f"({exc.strerror})") from exc
         if self._clean:
             clean_dead_partials(self._outdir)
-        self._writers = make_writers(self._formats, self._outdir, self._stem, still=self._still)
+        self._writers = make_writers(self._formats, self._outdir, self._stem, still=self._still,
+                                     number=self._number)
         if self._media is not None and not self._still:
             try:
                 self._video = VideoWriter(self._media, self._info, preset=self._preset,

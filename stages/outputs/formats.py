@@ -35,8 +35,27 @@ missing parts (``0, 0, 0``) and rounding are identical across formats.
 ``coco``
     One COCO keypoint-detection results array, ``<stem>.coco.json``::
 
-        [{"image_id": frame, "category_id": 1, "keypoints": [x, y, v, ... 17],
-          "score": s, "track_id": id}, ...]
+        [{"image_id": 1000000012, "category_id": 1, "keypoints": [x, y, v, ... 17],
+          "score": 0.61, "track_id": id}, ...]
+
+    ``image_id`` is the id of the frame's image in the COCO dataset the run
+    writes (``stages.outputs.coco_dataset``), so ``COCO(dataset).loadRes(results)``
+    takes the file as it is: ``number * IMAGE_ID_STRIDE + frame`` (``coco_image_id``),
+    ``number`` being the input's place in the run (1 in a file run; 1, 2, ...
+    in a batch's sorted order) and ``frame`` the frame's index (the JSON
+    Lines ``frame``). So ``image_id // 10**9`` is the input and
+    ``image_id % 10**9`` the frame. Live segments, which have no dataset,
+    use number 0: their ``image_id`` is the frame index.
+
+    ``score`` is in [0, 1]: half of tf-pose's person score (the JSON Lines
+    ``score``, ``stages.outputs.keypoint_log``), clipped to 1 (``coco_score``).
+    tf-pose scores a person by the sum of its parts' heatmap peaks and of
+    the PAF scores of the limbs joining them, divided by the number of parts;
+    each peak and each limb score is nominally at most 1 and a person has
+    one limb fewer than parts, so half of it stays below 1 unless the
+    network's maps overshoot. Halving keeps the order of the scores, which
+    is all that ``COCOeval`` reads of them (its precision is computed over
+    detections sorted by score).
 
     The 17 COCO keypoints (nose, l_eye, r_eye, l_ear, r_ear, l_shoulder,
     r_shoulder, l_elbow, r_elbow, l_wrist, r_wrist, l_hip, r_hip, l_knee,
@@ -53,16 +72,17 @@ missing parts (``0, 0, 0``) and rounding are identical across formats.
     One table, ``<stem>.csv``, one row per person per frame (a frame with
     nobody has no row), the header always written, columns::
 
-        source, frame, pts, [wall], id, score, nose_x, nose_y, nose_c, neck_x, ...
+        source, frame, pts, [wall], width, height, id, score, nose_x, nose_y, nose_c, ...
 
-    ``wall`` (capture time, Unix seconds) only for live sources; then x, y
-    and confidence of the 18 parts under their ``stages.frames.PART_NAMES``
+    ``wall`` (capture time, Unix seconds) only for live sources; ``width``
+    and ``height`` the frame's size in pixels (the space of x and y); then x,
+    y and confidence of the 18 parts under their ``stages.frames.PART_NAMES``
     (``r_shoulder_x`` ...). Values are those of the JSON Lines record. A
     missing part has empty x and y (NaN in pandas, so means and plots leave
     it out) and confidence ``0.0``; ``id`` is empty without tracking. So
-    ``pandas.read_csv`` reads it as is: ``frame`` int64, ``pts``, ``score``
-    and the part columns float64, ``id`` int64 (float64, all NaN, without
-    tracking), ``source`` text.
+    ``pandas.read_csv`` reads it as is: ``frame``, ``width`` and ``height``
+    int64, ``pts``, ``score`` and the part columns float64, ``id`` int64
+    (float64, all NaN, without tracking), ``source`` text.
 """
 
 from __future__ import annotations
@@ -91,6 +111,7 @@ OPENPOSE_VERSION = 1.3
 # COCO's 17 keypoints, as indices into our 18 parts (stages.frames.PART_NAMES).
 COCO_PARTS = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
 COCO_PERSON = 1
+IMAGE_ID_STRIDE = 10**9  # COCO image ids per input: more frames than any file has
 _OPENPOSE_EMPTY = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
                    "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d",
                    "hand_right_keypoints_3d")
@@ -131,7 +152,8 @@ def format_path(fmt: str, outdir: Path, stem: str, *, still: bool = False) -> Pa
 
 
 def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *,
-                 wall_clock: bool = False, still: bool = False) -> list[KeypointWriter]:
+                 wall_clock: bool = False, still: bool = False,
+                 number: int = 0) -> list[KeypointWriter]:
     """Open one writer per format, in the order given.
 
     Args:
@@ -142,6 +164,8 @@ def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *
             (live sources).
         still: The input is an image: OpenPose writes one flat
             ``<stem>_keypoints.json`` (``OpenPoseImageWriter``).
+        number: The input's number in the run, which makes its COCO image
+            ids (``coco_image_id``); 0: none (the ids are the frame indices).
 
     Returns:
         Open writers; on failure the ones already opened are closed.
@@ -162,7 +186,7 @@ def make_writers(formats: Sequence[str], outdir: str | os.PathLike, stem: str, *
             elif fmt == "csv":
                 writers.append(CsvWriter(path, wall_clock=wall_clock))
             else:
-                writers.append(CocoWriter(path))
+                writers.append(CocoWriter(path, number=number))
     except BaseException:
         for writer in writers:
             writer.close()
@@ -301,6 +325,7 @@ class CocoWriter(StreamedTextWriter):
 
     Attributes:
         path: Final file (conventionally ``<stem>.coco.json``).
+        number: The input's number in the run (``coco_image_id``).
         frames_written: Frames written so far.
         records_written: People (array elements) written so far.
     """
@@ -308,34 +333,55 @@ class CocoWriter(StreamedTextWriter):
     header = "["
     footer = "\n]\n"
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, number: int = 0) -> None:
         super().__init__(path)
+        self.number = number
         self.records_written = 0
 
     def _text(self, result: Result) -> str:
         text = ""
-        for record in coco_records(keypoint_record(result)):
+        for record in coco_records(keypoint_record(result), self.number):
             text += (",\n" if self.records_written else "\n") + json.dumps(
                 record, separators=(",", ":"), allow_nan=False)
             self.records_written += 1
         return text
 
 
-def coco_records(record: dict) -> list[dict]:
+def coco_image_id(number: int, frame: int) -> int:
+    """The COCO image id of frame ``frame`` of the run's input ``number`` (see ``coco``
+    in the module docstring).
+
+    Raises:
+        ValueError: A frame index past ``IMAGE_ID_STRIDE``, or a negative number.
+    """
+    if not 0 <= frame < IMAGE_ID_STRIDE or number < 0:
+        raise ValueError(f"no COCO image id for input {number}, frame {frame}")
+    return number * IMAGE_ID_STRIDE + frame
+
+
+def coco_score(score: float) -> float:
+    """The COCO ``score`` of a person whose JSON Lines ``score`` is ``score``: half of
+    it, within [0, 1] (see ``coco`` in the module docstring)."""
+    return round(min(max(score / 2, 0.0), 1.0), 4)
+
+
+def coco_records(record: dict, number: int = 0) -> list[dict]:
     """The COCO results of one frame's record, one per person.
 
     Args:
         record: A record made by ``keypoint_record``.
+        number: The input's number in the run (``coco_image_id``).
 
     Returns:
         Dicts as described in the module docstring.
     """
     out = []
+    image_id = coco_image_id(number, record["frame"])
     for person in record["people"]:
         parts = person["keypoints"]
-        entry = {"image_id": record["frame"], "category_id": COCO_PERSON,
+        entry = {"image_id": image_id, "category_id": COCO_PERSON,
                  "keypoints": [v for i in COCO_PARTS for v in parts[i]],
-                 "score": person["score"]}
+                 "score": coco_score(person["score"])}
         if "id" in person:
             entry["track_id"] = person["id"]
         out.append(entry)
@@ -343,8 +389,10 @@ def coco_records(record: dict) -> list[dict]:
 
 
 def csv_columns(wall_clock: bool = False) -> list[str]:
-    """The CSV header: source, frame, pts, [wall], id, score, then x, y, c per part."""
-    head = ["source", "frame", "pts"] + (["wall"] if wall_clock else []) + ["id", "score"]
+    """The CSV header: source, frame, pts, [wall], width, height, id, score, then x, y, c
+    per part."""
+    head = ["source", "frame", "pts"] + (["wall"] if wall_clock else [])
+    head += ["width", "height", "id", "score"]
     return head + [f"{name}_{axis}" for name in PART_NAMES for axis in ("x", "y", "c")]
 
 
@@ -353,7 +401,8 @@ def csv_rows(record: dict, source: str) -> list[list]:
 
     Args:
         record: A record made by ``keypoint_record`` (with ``"wall"`` when the
-            table has that column).
+            table has that column; without a frame size, read back from a log
+            written before records had one, its cells are empty).
         source: The source's name, the first column.
 
     Returns:
@@ -362,6 +411,7 @@ def csv_rows(record: dict, source: str) -> list[list]:
     head = [source, record["frame"], record["pts"]]
     if "wall" in record:
         head.append(record["wall"])
+    head += [record.get("width"), record.get("height")]
     rows = []
     for person in record["people"]:
         row = head + [person.get("id"), person["score"]]

@@ -12,8 +12,8 @@ own bounded buffer and thread, so a slow or stuck consumer loses records
 A record is a keypoint-log line (``stages.outputs.keypoint_log``) with the source's
 name and the capture time added::
 
-    {"source": "cam1", "frame": 12, "pts": 0.48, "wall": 1764700000.123,
-     "people": [{"score": 0.81, "keypoints": [[x, y, c], ...], "id": 3}]}
+    {"source": "cam1", "frame": 12, "pts": 0.48, "width": 1280, "height": 720,
+     "wall": 1764700000.123, "people": [{"score": 1.21, "keypoints": [[x, y, c], ...], "id": 3}]}
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import pytest
 
 from stages.outputs.sample import make_test_clip
 from tests.support.nodes import FULL, char_device
+from tests.support.tables import RUN_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ["--backend", "tests.support.fakes:ZeroBackend", "--resolution", "64x48"]
@@ -86,7 +87,7 @@ def test_a_file_run_piped_into_a_reader_that_left_writes_its_summary(tmp_path):
     code, err = _run([clip, "-o", out, *FAKE, "--summary-json", summary], "closed")
     assert code == 141 and err == "", err
     assert json.loads(summary.read_text())["frames_written"] == 3
-    assert sorted(os.listdir(out)) == ["clip.jsonl", "clip.mp4"]
+    assert sorted(os.listdir(out)) == sorted(["clip.jsonl", "clip.mp4", *RUN_TABLES])
 
 
 @pytest.mark.parametrize("mode", ["file", "batch"])
@@ -104,4 +105,5 @@ def test_stdout_to_a_full_device_is_one_line_and_every_record_is_written(tmp_pat
         _assert_batch_records(out, summary, {"a.mp4": "done", "b.mp4": "done"})
     else:
         assert json.loads(summary.read_text())["state"] == "done"
-        assert sorted(os.listdir(out)) == ["a.coco.json", "a.jsonl", "a.mp4"]
+        assert sorted(os.listdir(out)) == sorted(["a.coco.json", "a.jsonl", "a.mp4",
+                                                  "keypoints.coco.json", *RUN_TABLES])

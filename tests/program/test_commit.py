@@ -26,6 +26,7 @@ from stages.errors import OutputError
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
 from tests.support.processes import tmpfs
+from tests.support.tables import RUN_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ["--backend", "tests.support.fakes:ZeroBackend", "--resolution", "64x48"]
@@ -97,7 +98,8 @@ def test_a_stopped_rerun_keeps_the_complete_outputs_and_sets_its_own_aside(tmp_p
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # nothing hidden left
     # a complete run replaces the set and clears the partial results
     assert run_stream.main([str(clip), "-o", str(out), *FAKE, "--format", "jsonl", "coco"]) == 0
-    assert sorted(os.listdir(out)) == ["clip.coco.json", "clip.jsonl", "clip.mp4"]
+    assert sorted(os.listdir(out)) == sorted(["clip.coco.json", "clip.jsonl", "clip.mp4",
+                                              "keypoints.coco.json", *RUN_TABLES])
 
 
 def test_a_failed_run_never_publishes_under_the_final_names(tmp_path, capsys, monkeypatch):
@@ -213,7 +215,7 @@ def test_inputs_with_the_same_stem_never_collide(tmp_path, capsys):
     assert {r["status"] for r in rows} == {"skipped"}
     # a single-file run names its outputs the same way
     assert run_stream.main([str(data / "x.mkv"), "-o", str(tmp_path / "one"), *FAKE]) == 0
-    assert sorted(os.listdir(tmp_path / "one")) == ["x.mkv.jsonl", "x.mkv.mp4"]
+    assert sorted(os.listdir(tmp_path / "one")) == sorted(["x.mkv.jsonl", "x.mkv.mp4", *RUN_TABLES])
 
 
 def test_partial_names_are_unique_per_writer(tmp_path):
@@ -242,13 +244,13 @@ def test_a_full_disk_publishes_nothing_and_keeps_the_previous_set(tmp_path, smal
     first = small_disk / "first"
     assert run_stream.main([*args, "-o", str(first)]) == 0  # 45 one-page files and a few more
     before = _snapshot(first)
-    assert len(before) == 48
+    assert len(before) == 48 + 1 + len(RUN_TABLES)  # and the run's dataset and tables
     code = run_stream.main([*args, "-o", str(first)])  # no room for a second set
     err = capsys.readouterr().err
     assert code == 1 and "No space left" in err and len(err.strip().splitlines()) == 1, err
     assert _snapshot(first) == before  # and the failed run's files are gone
-    assert sorted(os.listdir(first)) == ["clip.coco.json", "clip.jsonl", "clip.mp4",
-                                         "clip.openpose"]
+    assert sorted(os.listdir(first)) == sorted(["clip.coco.json", "clip.jsonl", "clip.mp4",
+                                                "clip.openpose", "keypoints.coco.json", *RUN_TABLES])
     fresh = small_disk / "fresh"  # a first run that fails publishes nothing at all
     code = run_stream.main([str(make_test_clip(tmp_path / "long.mp4", frames=120)), *FAKE,
                             "--format", "jsonl", "openpose", "coco", "-o", str(fresh)])
@@ -270,8 +272,9 @@ def test_a_full_disk_in_a_batch_fails_that_file_and_the_batch_ends_with_its_tabl
     assert rows["a.mp4"]["status"] == "done" and rows["b.mp4"]["status"] == "failed"
     assert "No space left" in rows["b.mp4"]["error"]
     assert len(read_keypoint_log(out / "a.jsonl")) == 45 and (out / "a.manifest.json").is_file()
-    assert sorted(os.listdir(out)) == ["a.coco.json", "a.jsonl", "a.manifest.json", "a.mp4",
-                                       "a.openpose", "batch-summary.json", "keypoints.coco.json"]
+    assert sorted(os.listdir(out)) == sorted(["a.coco.json", "a.jsonl", "a.manifest.json", "a.mp4",
+                                              "a.openpose", "batch-summary.json",
+                                              "keypoints.coco.json", *RUN_TABLES])
     dataset = json.loads((out / "keypoints.coco.json").read_text())  # the completed input only
     assert {image["file_name"] for image in dataset["images"]} == {"a.mp4"}
 
@@ -289,8 +292,8 @@ def test_a_killed_runs_partials_are_set_aside_by_the_next_run_and_readable(tmp_p
     assert len(hidden) == 2 and all(f"partial-{proc.pid}-" in n for n in hidden), hidden
     other = make_test_clip(tmp_path / "other.mp4", frames=3)
     assert run_stream.main([str(other), "-o", str(out), *FAKE]) == 0  # the next run there
-    assert sorted(os.listdir(out)) == ["long.partial.jsonl", "long.partial.mp4", "other.jsonl",
-                                       "other.mp4"]
+    assert sorted(os.listdir(out)) == sorted(["long.partial.jsonl", "long.partial.mp4",
+                                              "other.jsonl", "other.mp4", *RUN_TABLES])
     records = read_keypoint_log(out / "long.partial.jsonl")
     assert len(records) >= 120
     frames = _frames(out / "long.partial.mp4")  # fragmented: readable up to its last fragment
@@ -355,6 +358,7 @@ def test_partials_of_a_killed_process_not_yet_reaped_are_set_aside(tmp_path, cap
         other = make_test_clip(tmp_path / "other.mp4", frames=3)
         assert run_stream.main([str(other), "-o", str(out), *FAKE]) == 0
         capsys.readouterr()
-        assert sorted(os.listdir(out)) == ["a.partial.jsonl", "other.jsonl", "other.mp4"]
+        assert sorted(os.listdir(out)) == sorted(["a.partial.jsonl", "other.jsonl", "other.mp4",
+                                                  *RUN_TABLES])
     finally:
         zombie.wait()

@@ -17,6 +17,7 @@ from stages.outputs import atomic
 from stages.outputs.atomic import Staged, commit_set, partial_path
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
+from tests.support.tables import RUN_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW = ["--backend", "tests.support.fakes:SlowBackend", "--resolution", "64x48"]
@@ -56,7 +57,8 @@ def test_two_file_runs_into_one_folder_both_finish_with_one_complete_set(tmp_pat
     out = tmp_path / "out"
     for run in _both([clip, "-o", out, *SLOW]):
         assert run.returncode == 0, run.stderr
-    assert sorted(os.listdir(out)) == ["clip.jsonl", "clip.mp4"]  # nothing hidden, nothing aside
+    assert sorted(os.listdir(out)) == sorted(  # nothing hidden, nothing aside
+        ["clip.jsonl", "clip.mp4", *RUN_TABLES])
     _assert_complete(out, "clip")
 
 
@@ -68,8 +70,9 @@ def test_two_batches_into_one_folder_both_finish_and_every_input_is_complete(tmp
     out = tmp_path / "out"
     for run in _both([inputs, "-o", out, *SLOW]):
         assert run.returncode == 0, run.stderr
-    assert sorted(os.listdir(out)) == ["a.jsonl", "a.manifest.json", "a.mp4",
-                                       "b.jsonl", "b.manifest.json", "b.mp4", "batch-summary.json"]
+    assert sorted(os.listdir(out)) == sorted(["a.jsonl", "a.manifest.json", "a.mp4", "b.jsonl",
+                                              "b.manifest.json", "b.mp4", "batch-summary.json",
+                                              *RUN_TABLES])
     json.loads((out / "batch-summary.json").read_text())  # whole: one run's, not a mix
     for name in ("a", "b"):
         _assert_complete(out, name)

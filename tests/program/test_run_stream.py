@@ -18,6 +18,7 @@ import pytest
 import run_stream
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
+from tests.support.tables import RUN_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = "tests.support.fakes:ZeroBackend"
@@ -47,7 +48,8 @@ def test_video_in_annotated_video_and_log_out(tmp_path, capsys):
     assert [r["frame"] for r in records] == list(range(30))
     assert [r["pts"] for r in records] == pytest.approx(_pts(clip), abs=1e-6)
     assert all(r["people"] == [] for r in records)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.jsonl", "clip.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["clip.jsonl", "clip.mp4", *RUN_TABLES])
 
 
 def test_image_in_annotated_image_and_log_out(tmp_path, capsys):

@@ -24,6 +24,7 @@ from stages.outputs.file_set import FileOutputs
 from stages.outputs.sample import make_test_clip
 from tests.stages.outputs.test_file_set import _run
 from tests.stages.outputs.test_video import make_clip_with_audio
+from tests.support.tables import RUN_TABLES
 
 FORMATS = ("jsonl", "openpose", "coco")
 ONE_PERSON = dict(backend="tests.support.fakes:OnePersonBackend", resolution=(432, 368), workers=1)
@@ -208,7 +209,8 @@ def test_the_command_line_without_video(tmp_path, capsys):
     cv2.imwrite(str(photo), np.full((48, 64, 3), 90, np.uint8))
     fake = ["--backend", "tests.support.fakes:ZeroBackend", "--resolution", "64x48", "--no-video"]
     assert run_stream.main([str(clip), "-o", str(tmp_path / "one"), *fake]) == 0
-    assert sorted(os.listdir(tmp_path / "one")) == ["clip.jsonl"]
+    assert sorted(os.listdir(tmp_path / "one")) == sorted(["clip.jsonl", *RUN_TABLES])
     assert run_stream.main([str(photo), "-o", str(tmp_path / "img"), *fake,
                             "--format", "jsonl", "coco"]) == 0
-    assert sorted(os.listdir(tmp_path / "img")) == ["photo.coco.json", "photo.jsonl"]
+    assert sorted(os.listdir(tmp_path / "img")) == sorted(["keypoints.coco.json", "photo.coco.json",
+                                                          "photo.jsonl", *RUN_TABLES])

@@ -1,5 +1,7 @@
 """Whole files on a Dask cluster (scheduler + 2 worker processes on 127.0.0.1): slow."""
 
+import json
+
 import pytest
 
 from stages.jobs.batch import BatchJob
@@ -27,7 +29,7 @@ def test_cluster_results_equal_a_local_run(tmp_path, cluster):
     make_sample_clip(data / "x" / "two.mp4", seconds=0.16, size=(256, 144))
     (data / "x" / "bad.mp4").write_text("not a video")
     items = expand_inputs([str(data)])
-    config = JobConfig(backend="tf")
+    config = JobConfig(backend="tf", formats=("jsonl", "coco"))
 
     remote = run_on_cluster(cluster, items, tmp_path / "cluster", config)
     local = BatchJob(items, tmp_path / "local", config).run()
@@ -39,6 +41,10 @@ def test_cluster_results_equal_a_local_run(tmp_path, cluster):
         theirs = read_keypoint_log(tmp_path / "local" / f"{rel}.jsonl")
         assert ours == theirs and any(r["people"] for r in ours)
         assert (tmp_path / "cluster" / f"{rel}.manifest.json").is_file()
+        coco = (tmp_path / "cluster" / f"{rel}.coco.json").read_text()
+        assert coco == (tmp_path / "local" / f"{rel}.coco.json").read_text()  # the same image ids
+    assert {r["image_id"] // 10**9 for r in json.loads(
+        (tmp_path / "cluster" / "x" / "two.coco.json").read_text())} == {3}  # its place in the batch
     for key in ("one.mp4", "x/two.mp4"):  # each file says what processed it, on which host
         engine = remote[key]["engine"]
         assert engine == {**local[key].engine, "host": engine["host"]} and engine["host"]

@@ -19,6 +19,7 @@ import pytest
 import run_stream
 from stages.outputs.atomic import Staged, aside_path, clean_dead_partials, commit_set, partial_path
 from stages.outputs.sample import make_test_clip
+from tests.support.tables import RUN_TABLES
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE = ["--backend", "tests.support.fakes:ZeroBackend", "--resolution", "64x48"]
@@ -90,7 +91,9 @@ def test_a_long_named_input_runs_twice_without_a_warning(tmp_path, capsys, stem,
         err = capsys.readouterr().err
         assert code == 0 and err == "", err
     suffixes = {"jsonl": ".jsonl", "coco": ".coco.json", "csv": ".csv"}
-    assert sorted(os.listdir(out)) == sorted([f"{stem}.mp4", *(stem + suffixes[f] for f in formats)])
+    assert sorted(os.listdir(out)) == sorted([f"{stem}.mp4", *(stem + suffixes[f] for f in formats),
+                                              *(RUN_TABLES if "jsonl" in formats else ()),
+                                              *(["keypoints.coco.json"] if "coco" in formats else [])])
 
 
 def test_an_output_name_no_file_system_takes_is_refused_before_the_run(tmp_path, capsys):

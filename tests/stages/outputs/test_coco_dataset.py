@@ -15,9 +15,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from stages.outputs.coco_dataset import (COCO_KEYPOINT_NAMES, COCO_SKELETON, CocoDataset, DatasetEntry,
-                                 batch_entries, dataset_path, write_batch_dataset,
+                                 batch_entries, dataset_path, fit_results, write_batch_dataset,
                                  write_for_batch)
-from stages.outputs.formats import COCO_PARTS, make_writers
+from stages.outputs.formats import COCO_PARTS, coco_image_id, coco_score, make_writers
 from stages.frames import Frame, Result
 from stages.sources.inputs import expand_inputs
 from stages.outputs.keypoint_log import read_keypoint_log
@@ -31,9 +31,9 @@ def _quiet(call, *args):
         return call(*args)
 
 
-def _write_input(folder, stem, results, formats=("jsonl", "coco")) -> tuple:
+def _write_input(folder, stem, results, formats=("jsonl", "coco"), number=1) -> tuple:
     folder.mkdir(parents=True, exist_ok=True)
-    writers = make_writers(formats, folder, stem)
+    writers = make_writers(formats, folder, stem, number=number)
     for result in results:
         for writer in writers:
             writer.write(result)
@@ -42,8 +42,9 @@ def _write_input(folder, stem, results, formats=("jsonl", "coco")) -> tuple:
     return tuple(w.path for w in writers)
 
 
-def _still(people: int) -> list[Result]:
-    frame = Frame(source="photo", index=0, pts=0.0, image=np.zeros((4, 4, 3), np.uint8))
+def _still(people: int, size=(640, 480)) -> list[Result]:
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    frame = Frame(source="photo", index=0, pts=0.0, image=image)
     return [Result(frame=frame, people=tuple(_person(90 + k, track_id=k + 1)
                                              for k in range(people)))]
 
@@ -51,14 +52,16 @@ def _still(people: int) -> list[Result]:
 @pytest.fixture
 def dataset(tmp_path):
     """A video (6 frames: 2, 1, 0, 2, 0, 1 people), an image with one person and one
-    with nobody, read back into OUT/keypoints.coco.json."""
+    with nobody, inputs 1, 2 and 3 of a run, read back into OUT/keypoints.coco.json."""
     out = tmp_path / "out"
     entries = [
-        DatasetEntry("day1/clip.mp4", 640, 480, _write_input(out / "day1", "clip", _results(True))),
-        DatasetEntry("photos/a.jpg", 640, 480, _write_input(out / "photos", "a", _still(1)),
-                     still=True),
-        DatasetEntry("photos/empty.jpg", 320, 240, _write_input(out / "photos", "empty", _still(0)),
-                     still=True),
+        DatasetEntry("day1/clip.mp4", 640, 480,
+                     _write_input(out / "day1", "clip", _results(True), number=1), number=1),
+        DatasetEntry("photos/a.jpg", 640, 480,
+                     _write_input(out / "photos", "a", _still(1), number=2), still=True, number=2),
+        DatasetEntry("photos/empty.jpg", 320, 240,
+                     _write_input(out / "photos", "empty", _still(0, (320, 240)), number=3),
+                     still=True, number=3),
     ]
     path = dataset_path(out)
     written = write_batch_dataset(path, entries)
@@ -78,6 +81,8 @@ def test_pycocotools_loads_the_dataset_as_is(dataset, tmp_path):
 
     images = coco.loadImgs(coco.getImgIds())
     assert len({i["id"] for i in images}) == len(images) == 8
+    assert [i["id"] for i in images] == [coco_image_id(1, f) for f in range(6)] + [
+        coco_image_id(2, 0), coco_image_id(3, 0)]  # input number and frame
     assert [(i["file_name"], i["frame_index"], i["width"], i["height"]) for i in images] == (
         [("day1/clip.mp4", f, 640, 480) for f in range(6)]
         + [("photos/a.jpg", 0, 640, 480), ("photos/empty.jpg", 0, 320, 240)])
@@ -98,7 +103,7 @@ def test_pycocotools_loads_the_dataset_as_is(dataset, tmp_path):
         if image["file_name"] == "day1/clip.mp4":  # the same numbers as the JSON Lines log
             record = log[image["frame_index"]]
             person = next(p for p in record["people"] if p["id"] == a["track_id"])
-            assert a["score"] == person["score"]
+            assert a["score"] == coco_score(person["score"]) and 0 <= a["score"] <= 1
             assert a["keypoint_scores"] == [person["keypoints"][i][2] for i in COCO_PARTS]
             assert found == [tuple(person["keypoints"][i][:2]) for i in COCO_PARTS
                              if person["keypoints"][i][2] > 0]
@@ -124,14 +129,16 @@ def test_cocoeval_scores_the_dataset_against_itself(dataset):
     assert _evaluate(gt, moved) < 0.5
 
 
-def test_per_input_results_are_scored_through_file_names(dataset, tmp_path):
-    """A ground truth keyed by (file_name, frame_index) scores the per-input results."""
+def test_per_input_results_load_against_the_dataset_as_they_are(dataset, tmp_path):
+    """The per-input results carry the dataset's image ids: loadRes takes each file."""
     gt = _quiet(COCO, str(dataset))
-    ids = {(i["file_name"], i["frame_index"]): i["id"] for i in gt.loadImgs(gt.getImgIds())}
+    names = {i["id"]: (i["file_name"], i["frame_index"]) for i in gt.loadImgs(gt.getImgIds())}
     results = []
     for name, path in (("day1/clip.mp4", "day1/clip.coco.json"), ("photos/a.jpg", "photos/a.coco.json")):
-        for r in json.loads((tmp_path / "out" / path).read_text()):
-            results.append(dict(r, image_id=ids[(name, r["image_id"])]))
+        loaded = _quiet(gt.loadRes, str(tmp_path / "out" / path))
+        mine = loaded.loadAnns(loaded.getAnnIds())
+        assert {names[a["image_id"]][0] for a in mine} == {name}
+        results += json.loads((tmp_path / "out" / path).read_text())
     assert len(results) == 7
     assert _evaluate(gt, results) == pytest.approx(1.0)
 
@@ -152,8 +159,8 @@ def test_keypoints_are_read_from_the_log_else_from_the_coco_results(tmp_path):
     assert frames == ([("a/clip.mp4", f) for f in range(6)]
                       + [("b/clip.mp4", f) for f in (0, 1, 3, 5)] + [("c/empty.png", 0)])
     assert [i.get("pts") for i in data["images"][:6]] == [f / 25 for f in range(6)]
-    from_log = [a for a in data["annotations"] if a["image_id"] <= 6]
-    from_coco = [a for a in data["annotations"] if 6 < a["image_id"] <= 10]
+    from_log = [a for a in data["annotations"] if a["image_id"] // 10**9 == 1]
+    from_coco = [a for a in data["annotations"] if a["image_id"] // 10**9 == 2]
     assert len(from_log) == len(from_coco) == 6
     for a, b in zip(from_log, from_coco):  # same people either way
         assert a["keypoints"] == b["keypoints"] and a["score"] == b["score"]
@@ -179,7 +186,8 @@ def test_an_input_that_cannot_be_read_back_is_left_out_whole(tmp_path, caplog):
     assert (dataset.images, dataset.annotations) == (6, 6)
     coco = _quiet(COCO, str(path))
     assert {i["file_name"] for i in coco.dataset["images"]} == {"good.mp4"}
-    assert sorted(coco.getImgIds()) == list(range(1, 7))  # ids still gapless
+    # good.mp4 is input 5: its ids; annotation ids stay gapless
+    assert sorted(coco.getImgIds()) == [coco_image_id(5, f) for f in range(6)]
     assert sorted(coco.getAnnIds()) == list(range(1, 7))
     assert {a["image_id"] for a in coco.dataset["annotations"]} <= set(coco.getImgIds())
     for name in ("bad.mp4", "alien.mp4", "gone.mp4", "none.mp4"):
@@ -190,13 +198,15 @@ def test_the_dataset_appears_whole_on_close_and_a_failed_build_keeps_the_previou
     path = tmp_path / "keypoints.coco.json"
     record = {"frame": 0, "pts": 0.0, "people": [{"score": 0.5, "keypoints": [[1, 2, 0.5]] * 18}]}
     with CocoDataset(path) as dataset:
-        dataset.add("x.jpg", 8, 8, [record])
+        dataset.add("x.jpg", 8, 8, [record], number=1)
         assert not path.exists() and os.listdir(tmp_path) == []  # spools are anonymous
+        with pytest.raises(ValueError, match="number 1 is taken"):
+            dataset.add("again.jpg", 8, 8, [record], number=1)
     first = path.read_text()
-    assert _quiet(COCO, str(path)).getImgIds() == [1]
+    assert _quiet(COCO, str(path)).getImgIds() == [10**9]
     with pytest.raises(RuntimeError):
         with CocoDataset(path) as dataset:
-            dataset.add("y.jpg", 8, 8, [record, record])
+            dataset.add("y.jpg", 8, 8, [record, dict(record, frame=1)], number=1)
             raise RuntimeError("the batch failed")
     assert path.read_text() == first and os.listdir(tmp_path) == [path.name]
     with CocoDataset(path):  # nothing added: a valid, empty dataset
@@ -235,9 +245,10 @@ def test_batch_entries_take_completed_inputs_with_their_displayed_size(tmp_path)
                "v/clip.mp4": _Report("done", ["out/v/clip.mp4", "out/v/clip.coco.json"]),
                "v/failed.mp4": _Report("failed")}
     entries = batch_entries(items, reports)
-    assert entries == [
-        DatasetEntry("photo.png", 40, 30, (Path("out/photo.jsonl"),), still=True),
-        DatasetEntry("v/clip.mp4", 96, 64, (Path("out/v/clip.mp4"), Path("out/v/clip.coco.json")))]
+    assert entries == [  # numbered by their place in the batch
+        DatasetEntry("photo.png", 40, 30, (Path("out/photo.jsonl"),), still=True, number=1),
+        DatasetEntry("v/clip.mp4", 96, 64, (Path("out/v/clip.mp4"), Path("out/v/clip.coco.json")),
+                     number=2)]
 
 
 def test_a_batch_and_its_resumed_run_give_the_same_dataset(tmp_path):
@@ -273,3 +284,56 @@ def test_a_batch_and_its_resumed_run_give_the_same_dataset(tmp_path):
     after = json.loads(path.read_text())
     before.pop("info"), after.pop("info")
     assert after == before
+
+
+def test_fit_results_renumbers_a_file_of_another_place_or_an_older_writer(tmp_path):
+    path = _write_input(tmp_path, "clip", _results(True), formats=("coco",), number=2)[0]
+    text = path.read_text()
+    assert not fit_results(path, 2) and path.read_text() == text  # fits: untouched
+    assert fit_results(path, 3)
+    moved = json.loads(path.read_text())
+    assert [r["image_id"] for r in moved] == [
+        coco_image_id(3, r["image_id"] % 10**9) for r in json.loads(text)]
+    assert [r["score"] for r in moved] == [r["score"] for r in json.loads(text)]
+    assert not [p for p in os.listdir(tmp_path) if p != path.name]  # no temporary file left
+    # a file written before the ids were numbered: image_id was the frame, score tf-pose's
+    old = tmp_path / "old.coco.json"
+    old.write_text('[\n{"image_id":4,"category_id":1,"keypoints":[1,2,0.5],"score":1.2432},\n'
+                   '{"image_id":7,"category_id":1,"keypoints":[1,2,0.5],"score":0.6}\n]\n')
+    assert fit_results(old, 1)
+    assert [(r["image_id"], r["score"]) for r in json.loads(old.read_text())] == [
+        (coco_image_id(1, 4), 0.6216), (coco_image_id(1, 7), 0.3)]
+    assert old.read_text().endswith("\n]\n")  # still what the writer writes: a line each
+    empty = tmp_path / "empty.coco.json"
+    empty.write_text("[\n]\n")
+    assert not fit_results(empty, 5)
+
+
+def test_a_resumed_batch_with_an_input_more_renumbers_the_skipped_inputs_results(tmp_path):
+    """An input added before another in the sorted order moves it up one place: the skipped
+    input's results are renumbered, so every results file still loads against the dataset."""
+    from stages.jobs.batch import BatchJob
+    from stages.settings import JobConfig
+
+    data = tmp_path / "in"
+    data.mkdir()
+    for name in ("a.mp4", "c.mp4"):
+        make_test_clip(data / name, frames=3, size=(96, 64))
+    config = JobConfig(backend="tests.support.fakes:OnePersonBackend", formats=("coco",))
+    out = tmp_path / "out"
+    BatchJob(expand_inputs([str(data)]), out, config).run()
+    assert {r["image_id"] // 10**9 for r in json.loads((out / "c.coco.json").read_text())} == {2}
+    make_test_clip(data / "b.mp4", frames=2, size=(96, 64))
+    items = expand_inputs([str(data)])
+    reports = BatchJob(items, out, config).run()
+    assert {k: r.status for k, r in reports.items()} == {
+        "a.mp4": "skipped", "b.mp4": "done", "c.mp4": "skipped"}
+    dataset = write_for_batch(out, items, reports)
+    gt = _quiet(COCO, str(dataset.path))
+    for number, stem in enumerate("abc", 1):
+        loaded = _quiet(gt.loadRes, str(out / f"{stem}.coco.json"))
+        ids = {a["image_id"] for a in loaded.loadAnns(loaded.getAnnIds())}
+        assert {gt.loadImgs(i)[0]["file_name"] for i in ids} == {f"{stem}.mp4"}
+        assert {i // 10**9 for i in ids} == {number}
+    again = BatchJob(items, out, config)  # the rewritten file still vouches for its input
+    assert again.todo == 0

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from stages.errors import InputError, OutputError
-from stages.outputs.formats import (COCO_PARTS, FORMATS, CocoWriter, OpenPoseWriter, format_path,
-                            make_writers)
+from stages.outputs.formats import (COCO_PARTS, FORMATS, CocoWriter, OpenPoseWriter, coco_image_id,
+                            coco_score, format_path, make_writers)
 from stages.frames import NUM_PARTS, PART_NAMES, Frame, Person, Result
 from stages.outputs.keypoint_log import read_keypoint_log
 
@@ -36,15 +36,15 @@ def _results(tracked: bool) -> list[Result]:
     results = []
     for index, count in enumerate(counts):
         frame = Frame(source="clip", index=index, pts=index / 25,
-                      image=np.zeros((4, 4, 3), np.uint8))
+                      image=np.zeros((480, 640, 3), np.uint8))  # the keypoints' space
         people = tuple(_person(10 * index + k, track_id=(k + 1 if tracked else None))
                        for k in range(count))
         results.append(Result(frame=frame, people=people))
     return results
 
 
-def _run(tmp_path, tracked: bool):
-    writers = make_writers(FORMATS, tmp_path, "clip")
+def _run(tmp_path, tracked: bool, number: int = 0):
+    writers = make_writers(FORMATS, tmp_path, "clip", number=number)
     for result in _results(tracked):
         for writer in writers:
             writer.write(result)
@@ -82,13 +82,13 @@ def test_openpose_files_match_the_jsonl(tmp_path, tracked):
 
 @pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
 def test_coco_results_match_the_jsonl(tmp_path, tracked):
-    records = _run(tmp_path, tracked)
+    records = _run(tmp_path, tracked, number=3)  # the run's third input
     results = json.loads((tmp_path / "clip.coco.json").read_text())
     expected = [(r["frame"], p) for r in records for p in r["people"]]
     assert len(results) == len(expected) == 6
     for got, (frame, person) in zip(results, expected):
-        assert got["image_id"] == frame and got["category_id"] == 1
-        assert got["score"] == person["score"]
+        assert got["image_id"] == 3 * 10**9 + frame and got["category_id"] == 1
+        assert got["score"] == round(person["score"] / 2, 4)  # halved: in [0, 1]
         triples = [got["keypoints"][3 * i:3 * i + 3] for i in range(17)]
         for name, triple in zip(COCO_NAMES, triples):
             assert triple == person["keypoints"][PART_NAMES.index(name)]
@@ -168,3 +168,16 @@ def test_bad_uses(tmp_path):
         CocoWriter(tmp_path / "missing" / "c.json")
     with pytest.raises(OutputError, match="cannot create"):
         OpenPoseWriter(tmp_path / "missing" / "o", "o")
+
+
+def test_coco_ids_and_scores():
+    assert coco_image_id(0, 17) == 17  # number 0 (live segments): the frame index
+    assert coco_image_id(1, 0) == 10**9 and coco_image_id(12, 345) == 12_000_000_345
+    for bad in ((1, -1), (1, 10**9), (-1, 0)):
+        with pytest.raises(ValueError):
+            coco_image_id(*bad)
+    assert coco_score(1.2432) == 0.6216 and coco_score(0.3) == 0.15
+    assert coco_score(2.5) == 1.0 and coco_score(0.0) == 0.0 and coco_score(-0.1) == 0.0
+    scores = [0.31, 0.8, 1.2432, 1.9999]  # the order is kept
+    assert sorted(scores, key=coco_score) == scores
+    assert all(0 <= coco_score(s) <= 1 for s in scores)

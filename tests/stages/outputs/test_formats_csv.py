@@ -17,6 +17,7 @@ from stages.frames import PART_NAMES, Frame, Result
 from stages.outputs.keypoint_log import read_keypoint_log
 from stages.outputs.sample import make_test_clip
 from tests.stages.outputs.test_formats import _person, _results
+from tests.support.tables import RUN_TABLES
 
 PEOPLE = "tests.support.fakes:OnePersonBackend"
 
@@ -37,6 +38,7 @@ def _assert_matches_jsonl(table: pd.DataFrame, records: list[dict], source: str)
     for (_, row), (record, person) in zip(table.iterrows(), expected):
         assert row["source"] == source
         assert row["frame"] == record["frame"] and row["pts"] == record["pts"]
+        assert (row["width"], row["height"]) == (record["width"], record["height"])
         assert row["score"] == person["score"]
         if "id" in person:
             assert row["id"] == person["id"]
@@ -54,10 +56,11 @@ def _assert_matches_jsonl(table: pd.DataFrame, records: list[dict], source: str)
 def test_pandas_reads_the_table_with_the_values_of_the_jsonl(tmp_path, tracked):
     _write(tmp_path, _results(tracked))
     table = pd.read_csv(tmp_path / "clip.csv")
-    assert list(table.columns) == ["source", "frame", "pts", "id", "score"] + [
+    assert list(table.columns) == ["source", "frame", "pts", "width", "height", "id", "score"] + [
         f"{name}_{axis}" for name in PART_NAMES for axis in "xyc"]
     assert "nose_x" in table and "r_shoulder_c" in table and "l_ear_y" in table
-    assert table["frame"].dtype == np.int64
+    assert table["frame"].dtype == table["width"].dtype == table["height"].dtype == np.int64
+    assert set(table["width"]) == {640} and set(table["height"]) == {480}  # the frame size
     assert table["pts"].dtype == table["score"].dtype == np.float64
     assert table["id"].dtype == (np.int64 if tracked else np.float64)
     assert all(table[f"{name}_{axis}"].dtype == np.float64 for name in PART_NAMES for axis in "xyc")
@@ -75,7 +78,8 @@ def test_wall_clock_adds_the_wall_column(tmp_path):
                for i in range(3)]
     _write(tmp_path, results, wall_clock=True)
     table = pd.read_csv(tmp_path / "clip.csv")
-    assert list(table.columns[:6]) == ["source", "frame", "pts", "wall", "id", "score"]
+    assert list(table.columns[:8]) == ["source", "frame", "pts", "wall", "width", "height", "id",
+                                       "score"]
     assert table["wall"].dtype == np.float64
     assert list(table["wall"]) == [r["wall"] for r in read_keypoint_log(tmp_path / "clip.jsonl")]
     assert list(table["wall"]) == [1_700_000_000.25, 1_700_000_001.25, 1_700_000_002.25]
@@ -130,7 +134,8 @@ def _cli(capsys, *args) -> int:
 def test_file_run_writes_the_csv_in_its_output_set(tmp_path, capsys):
     clip = make_test_clip(tmp_path / "walk.mp4", frames=6, size=(96, 64))
     _cli(capsys, clip, "-o", tmp_path / "out", "--backend", PEOPLE, "--format", "jsonl", "csv")
-    assert sorted(os.listdir(tmp_path / "out")) == ["walk.csv", "walk.jsonl", "walk.mp4"]
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(["walk.csv", "walk.jsonl", "walk.mp4",
+                                                           *RUN_TABLES])
     table = pd.read_csv(tmp_path / "out" / "walk.csv")
     records = read_keypoint_log(tmp_path / "out" / "walk.jsonl")
     assert list(table["frame"]) == list(range(6))  # one person on every frame, tracked

@@ -44,7 +44,8 @@ def test_record_schema():
 
 
 def test_frame_without_people():
-    assert keypoint_record(_result(0)) == {"frame": 0, "pts": 0.0, "people": []}
+    assert keypoint_record(_result(0)) == {"frame": 0, "pts": 0.0, "width": 4, "height": 4,
+                                           "people": []}
 
 
 def test_lines_are_flushed_as_they_are_written(tmp_path):

@@ -266,7 +266,8 @@ def test_every_format_is_written_per_segment(tmp_path, name):
         assert all("wall" in r for r in records)
         table = pd.read_csv(folder / f"{base}.csv")
         expected = [(r, p) for r in records for p in r["people"]]
-        assert list(table.columns[:6]) == ["source", "frame", "pts", "wall", "id", "score"]
+        assert list(table.columns[:8]) == ["source", "frame", "pts", "wall", "width", "height",
+                                           "id", "score"]
         assert table["frame"].tolist() == [r["frame"] for r, _ in expected]
         assert table["wall"].tolist() == [r["wall"] for r, _ in expected]
         assert table["id"].tolist() == [p["id"] for _, p in expected]
@@ -346,7 +347,7 @@ def test_after_sigkill_finished_keypoint_segments_parse(tmp_path):
         frames += [r["frame"] for r in records]
     assert frames == list(range(len(frames)))
     for partial in folder.glob(".*.csv.partial-*"):  # flushed frame by frame: the header at least
-        assert partial.read_text().startswith("source,frame,pts,wall,id,score,nose_x,")
+        assert partial.read_text().startswith("source,frame,pts,wall,width,height,id,score,nose_x,")
 
 
 def test_live_job_writes_the_chosen_formats_per_segment_without_video(tmp_path):
