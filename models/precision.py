@@ -62,7 +62,7 @@ class Trade:
 TRADES = {
     "f32": Trade("f32", "every backend", "100%", "the reference", "1x", "(the reference)", True),
     "int8": Trade("int8", "OpenVINO, CPU", "96.65%, 97.16%", "526 of 527, 536 of 539",
-                  "1.25x with AVX2 only; 1.53x with AVX-512 VNNI, 1.39x with AMX (recipe v2, "
+                  "1.20x with AVX2 only; 1.53x with AVX-512 VNNI, 1.39x with AMX (recipe v2, "
                   "the same int8 layers)", "recipe v3, 2-core AMD EPYC with AVX2 only, 2026-12-07", True),
     "bf16": Trade("bf16", "OpenVINO, CPUs with AMX or AVX512_BF16", "96.15%, 96.63%",
                   "506 of 527, 522 of 539 (3-4% fewer)", "network 2.5x with AMX",
