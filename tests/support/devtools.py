@@ -47,6 +47,7 @@ class DevTools:
         self._next_id = 0
         self._buffer = b""
         self._events: set[str | None] = set()  # methods of the events seen since the last open
+        self.requests: list[str] = []  # URLs the page asked for, once Network.enable is called
         to_chromium, self._send_fd = _pipe_above(10)
         self._recv_fd, from_chromium = _pipe_above(10)
         cmd = ["bash", "-c", f'exec "$@" 3<&{to_chromium} 4>&{from_chromium}', "chromium",
@@ -174,7 +175,10 @@ class DevTools:
                 raise DevToolsError(f"Chromium exited ({self._proc.poll()})")
             self._buffer += chunk
         message, _, self._buffer = self._buffer.partition(b"\0")
-        return json.loads(message)
+        message = json.loads(message)
+        if message.get("method") == "Network.requestWillBeSent":
+            self.requests.append(message["params"]["request"]["url"])
+        return message
 
 
 def _pipe_above(low: int) -> tuple[int, int]:
