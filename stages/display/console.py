@@ -381,7 +381,8 @@ def batch_totals(rows: list[dict], seconds: float) -> dict:
         add up to ``files``; ``frames`` (the sum of the rows' frames);
         ``people_per_frame`` over the rows whose people are known (absent when
         none is); ``seconds`` (this run's wall time) and ``fps`` (frames this
-        run processed, i.e. of rows not skipped, per second of it).
+        run processed, i.e. of rows not skipped less those resumed from a
+        checkpoint, per second of it).
     """
     totals: dict[str, Any] = {"files": len(rows), **{status: 0 for status in STATUSES}}
     for r in rows:
@@ -391,7 +392,7 @@ def batch_totals(rows: list[dict], seconds: float) -> dict:
     counted = sum(r["frames"] for r in known)
     if counted:
         totals["people_per_frame"] = round(sum(r["people"] for r in known) / counted, 3)
-    ran = sum(r["frames"] for r in rows if r["status"] != "skipped")
+    ran = sum(r.get("frames_processed", r["frames"]) for r in rows if r["status"] != "skipped")
     totals["seconds"] = round(seconds, 3)
     totals["fps"] = round(ran / seconds, 2) if seconds > 0 else 0.0
     return totals

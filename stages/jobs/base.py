@@ -40,6 +40,15 @@ class JobSummary:
     names the results of an interrupted run were kept aside under
     (``kept_aside``; see ``stages.outputs.file_set``), or none when nothing was written.
     ``manifest`` is where a batch records the input as complete.
+
+    A video's run may resume from a checkpoint (``stages.outputs.resume``):
+    ``resumed_from`` frames were done by earlier runs, ``frames_written``
+    (and ``frames_read``) are this run's, ``frames_done`` all the frames the
+    outputs hold. ``partial`` is the work folder an interrupted run's work
+    is kept in, to be resumed (None when nothing is kept), and
+    ``checkpoint_frames`` the frames its checkpoint holds, which a rerun
+    keeps (0: a rerun starts over); ``expected`` the frames the whole input
+    gives, when known.
     """
 
     input: Path
@@ -54,6 +63,16 @@ class JobSummary:
     frames_lost: int = 0  # pictures of a damaged input that did not decode (skipped)
     kept_aside: bool = False
     manifest: Path | None = None
+    frames_done: int | None = None
+    resumed_from: int = 0
+    partial: Path | None = None
+    checkpoint_frames: int = 0
+    expected: int | None = None
+
+    @property
+    def frames_processed(self) -> int:
+        """Frames this run processed (the resumed ones not counted)."""
+        return self.frames_written
 
     @property
     def fps(self) -> float:

@@ -8,6 +8,15 @@ place as a set, then its manifest) once all of its frames are written. A file
 that cannot be opened, or whose outputs cannot be written, is reported and
 skipped; the others go on. After a stop, the files in flight are closed as
 interrupted runs (``stages.outputs.file_set``: their previous complete outputs stay).
+
+Resuming: each video input is written in its work folder, in pieces with a
+checkpoint at each cut (``stages.outputs.resume``). An input that did not
+finish leaves nothing under its final names: its work stays in that folder
+(``OUT/<folder>/.partial/<stem>/``, its report's ``partial``), and the next
+batch goes on from its last checkpoint: ``frames_resumed_from`` frames come
+from there, ``frames_processed`` are the run's own. One tracker serves every
+file, each under its own key; a resumed file's tracks are restored from its
+checkpoint before its first frame.
 """
 
 from __future__ import annotations
@@ -23,11 +32,14 @@ from typing import Callable
 from stages.errors import OutputError, PosestreamError
 from stages.frames import Result
 from stages.jobs.base import PipelineJob, Views
-from stages.jobs.builder import build_pipeline, file_outputs, open_file_source
+from stages.jobs.builder import (build_pipeline, file_outputs, open_file_source, open_work,
+                                 resumable_tracker)
 from stages.jobs.engine import EngineRecord, plan_engine
 from stages.outputs.atomic import clean_dead_partials
 from stages.outputs.file_set import FAILED, INTERRUPTED, manifest_path
 from stages.outputs.manifest import completed, input_identity, output_settings, write_manifest
+from stages.outputs.resume import Work
+from stages.pose.tracking import PoseTracker
 from stages.settings import JobConfig
 from stages.sources.inputs import BatchItem
 
@@ -53,14 +65,22 @@ class FileReport:
     error: str = ""
     engine: dict | None = None  # EngineRecord.as_dict() of what processed it
     outputs: list[str] = field(default_factory=list)  # where they went (final or .partial names)
+    partial: list[str] = field(default_factory=list)  # the work folder kept, to resume from
+    resumed_from: int = 0  # frames done by an earlier run, taken from its checkpoint
     started: float = field(default=0.0, repr=False)
+
+    @property
+    def frames_processed(self) -> int:
+        """Frames this run processed (not those resumed from, nor a skipped input's)."""
+        return 0 if self.status == "skipped" else max(self.frames - self.resumed_from, 0)
 
     @property
     def fps(self) -> float | None:
         """Frames per second of this file's wall time in the pipeline."""
         if self.seconds is None:
             return None
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        frames = self.frames if self.status == "skipped" else self.frames_processed
+        return frames / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def mean_people(self) -> float | None:
@@ -78,7 +98,9 @@ class FileReport:
                   "people": self.people,
                   "seconds": None if self.seconds is None else round(self.seconds, 3),
                   "truncated": self.truncated, "frames_lost": self.frames_lost,
-                  "error": self.error, "outputs": self.outputs}
+                  "error": self.error, "outputs": self.outputs, "partial": self.partial,
+                  "frames_resumed_from": self.resumed_from,
+                  "frames_processed": self.frames_processed}
         if self.engine is not None:
             record["engine"] = self.engine
         return record
@@ -128,17 +150,21 @@ class BatchJob(PipelineJob):
         config: Model and pipeline settings.
         lanes: Files decoded at once.
         force: Redo inputs whose outputs are already complete.
+        restart: Redo interrupted inputs from their first frame, not from their
+            checkpoints (``stages.outputs.resume``); default: ``force``.
         numbers: Each input's place in the whole batch, by key, when ``items``
             are part of it (a cluster's task); default: their order, from 1.
             It numbers their COCO image ids (``stages.outputs.file_set.FileOutputs``).
     """
 
     def __init__(self, items: list[BatchItem], outdir: Path, config: JobConfig, *,
-                 lanes: int = 2, force: bool = False,
+                 lanes: int = 2, force: bool = False, restart: bool | None = None,
                  numbers: dict[str, int] | None = None) -> None:
         self.outdir = Path(outdir)
         self.config = config
         self.lanes = max(1, lanes)
+        self.restart = force if restart is None else restart
+        self._tracker = resumable_tracker(config)
         self.numbers = numbers or {item.key: n for n, item in enumerate(items, 1)}
         todo, self.reports = plan_batch(items, self.outdir, config, force=force)
         self._pending: queue.SimpleQueue[BatchItem] = queue.SimpleQueue()
@@ -169,7 +195,8 @@ class BatchJob(PipelineJob):
             sinks = views.sinks()
             pipeline = build_pipeline(self.config, engine, feeds, name="batch", keyed=True,
                                       pictures=bool(sinks),
-                                      sinks=sinks + [("write", self._write)])
+                                      sinks=sinks + [("write", self._write)],
+                                      tracker=self._tracker)
             try:
                 self._drive(pipeline, on_result)
             except Exception:
@@ -191,16 +218,30 @@ class BatchJob(PipelineJob):
     def _frames_of(self, item: BatchItem):
         report = self.reports[item.key]
         try:
-            source = open_file_source(item.path, self.config, name=item.key, batch=True)
+            work = open_work(self.outdir / item.rel.parent, item.path, self.config,
+                             number=self.numbers[item.key], restart=self.restart)
         except PosestreamError as exc:
+            self._failed(report, str(exc))
+            return
+        try:
+            source = open_file_source(item.path, self.config, name=item.key, batch=True,
+                                      work=work)
+        except PosestreamError as exc:
+            if work is not None:
+                work.close()
             self._failed(report, str(exc))
             return
         with source:
             try:
-                opened = _Open(item, source, self.outdir, self.config, self.numbers[item.key])
+                opened = _Open(item, source, self.outdir, self.config, self.numbers[item.key],
+                               work, self._tracker)
             except PosestreamError as exc:
+                if work is not None:
+                    work.close()
                 self._failed(report, str(exc))
                 return
+            report.frames = report.resumed_from = opened.resumed
+            report.people = opened.outputs.people
             with self._lock:
                 self._open[item.key] = opened
             report.started = time.monotonic()
@@ -225,7 +266,7 @@ class BatchJob(PipelineJob):
         with self._lock:
             report.frames += 1
             report.people += len(result.people)
-            done = opened.decoded is not None and report.frames == opened.decoded
+            done = opened.decoded is not None and report.frames - opened.resumed == opened.decoded
         if done:
             self._finish(key)
         return result
@@ -236,7 +277,7 @@ class BatchJob(PipelineJob):
             if opened is None:
                 return
             opened.decoded = frames
-            done = self.reports[key].frames == frames
+            done = self.reports[key].frames - opened.resumed == frames
         if done:
             self._finish(key)
 
@@ -303,6 +344,8 @@ class BatchJob(PipelineJob):
                 report.error = str(exc)
                 log.error("%s", exc)
             report.outputs = [str(p) for p in opened.outputs.written]
+            if opened.outputs.partial is not None:
+                report.partial = [str(opened.outputs.partial)]
 
 
 class _Open:
@@ -314,12 +357,18 @@ class _Open:
     """
 
     def __init__(self, item: BatchItem, source, outdir: Path, config: JobConfig,
-                 number: int) -> None:
+                 number: int, work: Work | None = None, tracker: PoseTracker | None = None
+                 ) -> None:
         self.item = item
         self.identity = input_identity(item.path)
-        self.decoded: int | None = None
+        self.decoded: int | None = None  # frames its source gave this run, once decoded
+        self.resumed = work.resumed_frames if work is not None else 0
+        if tracker is not None:  # where its checkpoint left the ids (or afresh)
+            tracker.restore(item.key, work.checkpoint.tracker
+                            if work is not None and work.checkpoint is not None else None)
         self.outputs = file_outputs(outdir / item.rel.parent, item.path, source, config,
-                                    clean=False, number=number)
+                                    clean=False, number=number, work=work,
+                                    publish_partial=False, tracker=tracker)
         self._entered = False
 
     def enter(self) -> None:

@@ -35,7 +35,9 @@ from stages.sources.probe import is_image
 from stages.frames import Frame, Result
 from stages.jobs.engine import Engine
 from stages.pose.network import worker_initializer
-from stages.outputs.file_set import FileOutputs
+from stages.outputs.file_set import FileOutputs, output_stem
+from stages.outputs.manifest import input_identity, output_settings
+from stages.outputs.resume import Work, resume_settings, starts_piece
 from stages.pose.draw import Renderer
 from stages.pose.resize import NetInput, Resizer
 from stages.pose.tracking import PoseTracker
@@ -63,7 +65,7 @@ class LiveQueues:
 
 def build_pipeline(config: JobConfig, engine: Engine, feeds: Sequence[Feed], *, name: str,
                    sinks: Sequence[Sink] = (), pictures: bool = False, keyed: bool = False,
-                   live: LiveQueues | None = None) -> Pipeline:
+                   live: LiveQueues | None = None, tracker: PoseTracker | None = None) -> Pipeline:
     """The pipeline from ``feeds`` through the steps to ``sinks``.
 
     Args:
@@ -75,6 +77,8 @@ def build_pipeline(config: JobConfig, engine: Engine, feeds: Sequence[Feed], *, 
         pictures: A sink wants drawn pictures even without ``config.video``.
         keyed: Merge the feeds fairly by source (several files or streams).
         live: Latency mode for live sources (None: never drop, backpressure).
+        tracker: The tracker of the ``track`` step, when the run needs its state
+            (``resumable_tracker``); default: a new one.
     """
     size = config.queue_size if live is None else min(config.queue_size, live.queue_size)
     pipeline = Pipeline(queue_size=size, name=name)
@@ -90,7 +94,7 @@ def build_pipeline(config: JobConfig, engine: Engine, feeds: Sequence[Feed], *, 
                     "on_drop": (lambda item: on_drop(item.frame)) if on_drop else None}
     _add_inference(pipeline, config, engine, freshest)
     if config.track:  # in frame order: after the ordered pool
-        pipeline.map("track", PoseTracker(memory=config.track_memory))
+        pipeline.map("track", tracker or PoseTracker(memory=config.track_memory))
     if config.video or pictures:
         pipeline.map("render", Renderer())
     for stage, step in sinks:  # e.g. the preview in its own stage: JPEG encoding never slows the writer
@@ -115,13 +119,48 @@ def _add_inference(pipeline: Pipeline, config: JobConfig, engine: Engine, freshe
            batch_timeout=config.batch_timeout))
 
 
+def resumable_tracker(config: JobConfig) -> PoseTracker | None:
+    """The tracker of a file or batch run, keeping its state at every cut of the outputs
+    for their checkpoints (``stages.outputs.resume``); None without tracking."""
+    if not config.track:
+        return None
+    tracker = PoseTracker(memory=config.track_memory)
+    tracker.keep_states(starts_piece)
+    return tracker
+
+
+def open_work(outdir: Path, input: Path, config: JobConfig, *, number: int = 1,
+              restart: bool = False) -> Work | None:
+    """The work folder of a video input's outputs (``stages.outputs.resume``), with the
+    checkpoint to resume from if there is one; None for a still image.
+
+    Args:
+        outdir: The input's output folder.
+        input: The input.
+        config: The run's settings.
+        number: The input's place in the run (``FileOutputs``).
+        restart: Start over even where a checkpoint fits (``--force``).
+
+    Raises:
+        OutputError: The work folder cannot be made.
+    """
+    if is_image(input) or not Path(input).is_file():
+        return None
+    settings = resume_settings(output_settings(config), frame_step=config.frame_step,
+                               start=config.start, end=config.end,
+                               video_stream=config.video_stream, number=number)
+    return Work.open(outdir, output_stem(input), input_identity(Path(input)), settings,
+                     restart=restart)
+
+
 def open_file_source(path: Path, config: JobConfig, *, name: str | None = None,
-                     batch: bool = False):
+                     batch: bool = False, work: Work | None = None):
     """A file source (video or image) with the run's frame stride and time range.
 
     In a batch (``batch``), stride, range and video stream apply to its
     videos; its images (by extension) are taken whole, so one setting serves
-    a mixed folder.
+    a mixed folder. With the ``work`` of a resumed run (``open_work``), it
+    yields the frames from its checkpoint's next frame on.
 
     Raises:
         InputError: The file cannot be read, has no such video stream, or
@@ -130,19 +169,26 @@ def open_file_source(path: Path, config: JobConfig, *, name: str | None = None,
     """
     if batch and is_image(path):
         return open_source(path, name=name)
+    checkpoint = work.checkpoint if work is not None else None
     return open_source(path, name=name, frame_step=config.frame_step, start=config.start,
-                       end=config.end, video_stream=config.video_stream)
+                       end=config.end, video_stream=config.video_stream,
+                       resume_at=checkpoint.next_index if checkpoint else None,
+                       resume_pts=checkpoint.next_pts if checkpoint else None)
 
 
 def file_outputs(outdir: Path, input: Path, source, config: JobConfig, *,
-                 clean: bool = True, number: int = 1) -> FileOutputs:
+                 clean: bool = True, number: int = 1, work: Work | None = None,
+                 publish_partial: bool = True, tracker: PoseTracker | None = None
+                 ) -> FileOutputs:
     """The output set of one file (see ``stages.outputs.file_set``), as the run's settings
-    ask; ``number`` is the input's place in the run (``FileOutputs``)."""
+    ask; ``number`` is the input's place in the run, ``work`` its work folder,
+    ``publish_partial`` and ``tracker`` as ``FileOutputs`` takes them."""
     return FileOutputs(outdir, input, source.info, preset=config.preset,
                        still=isinstance(source, ImageFileSource), formats=config.formats,
                        audio=config.audio, clean=clean, video=config.video,
                        audio_range=config.start is not None or config.end is not None,
-                       number=number)
+                       number=number, work=work, publish_partial=publish_partial,
+                       track_state=tracker.saved_state if tracker is not None else None)
 
 
 def _source_of(frame: Frame) -> str:

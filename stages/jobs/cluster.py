@@ -3,7 +3,10 @@
 Each task runs the batch pipeline on one input on a Dask worker and
 writes its outputs and manifest under the output root, which every worker
 must see at the same path (a shared file system). Dask does the scheduling,
-retries of lost workers and data transfer; nothing here schedules.
+retries of lost workers and data transfer; nothing here schedules. The work
+folders and checkpoints (``stages.outputs.resume``) are under the output
+root too, so a task resumes an input from its last checkpoint whichever
+worker wrote it: one of an interrupted earlier run, or of a worker that died.
 """
 
 from __future__ import annotations
@@ -19,13 +22,19 @@ from stages.settings import JobConfig
 log = logging.getLogger(__name__)
 
 
-def process_file(path: str, rel: str, outdir: str, config: JobConfig, number: int = 1) -> dict:
+def process_file(path: str, rel: str, outdir: str, config: JobConfig, number: int = 1,
+                 restart: bool = False) -> dict:
     """One input on a worker, as a batch of one: the same pipeline and finishing
     step (outputs as a set, then its manifest) as a local batch; returns its report.
-    ``number`` is its place in the whole batch (it numbers its COCO image ids)."""
+    ``number`` is its place in the whole batch (it numbers its COCO image ids).
+
+    It resumes from the input's checkpoint under ``outdir``, as a local batch
+    does (``stages.outputs.resume``): one an earlier run left, or a worker that
+    died on this input (Dask gives the task to another worker), unless
+    ``restart`` (``--force``)."""
     item = BatchItem(Path(path), Path(rel))
     try:  # the client planned the batch: what is sent here is to be done
-        job = BatchJob([item], Path(outdir), config, lanes=1, force=True,
+        job = BatchJob([item], Path(outdir), config, lanes=1, force=True, restart=restart,
                        numbers={item.key: number})
         return job.run()[item.key].as_dict()
     except Exception as exc:  # reported per file; the batch goes on
@@ -51,7 +60,7 @@ def run_on_cluster(address: str, items: list[BatchItem], outdir: Path, config: J
         log.info("cluster %s: %d workers, %d files", address,
                  len(client.scheduler_info().get("workers", {})), len(todo))
         futures = [client.submit(process_file, str(item.path.resolve()), str(item.rel),
-                                 str(Path(outdir).resolve()), config, numbers[item.key],
+                                 str(Path(outdir).resolve()), config, numbers[item.key], force,
                                  key=f"posestream-{item.key}", pure=False)
                    for item in todo]
         for future in as_completed(futures):

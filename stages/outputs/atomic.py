@@ -35,8 +35,9 @@ from stages.errors import OutputError
 log = logging.getLogger(__name__)
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
-# .<name>.partial-<pid>[-<token>][@<host>], and the backups of commit_set (.old-)
-_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)"
+# .<name>.partial-<pid>[-<token>][@<host>], the backups of commit_set (.old-), the joins
+# and copies of a resumable run's work (.join-) and its private work folders (.work-)
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old|join|work)-(?P<pid>\d+)"
                       r"(?:-(?P<token>[0-9a-f]+))?(?:@(?P<host>[A-Za-z0-9_-]+))?$")
 # partial outputs worth keeping after a kill (readable up to where they stopped)
 _KEPT_WHEN_KILLED = (".mp4", ".m4v", ".mov", ".mkv", ".jsonl", ".csv", ".openpose", ".coco.json")
@@ -192,7 +193,8 @@ def clean_dead_partials(folder: Path) -> list[Path]:
     """Deal with what killed processes left in ``folder``: their partial videos and
     keypoint files are set aside under ``aside_path`` (a fragmented mp4 or a
     JSON Lines log is readable up to where it stopped); their other partial
-    files (manifests, images, summaries) and commit backups are removed. Only
+    files (manifests, images, summaries), commit backups, unfinished joins and
+    copies and private work folders (``stages.outputs.resume``) are removed. Only
     names of processes of this host that no longer run are touched.
 
     Returns:
@@ -208,7 +210,7 @@ def clean_dead_partials(folder: Path) -> list[Path]:
         if match is None or (match["host"] or _HOST) != _HOST or _alive(int(match["pid"])):
             continue
         path = Path(folder) / name
-        if match["kind"] == "old" or not match["name"].endswith(_KEPT_WHEN_KILLED):
+        if match["kind"] != "partial" or not match["name"].endswith(_KEPT_WHEN_KILLED):
             remove_quietly(path)
             continue
         kept += set_aside([Staged(path, Path(folder) / match["name"])])
@@ -249,22 +251,49 @@ class AtomicTextFile:
     Args:
         path: Final path.
         header: Text written first (e.g. "[" for a streamed JSON array).
+        tmp: Where to write it instead of a new ``partial_path`` (a resumable
+            run's work folder, ``stages.outputs.resume``).
+        resume_at: Continue the file at ``tmp`` from this many bytes (the rest,
+            written after its last checkpoint, is cut off); the header is
+            not written again.
 
     Raises:
-        OutputError: The file cannot be created.
+        OutputError: The file cannot be created (or, resuming, opened).
     """
 
-    def __init__(self, path: Path, *, header: str = "") -> None:
+    def __init__(self, path: Path, *, header: str = "", tmp: Path | None = None,
+                 resume_at: int | None = None) -> None:
         self.path = Path(path)
-        self.tmp = partial_path(self.path)
+        self.tmp = Path(tmp) if tmp is not None else partial_path(self.path)
         self._lock = threading.Lock()
         try:
-            self._file = open(self.tmp, "w", encoding="utf-8", newline="\n")
-            self._file.write(header)
+            if resume_at is None:
+                self._file = open(self.tmp, "w", encoding="utf-8", newline="\n")
+                self._file.write(header)
+            else:
+                os.truncate(self.tmp, resume_at)
+                self._file = open(self.tmp, "a", encoding="utf-8", newline="\n")
             self._file.flush()  # a kill before the first frame still leaves the header
         except OSError as exc:
-            remove_quietly(self.tmp)
+            if resume_at is None:
+                remove_quietly(self.tmp)
             raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
+
+    def sync(self) -> int:
+        """Flush the file to the disk (``fsync``); return its size in bytes.
+
+        Raises:
+            OutputError: Closed already, or the flush failed.
+        """
+        with self._lock:
+            if self._file.closed:
+                raise OutputError(f"{self.path}: sync after close")
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                return os.fstat(self._file.fileno()).st_size
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from exc
 
     def write(self, text: str) -> None:
         """Append ``text`` and flush it.
@@ -340,15 +369,32 @@ class StreamedTextWriter:
     header = ""
     footer = ""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, tmp: Path | None = None,
+                 resume: dict | None = None) -> None:
         """Create the temporary file and write the header.
+
+        Args:
+            path: Final file.
+            tmp: Where to write it (``AtomicTextFile``); default: a new partial name.
+            resume: Continue ``tmp`` where a ``state()`` of an earlier writer of
+                it says (a resumed run; see ``stages.outputs.resume``).
 
         Raises:
             OutputError: The file cannot be created.
         """
         self.path = Path(path)
-        self._out = AtomicTextFile(self.path, header=self.header)
-        self.frames_written = 0
+        self._out = AtomicTextFile(self.path, header=self.header, tmp=tmp,
+                                   resume_at=None if resume is None else int(resume["bytes"]))
+        self.frames_written = 0 if resume is None else int(resume["frames"])
+
+    def state(self) -> dict:
+        """What a writer resuming this file needs, once it is on the disk (``sync``):
+        its size and the frames written; subclasses add their counts.
+
+        Raises:
+            OutputError: The file cannot be flushed.
+        """
+        return {"bytes": self._out.sync(), "frames": self.frames_written}
 
     def __enter__(self):
         return self

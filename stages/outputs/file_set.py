@@ -1,8 +1,23 @@
 """The per-input outputs of a file run: annotated video (or image) and keypoints, as a set.
 
-Every file of one input is written under a hidden partial name
-(``stages.outputs.atomic.partial_path``) and the set is put in place together
+A video input's files are written in its work folder, in pieces with a
+checkpoint at each cut (``work``, ``stages.outputs.resume``), and a run that
+resumes one goes on from its checkpoint; the set is put in place together
 (``stages.outputs.atomic.commit_set``) when the run ends:
+
+- complete: the pieces of the video are joined, and the set replaces the
+  previous one (whose manifest goes first); the work folder is removed;
+- interrupted, in a batch (``publish_partial=False``), or when outputs of
+  the input exist already: nothing goes under the final names; the work
+  stays in its folder (``partial``) for the next run to resume;
+- interrupted, in a file run, when none of the final names exists yet: the
+  frames done go under the final names (what FFmpeg leaves after Ctrl-C: a
+  playable video, valid keypoint files), and the work folder stays if it
+  holds a checkpoint;
+- failed: nothing under the final names; the work folder is removed.
+
+A still image's files (``work`` None) are written under hidden partial
+names (``stages.outputs.atomic.partial_path``) next to the final ones:
 
 - complete (every frame written): the set replaces the previous one, whose
   manifest goes first; older ``.partial`` results of that input are removed;
@@ -40,6 +55,8 @@ from pathlib import Path
 
 from stages.outputs.atomic import (NAME_MAX, Staged, aside_path, clean_dead_partials, commit_set,
                                    remove_quietly, set_aside)
+from stages.outputs.pieces import PieceVideo
+from stages.outputs.resume import TrackState, Work, copy_out, starts_piece
 from stages.sources.file_source import SourceInfo
 from stages.errors import InputError, OutputError
 from stages.outputs.formats import KeypointWriter, format_path, make_writers
@@ -97,7 +114,11 @@ def output_paths(outdir: Path, input: Path, *, still: bool,
     media = (outdir / (input.name if still else f"{stem}.mp4"),) if video else ()
     paths = (*media, *(format_path(f, outdir, stem, still=still) for f in dict.fromkeys(formats)))
     for p in paths:
-        if p.exists() and p.resolve() == Path(input).resolve():
+        try:
+            same = p.exists() and p.resolve() == Path(input).resolve()
+        except OSError:  # a name no file system takes: FileOutputs refuses it in words
+            same = False
+        if same:
             raise InputError(f"{input}: output {p} would overwrite the input; choose another -o OUTDIR")
     return paths
 
@@ -186,6 +207,16 @@ class FileOutputs:
         number: The input's place in the run, from 1 (a batch's sorted
             order): its COCO results' image ids are those of the run's
             dataset (``stages.outputs.formats.coco_image_id``).
+        work: The input's work folder (``stages.outputs.resume``): the files
+            are written there, cut into pieces with a checkpoint at each
+            cut, and continued from its checkpoint; None (still images):
+            written under partial names next to the final ones.
+        publish_partial: An interrupted run's files go to the final names when
+            none of them exists yet (a single-file run, as FFmpeg leaves what
+            it did); otherwise they stay in the work folder (a batch).
+        track_state: The tracker's state right before a frame, by source and
+            index (``stages.pose.tracking.PoseTracker.saved_state``), for the
+            checkpoints; None without tracking.
 
     Raises:
         InputError: An unknown format, an output that would overwrite the
@@ -198,6 +229,10 @@ class FileOutputs:
         written: Where the files went once closed: ``paths`` (those written), or
             their ``.partial`` names when kept aside; () before close, after a
             failure, or when nothing was written.
+        partial: The work folder, when an interrupted run's work was kept
+            there (also when its files went to the final names too); else None.
+        frames: Frames written, those of the checkpoint resumed from included.
+        people: People in them.
         state: "complete", "interrupted" or "failed", once closed.
     """
 
@@ -205,7 +240,8 @@ class FileOutputs:
                  preset: str = "veryfast", still: bool = False,
                  formats: Sequence[str] = ("jsonl",), audio: bool = True,
                  clean: bool = True, video: bool = True, audio_range: bool = False,
-                 number: int = 1) -> None:
+                 number: int = 1, work: Work | None = None, publish_partial: bool = True,
+                 track_state: TrackState | None = None) -> None:
         if not video and not formats:
             raise InputError(f"{input}: --no-video with no --format: nothing to write")
         self._stem = output_stem(input)
@@ -226,16 +262,28 @@ class FileOutputs:
         self._audio_range = audio_range
         self._clean = clean
         self._number = number
-        self._video: VideoWriter | None = None
+        self._video: VideoWriter | PieceVideo | None = None
         self._writers: list[KeypointWriter] = []
         self._last_image = None
         self._complete = False
         self._closed = False
         self._lock = threading.Lock()
+        self._work = work if not still else None
+        if still and work is not None:  # a picture is written whole or not at all
+            work.close()
+        self._publish_partial = publish_partial
+        self._track_state = track_state
+        self._last_pts: float | None = None
+        self.partial: Path | None = None
+        self.frames = work.resumed_frames if self._work is not None else 0
+        self.people = work.resumed_people if self._work is not None else 0
 
     @property
     def kept_aside(self) -> bool:
-        """Whether the files went to their ``.partial`` names."""
+        """Whether this run's files are not under the final names but kept aside: in the
+        work folder, or under their ``.partial`` names."""
+        if self.partial is not None and not self.written:
+            return True
         return bool(self.written) and self.written[0] not in self.paths
 
     def __enter__(self) -> FileOutputs:
@@ -246,6 +294,11 @@ class FileOutputs:
                               f"({exc.strerror})") from exc
         if self._clean:
             clean_dead_partials(self._outdir)
+        if self._work is not None:
+            self._writers = self._work.writers(self._formats, self._outdir, number=self._number)
+            if self._media is not None:
+                self._video = self._work.video(self._info, preset=self._preset)
+            return self
         self._writers = make_writers(self._formats, self._outdir, self._stem, still=self._still,
                                      number=self._number)
         if self._media is not None and not self._still:
@@ -259,7 +312,16 @@ class FileOutputs:
         return self
 
     def write(self, result: Result) -> Result:
-        """Write one result (rendered, unless there is no video); return it."""
+        """Write one result (rendered, unless there is no video); return it.
+
+        With a work folder, a result that starts a piece (``stages.outputs.resume``)
+        first cuts the outputs there and records a checkpoint.
+        """
+        frame = result.frame
+        if self._work is not None:
+            if self._last_pts is not None and starts_piece(self._last_pts, frame.pts):
+                self._cut(frame)
+            self._last_pts = frame.pts
         if self._media is not None:
             image = result.image if result.image is not None else result.frame.image
             if self._video is not None:
@@ -268,7 +330,22 @@ class FileOutputs:
                 self._last_image = image
         for writer in self._writers:
             writer.write(result)
+        self.frames += 1
+        self.people += len(result.people)
         return result
+
+    def _cut(self, frame) -> None:
+        tracker = None
+        if self._track_state is not None:
+            # without the tracker's state there a resumed run could not give the same ids
+            tracker = self._track_state(frame.source, frame.index)
+            if tracker is None:
+                log.warning("%s: no tracker state at frame %d: no checkpoint there",
+                            self._input, frame.index)
+        self._work.commit(frames=self.frames, people=self.people, next_index=frame.index,
+                          next_pts=frame.pts, writers=self._writers, tracker=tracker,
+                          video=self._video if isinstance(self._video, PieceVideo) else None,
+                          record=tracker is not None or self._track_state is None)
 
     def complete(self) -> None:
         """Mark the run complete: every frame of the input was written."""
@@ -294,6 +371,8 @@ class FileOutputs:
                 return self.written
             self._closed = True
             state = state or (COMPLETE if self._complete else INTERRUPTED)
+            if self._work is not None:
+                return self._close_work(state)
             staged, error = self._finish_all()
             self.state = FAILED if error is not None or state == FAILED else state
             if self.state == FAILED:
@@ -307,6 +386,73 @@ class FileOutputs:
             if error is not None:
                 raise error
             return self.written
+
+    def _close_work(self, state: str) -> tuple[Path, ...]:
+        """``close`` with a work folder (``stages.outputs.resume``): a complete run, or an
+        interrupted one that may take the final names, joins the pieces and puts the set
+        in place; otherwise the work stays in the folder (kept on an interruption,
+        removed on a failure)."""
+        previous = any(os.path.lexists(p) for p in self.paths)
+        publish = state == COMPLETE or (state == INTERRUPTED and self._publish_partial
+                                        and not previous and self.frames > 0)
+        if not publish:
+            self.state = state
+            self._stop_work(keep=state == INTERRUPTED)
+            return self.written
+        try:
+            staged = self._stage_work(copies=state != COMPLETE)
+            commit_set(staged, remove_first=[self.manifest],
+                       remove_after=[aside_path(p) for p in self.paths])
+        except OutputError:
+            self.state = FAILED
+            self._stop_work(keep=state == INTERRUPTED)  # a checkpoint still serves a rerun
+            raise
+        self.state = state
+        self.written = tuple(s.path for s in staged)
+        if state == COMPLETE or self._work.checkpoint is None:  # nothing to go on from
+            self._work.remove()
+        else:
+            self._stop_work(keep=True)
+        return self.written
+
+    def _stage_work(self, *, copies: bool) -> list[Staged]:
+        """The set from the work folder: the pieces joined, the keypoint files finished
+        (``copies``: copied out, the work files staying to be resumed)."""
+        staged: list[Staged] = []
+        try:
+            if isinstance(self._video, PieceVideo):
+                self._video.cut()  # interrupted: a piece no checkpoint names, joined all the same
+                joined = self._video.join(self._media, source_info=self._info,
+                                          audio_from=self._input if self._audio else None,
+                                          audio_range=self._audio_range)
+                staged += [joined] if joined is not None else []
+            for writer in self._writers:
+                item = writer.finish()
+                if item is not None:
+                    staged.append(Staged(copy_out(item.tmp, item.path), item.path) if copies
+                                  else item)
+        except OutputError:
+            for item in staged:
+                if item.tmp.parent != self._work.folder:
+                    remove_quietly(item.tmp)
+            raise
+        return staged
+
+    def _stop_work(self, *, keep: bool) -> None:
+        """Close the work folder's files without a set: kept (``partial``) when it holds
+        work to go on from, else removed."""
+        if isinstance(self._video, PieceVideo):
+            self._video.discard()
+        for writer in self._writers:
+            try:
+                writer.finish()  # the files stay readable: a checkpoint says where to go on
+            except OutputError as exc:
+                log.warning("%s", exc)
+        if keep and (self._work.checkpoint is not None or self.frames > 0):
+            self._work.release()
+            self.partial = None if self._work.private else self._work.folder
+        else:
+            self._work.remove()
 
     def _finish_all(self) -> tuple[list[Staged], OutputError | None]:
         # Every file is finished, even when one fails; one that failed is

@@ -202,26 +202,50 @@ class OpenPoseWriter:
         frames_written: Files written so far.
     """
 
-    def __init__(self, path: str | os.PathLike, stem: str) -> None:
+    def __init__(self, path: str | os.PathLike, stem: str, *,
+                 tmp: str | os.PathLike | None = None, resume: dict | None = None) -> None:
         """Create the temporary folder next to ``path``.
 
         Args:
             path: Final folder (conventionally ``<stem>.openpose``).
             stem: Prefix of the file names.
+            tmp: The folder to write in instead of a new partial name next to
+                ``path`` (a resumable run's work folder, ``stages.outputs.resume``).
+            resume: Continue the folder at ``tmp`` as a ``state()`` of an earlier
+                writer of it says: the files of frames after its ``last``
+                frame, and any unfinished file, are removed.
 
         Raises:
             OutputError: The folder cannot be created.
         """
         self.path = Path(path)
         self.stem = stem
-        self._tmp = partial_path(self.path)
+        self._tmp = Path(tmp) if tmp is not None else partial_path(self.path)
         try:
-            self._tmp.mkdir()
+            if resume is None:
+                self._tmp.mkdir()
+            else:
+                self._cut_after(int(resume["last"]))
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot create ({exc.strerror})") from exc
-        self.frames_written = 0
+        self.frames_written = 0 if resume is None else int(resume["frames"])
+        self._last = -1 if resume is None else int(resume["last"])
         self._closed = False
         self._lock = threading.Lock()
+
+    def _cut_after(self, last: int) -> None:
+        for name in os.listdir(self._tmp):
+            frame = name[len(self.stem) + 1:-len("_keypoints.json")]
+            kept = (not name.startswith(".") and name.startswith(self.stem + "_")
+                    and name.endswith("_keypoints.json") and frame.isdigit() and int(frame) <= last)
+            if not kept:
+                remove_quietly(self._tmp / name)
+
+    def state(self) -> dict:
+        """What a writer resuming this folder needs: the frames written and the
+        index of the last (every file is complete once written)."""
+        with self._lock:
+            return {"frames": self.frames_written, "last": self._last}
 
     def __enter__(self) -> OpenPoseWriter:
         return self
@@ -253,6 +277,7 @@ class OpenPoseWriter:
                 raise OutputError(f"{final}: cannot write ({exc.strerror})") from exc
             commit(tmp, final)
             self.frames_written += 1
+            self._last = result.frame.index
 
     @property
     def tmp(self) -> Path:
@@ -333,10 +358,15 @@ class CocoWriter(StreamedTextWriter):
     header = "["
     footer = "\n]\n"
 
-    def __init__(self, path: str | os.PathLike, *, number: int = 0) -> None:
-        super().__init__(path)
+    def __init__(self, path: str | os.PathLike, *, number: int = 0,
+                 tmp: str | os.PathLike | None = None, resume: dict | None = None) -> None:
+        super().__init__(path, tmp=tmp, resume=resume)
         self.number = number
-        self.records_written = 0
+        self.records_written = 0 if resume is None else int(resume["records"])
+
+    def state(self) -> dict:
+        """``StreamedTextWriter.state`` and the records written."""
+        return {**super().state(), "records": self.records_written}
 
     def _text(self, result: Result) -> str:
         text = ""
@@ -432,11 +462,16 @@ class CsvWriter(StreamedTextWriter):
         rows_written: People (rows) written so far.
     """
 
-    def __init__(self, path: str | os.PathLike, *, wall_clock: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, wall_clock: bool = False,
+                 tmp: str | os.PathLike | None = None, resume: dict | None = None) -> None:
         self.wall_clock = wall_clock
         self.header = _csv_text([csv_columns(wall_clock)])
-        super().__init__(path)
-        self.rows_written = 0
+        super().__init__(path, tmp=tmp, resume=resume)
+        self.rows_written = 0 if resume is None else int(resume["rows"])
+
+    def state(self) -> dict:
+        """``StreamedTextWriter.state`` and the rows written."""
+        return {**super().state(), "rows": self.rows_written}
 
     def _text(self, result: Result) -> str:
         record = keypoint_record(result)

@@ -57,18 +57,21 @@ class KeypointLog(StreamedTextWriter):
         records_written: Lines written so far.
     """
 
-    def __init__(self, path: str | os.PathLike, *, wall_clock: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, wall_clock: bool = False,
+                 tmp: str | os.PathLike | None = None, resume: dict | None = None) -> None:
         """Create the temporary log file.
 
         Args:
             path: Final path of the log (conventionally ``.jsonl``).
             wall_clock: Add ``"wall"``, the frame's capture time (Unix
                 seconds), to every record (live sources).
+            tmp, resume: Where to write it and where to continue it
+                (``stages.outputs.atomic.StreamedTextWriter``).
 
         Raises:
             OutputError: The file cannot be created.
         """
-        super().__init__(path)
+        super().__init__(path, tmp=tmp, resume=resume)
         self.wall_clock = wall_clock
 
     @property

@@ -105,7 +105,7 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike, info: SourceInfo, *,
                  preset: str = "veryfast", crf: int = 23, threads: int = 0,
                  faststart: bool = False, audio_from: str | os.PathLike | None = None,
-                 audio_range: bool = False) -> None:
+                 audio_range: bool = False, after_ticks: int | None = None) -> None:
         """Create the temporary output file and set up the encoder.
 
         Args:
@@ -122,6 +122,9 @@ class VideoWriter:
             audio_range: The video holds a time range of the input
                 (``--start``/``--end``): only the audio from its first frame
                 to the end of its last is copied, so the two stay in sync.
+            after_ticks: The pts of the picture before the first one this writer
+                gets (the last of the previous piece of a video written in
+                pieces, ``stages.outputs.pieces``): pictures must come after it.
 
         Raises:
             OutputError: Unsupported extension, or the file cannot be created.
@@ -145,7 +148,7 @@ class VideoWriter:
         self._duration = info.duration
         self.frames_written = 0
         self.pts_adjusted = 0
-        self._last_ticks: int | None = None
+        self._last_ticks: int | None = after_ticks
         self._first_ticks: int | None = None
         self._whole_ticks = _whole_ticks(info, self._tb)
         self._first_dts: int | None = None
@@ -225,6 +228,17 @@ class VideoWriter:
         frame.pts = ticks
         frame.time_base = self._tb
         return frame
+
+    @property
+    def first_ticks(self) -> int | None:
+        """The pts (ticks) of the first picture written, None before it."""
+        return self._first_ticks
+
+    @property
+    def last_ticks(self) -> int | None:
+        """The pts (ticks) of the last picture written, as written (after any
+        adjustment); ``after_ticks`` before the first."""
+        return self._last_ticks
 
     @property
     def audio_packets(self) -> int:

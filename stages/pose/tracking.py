@@ -53,13 +53,20 @@ camera at 2 FPS behave alike, and near and far people alike:
 
 Sources are tracked separately, keyed by ``Frame.source``. The defaults
 come from ``bench/bench_tracking.py`` (README, "Tracking").
+
+Resuming: ``state(source)`` is everything the tracker knows of a source as a
+JSON-ready dict (floats kept exactly), and ``restore(source, state)`` puts it
+back, so a run resumed from a checkpoint gives the ids an uninterrupted run
+gives. A checkpoint is written after the tracker has run ahead, so the
+tracker keeps, when asked (``keep_states``), its state as it was right
+before each frame that starts a piece of the output (``saved_state``).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -93,8 +100,25 @@ class _Track:
 @dataclass(slots=True)
 class _SourceState:
     tracks: list[_Track] = field(default_factory=list)
-    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    next_id: int = 1
     last_index: int = -1
+    last_pts: float | None = None
+
+    def as_dict(self) -> dict:
+        return {"next_id": self.next_id, "last_index": self.last_index,
+                "last_pts": self.last_pts,
+                "tracks": [{"id": t.id, "keypoints": t.keypoints.tolist(),
+                            "dtype": t.keypoints.dtype.str, "seen_at": t.seen_at,
+                            "velocity": t.velocity.tolist(), "seen": t.seen}
+                           for t in self.tracks]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> _SourceState:
+        tracks = [_Track(id=int(t["id"]), keypoints=np.array(t["keypoints"], dtype=t["dtype"]),
+                         seen_at=float(t["seen_at"]), velocity=np.array(t["velocity"], np.float64),
+                         seen=int(t["seen"])) for t in data["tracks"]]
+        return cls(tracks=tracks, next_id=int(data["next_id"]),
+                   last_index=int(data["last_index"]), last_pts=data.get("last_pts"))
 
 
 DEFAULT_MEMORY = DEFAULT_TRACK_MEMORY  # seconds of stream time an unseen track is kept
@@ -138,6 +162,8 @@ class PoseTracker:
         self.predict = predict
         self._sources: dict[str, _SourceState] = {}
         self._lock = threading.Lock()
+        self._mark: Callable[[float, float], bool] | None = None
+        self._saved: dict[tuple[str, int], dict] = {}
 
     def __call__(self, result: Result) -> Result:
         """Return ``result`` with every person carrying its track id.
@@ -152,7 +178,10 @@ class PoseTracker:
             if frame.index <= state.last_index:
                 raise ValueError(f"{frame.source}: frame {frame.index} after frame "
                                  f"{state.last_index}; the tracker needs frames in order")
-            state.last_index = frame.index
+            if (self._mark is not None and state.last_pts is not None
+                    and self._mark(state.last_pts, frame.pts)):
+                self._saved[(frame.source, frame.index)] = state.as_dict()
+            state.last_index, state.last_pts = frame.index, frame.pts
             ids = self._assign(state, frame.pts, result.people)
         people = tuple(replace(p, track_id=i) for p, i in zip(result.people, ids))
         return replace(result, people=people)
@@ -161,6 +190,47 @@ class PoseTracker:
         """Drop the tracks of ``source`` (e.g. when it ended); its ids restart at 1."""
         with self._lock:
             self._sources.pop(source, None)
+            for key in [k for k in self._saved if k[0] == source]:
+                del self._saved[key]
+
+    def state(self, source: str) -> dict | None:
+        """What the tracker knows of ``source`` now, JSON-ready; None before its first frame."""
+        with self._lock:
+            state = self._sources.get(source)
+            return None if state is None else state.as_dict()
+
+    def restore(self, source: str, state: dict | None) -> None:
+        """Continue ``source`` from ``state`` (from ``state`` or ``saved_state``); None
+        starts it afresh. Its next frame must come after the one the state was taken after.
+
+        Raises:
+            ValueError: ``state`` is not such a dict.
+        """
+        try:
+            restored = None if state is None else _SourceState.from_dict(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: not a tracker state ({exc})") from exc
+        with self._lock:
+            if restored is None:
+                self._sources.pop(source, None)
+            else:
+                self._sources[source] = restored
+
+    def keep_states(self, before: Callable[[float, float], bool]) -> None:
+        """From now on keep the state of a source right before each frame for which
+        ``before(pts of its previous frame, its pts)`` is true, until ``saved_state``
+        takes it (a checkpoint taken at that frame; see the module docstring)."""
+        with self._lock:
+            self._mark = before
+
+    def saved_state(self, source: str, index: int) -> dict | None:
+        """The state kept right before frame ``index`` of ``source`` (``keep_states``),
+        removed from the tracker with any kept before it; None if none was kept."""
+        with self._lock:
+            state = self._saved.pop((source, index), None)
+            for key in [k for k in self._saved if k[0] == source and k[1] < index]:
+                del self._saved[key]
+            return state
 
     def _assign(self, state: _SourceState, t: float, people: tuple[Person, ...]) -> list[int]:
         tracks = [tr for tr in state.tracks if t - tr.seen_at <= self.memory]
@@ -170,7 +240,8 @@ class PoseTracker:
             self._update(tracks[ti], people[pi], t)
         for pi, person in enumerate(people):
             if ids[pi] is None:
-                track = _Track(id=next(state.ids), keypoints=person.keypoints.copy(), seen_at=t)
+                track = _Track(id=state.next_id, keypoints=person.keypoints.copy(), seen_at=t)
+                state.next_id += 1
                 tracks.append(track)
                 ids[pi] = track.id
         state.tracks = tracks

@@ -56,6 +56,14 @@ Behaviour worth knowing:
   ``info.frames`` is the number of frames that will be yielded, when known
   (a declared frame count; for a range also a CFR grid), and
   ``info.duration`` the span they cover.
+* Resuming (``resume_at``, a run going on from a checkpoint,
+  ``stages.outputs.resume``): the file is read for the same selection as the
+  run that made the checkpoint, and the selected frames before the index
+  given are decoded but neither converted nor yielded, so every frame after
+  it has the index, pts and picture that run gave it. Given that frame's
+  pts too, a CFR stream whose frame is on its grid at that index (no picture
+  lost before it) is seeked straight there instead, as for ``start``; the
+  tally of damage then covers what is read after the seek.
 * Several video streams: the one FFmpeg's command line maps by default is
   read (``best_video_stream``: the largest picture, a stream marked
   default counting 5 million pixels more, cover art last), and one INFO line
@@ -118,7 +126,8 @@ def probe_input(path: str | os.PathLike, *, video_stream: int | None = None) -> 
 
 def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step: int = 1,
                 start: float | None = None, end: float | None = None,
-                video_stream: int | None = None) -> VideoFileSource | ImageFileSource:
+                video_stream: int | None = None, resume_at: int | None = None,
+                resume_pts: float | None = None) -> VideoFileSource | ImageFileSource:
     """Open a file as the right kind of source.
 
     Image extensions (``is_image``) and files that PyAV sees as a
@@ -136,6 +145,9 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
         video_stream: Which video stream to read, counting video streams
             from 0 (videos only; None: the one FFmpeg would pick, see
             ``best_video_stream``).
+        resume_at: Yield only the frames from this index on (videos only; see
+            ``VideoFileSource``).
+        resume_pts: The pts of that frame, in seconds, to seek to it.
 
     Returns:
         An open source; use it as a context manager.
@@ -157,7 +169,8 @@ def open_source(path: str | os.PathLike, *, name: str | None = None, frame_step:
                              f"still image")
         return ImageFileSource(path, name=name)
     return VideoFileSource(path, name=name, frame_step=frame_step, start=start, end=end,
-                           video_stream=video_stream)
+                           video_stream=video_stream, resume_at=resume_at,
+                           resume_pts=resume_pts)
 
 
 class VideoFileSource(FileSource):
@@ -185,7 +198,8 @@ class VideoFileSource(FileSource):
 
     def __init__(self, path: str | os.PathLike, *, name: str | None = None, frame_step: int = 1,
                  start: float | None = None, end: float | None = None,
-                 video_stream: int | None = None) -> None:
+                 video_stream: int | None = None, resume_at: int | None = None,
+                 resume_pts: float | None = None) -> None:
         """Open ``path`` and decode its first frame (the first one selected).
 
         Args:
@@ -196,6 +210,14 @@ class VideoFileSource(FileSource):
             end: Seconds from the file's start time where it ends (exclusive).
             video_stream: Which video stream to read, counting video streams
                 from 0 (None: ``best_video_stream``).
+            resume_at: Yield only the selected frames whose index is at least
+                this (a run resumed from a checkpoint, ``stages.outputs.resume``):
+                the file is read as for the whole selection, so every frame
+                keeps its index, and the frames before are decoded but not
+                converted nor counted in ``frames_read``.
+            resume_pts: The pts (seconds) of frame ``resume_at``: the source
+                seeks straight to it where that keeps every index (a CFR
+                stream, nothing lost before it; see the module's notes).
 
         Raises:
             InputError: The file cannot be used, has no decodable frame (or
@@ -203,6 +225,8 @@ class VideoFileSource(FileSource):
                 or the range holds no frame.
         """
         self._selection = Selection(frame_step=frame_step, start=start, end=end)
+        self._resume_at = resume_at or 0
+        self._resume_pts = resume_pts if resume_at else None
         check_path(path)
         self._path = os.fspath(path)
         self._wanted_stream = video_stream
@@ -247,6 +271,29 @@ class VideoFileSource(FileSource):
                             self._orientation)
         frames, duration = self._planned(info)
         self.info = dataclasses.replace(info, frames=frames, duration=duration)
+        if self._resume_pts is not None and self._resume_at > self._pending[0]:
+            self._seek_to_resume(first)
+
+    def _seek_to_resume(self, first: _Picture) -> None:
+        """Seek straight to the frame a resumed run starts at, when that gives it, and
+        every frame after it, the index a reading from the start gives: the stream
+        is CFR (``frame_grid``) and the frame's pts is on the grid at its index (so
+        no picture before it was lost). Otherwise the frames before it are decoded."""
+        target = round(Fraction(self._resume_pts) / self._tb)
+        on_grid = (self._period is not None and self._seekable(first)
+                   and grid_index(target, self._first_ticks, self._period) == self._resume_at)
+        if not on_grid:
+            return
+        reading = self._pictures
+        landed = self._seek(target)
+        if landed is None and self._pictures is reading:
+            return  # the file cannot seek: decode up to the frame
+        while landed is not None and landed[0] < self._resume_at:
+            landed = next(self._pictures, None)
+        if landed is None or landed[:2] != (self._resume_at, target):
+            raise InputError(f"{self._path}: cannot seek to frame {self._resume_at} to resume "
+                             f"there (landed on {landed[:2] if landed else 'nothing'})")
+        self._pending = landed
 
     def _begin_reading(self, declared_frames: int | None) -> None:
         """Start (or, after a seek, restart) the tally and the decoded pictures."""
@@ -407,7 +454,7 @@ class VideoFileSource(FileSource):
         try:
             step = self._selection.frame_step
             for position, picture in enumerate(self._selected()):
-                if position % step == 0:
+                if position % step == 0 and picture[0] >= self._resume_at:
                     frame = self._to_frame(*picture)
                     self.frames_read += 1
                     yield frame

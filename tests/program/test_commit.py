@@ -51,10 +51,11 @@ def _popen(args: list, delay: str = "0.02") -> subprocess.Popen:
 
 
 def _wait_for_partial(folder: Path, name: str, proc: subprocess.Popen, lines: int) -> Path:
-    """The hidden partial JSON Lines file of ``name``, once it holds ``lines`` lines."""
+    """The JSON Lines file of ``name`` being written (in its work folder,
+    ``stages.outputs.resume``), once it holds ``lines`` lines."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        for partial in folder.glob(f".{name}.partial-*"):
+        for partial in folder.glob(f".partial/*/{name}.partial"):
             try:
                 if partial.read_text().count("\n") >= lines:
                     return partial
@@ -89,13 +90,16 @@ def test_a_stopped_rerun_keeps_the_complete_outputs_and_sets_its_own_aside(tmp_p
     stdout, stderr = _stop(proc, sig)
     assert proc.returncode == code, stderr
     after = _snapshot(out)
-    assert {k: v for k, v in after.items() if ".partial" not in k} == before  # untouched
-    kept = read_keypoint_log(out / "clip.partial.jsonl")
+    assert {k: v for k, v in after.items() if not k.startswith(".partial/")} == before  # untouched
+    # this run's work is kept in its work folder, under names no glob of the outputs finds
+    work = out / ".partial" / "clip"
+    kept = read_keypoint_log(work / "clip.jsonl.partial")
     assert 5 <= len(kept) < 300 and [r["frame"] for r in kept] == list(range(len(kept)))
-    assert _frames(out / "clip.partial.mp4") == len(kept)
-    assert json.loads((out / "clip.coco.partial.json").read_text()) == []
-    assert str(out / "clip.partial.mp4") in stdout and str(out / "clip.partial.jsonl") in stdout
-    assert not [p for p in os.listdir(out) if p.startswith(".")]  # nothing hidden left
+    assert json.loads((work / "clip.coco.json.partial").read_text()) == []
+    assert stdout.strip().splitlines()[-1] == (
+        f"partial: {len(kept)} of 300 frames done, kept in {work}; the outputs there before "
+        "this run stay; the same command starts over")  # 12 s of video: no checkpoint yet
+    assert sorted(os.listdir(out)) == sorted([".partial", *before])
     # a complete run replaces the set and clears the partial results
     assert run_stream.main([str(clip), "-o", str(out), *FAKE, "--format", "jsonl", "coco"]) == 0
     assert sorted(os.listdir(out)) == sorted(["clip.coco.json", "clip.jsonl", "clip.mp4",
@@ -132,7 +136,7 @@ def test_a_stopped_force_rerun_with_coco_only_keeps_the_set_and_its_manifest(tmp
     assert proc.returncode == 130
     after = _snapshot(out)
     assert {k: v for k, v in after.items()
-            if ".partial" not in k and k != "batch-summary.json"} == \
+            if not k.startswith(".partial/") and k != "batch-summary.json"} == \
         {k: v for k, v in before.items() if k != "batch-summary.json"}
     assert run_stream.main([str(a) for a in args] + FAKE) == 0  # resumes: nothing to redo
     rows = json.loads((out / "batch-summary.json").read_text())["files"]
@@ -140,8 +144,10 @@ def test_a_stopped_force_rerun_with_coco_only_keeps_the_set_and_its_manifest(tmp
 
 
 def _has_a_fragment(folder: Path, name: str) -> bool:
-    """Whether the partial video of ``name`` holds a finished fragment (frames written)."""
-    for partial in folder.glob(f".{name}.partial-*"):
+    """Whether the video of ``name`` being written (its first piece, in the work folder
+    of ``stages.outputs.resume``) holds a finished fragment (frames written)."""
+    stem = name.rsplit(".", 1)[0]
+    for partial in folder.glob(f".partial/{stem}/.piece-000001.mp4.partial-*"):
         try:
             if b"moof" in partial.read_bytes():
                 return True
@@ -281,23 +287,24 @@ def test_a_full_disk_in_a_batch_fails_that_file_and_the_batch_ends_with_its_tabl
 
 # -- item 8: what a killed run leaves ---------------------------------------------
 
-def test_a_killed_runs_partials_are_set_aside_by_the_next_run_and_readable(tmp_path, capsys):
+def test_a_killed_runs_work_stays_in_its_work_folder_readable_and_the_next_run_leaves_it(
+        tmp_path, capsys):
     clip = make_test_clip(tmp_path / "long.mp4", frames=2000)
     out = tmp_path / "out"
     proc = _popen([clip, "-o", out, *SLOW], delay="0.005")
     _wait_for_partial(out, "long.jsonl", proc, lines=120)
     proc.kill()
     proc.wait(10)
-    hidden = sorted(p.name for p in out.iterdir())
-    assert len(hidden) == 2 and all(f"partial-{proc.pid}-" in n for n in hidden), hidden
+    assert os.listdir(out) == [".partial"]  # nothing under a final name, nothing beside them
+    work = out / ".partial" / "long"
+    records = read_keypoint_log(work / "long.jsonl.partial")  # readable up to the kill
+    assert len(records) >= 120 and [r["frame"] for r in records] == list(range(len(records)))
+    [piece] = work.glob(f".piece-000001.mp4.partial-{proc.pid}-*")  # fragmented: readable
+    assert 25 <= _frames(piece) <= len(records)
     other = make_test_clip(tmp_path / "other.mp4", frames=3)
     assert run_stream.main([str(other), "-o", str(out), *FAKE]) == 0  # the next run there
-    assert sorted(os.listdir(out)) == sorted(["long.partial.jsonl", "long.partial.mp4",
-                                              "other.jsonl", "other.mp4", *RUN_TABLES])
-    records = read_keypoint_log(out / "long.partial.jsonl")
-    assert len(records) >= 120
-    frames = _frames(out / "long.partial.mp4")  # fragmented: readable up to its last fragment
-    assert 25 <= frames <= len(records)
+    assert sorted(os.listdir(out)) == sorted([".partial", "other.jsonl", "other.mp4", *RUN_TABLES])
+    assert len(read_keypoint_log(work / "long.jsonl.partial")) == len(records)  # left as it was
     capsys.readouterr()
 
 

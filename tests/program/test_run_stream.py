@@ -152,7 +152,7 @@ def _start(tmp_path: Path, frames: int) -> tuple[subprocess.Popen, Path, Path]:
 def _wait_for_progress(outdir: Path, proc: subprocess.Popen, lines: int = 10) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
-        partial = list(outdir.glob(".long.jsonl.partial-*"))
+        partial = list(outdir.glob(".partial/long/long.jsonl.partial"))  # its work folder
         if partial and partial[0].read_text().count("\n") >= lines:
             return
         time.sleep(0.02)

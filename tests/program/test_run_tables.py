@@ -132,7 +132,8 @@ def test_a_stopped_batch_has_tables_of_its_finished_files_only(tmp_path):
     summary = json.loads((out / "batch-summary.json").read_text())
     rows = {r["input"]: r["status"] for r in summary["files"]}
     assert rows == {"a.mp4": "done", "b.mp4": "interrupted", "c.mp4": "pending"}
-    assert len(read_keypoint_log(out / "b.jsonl")) >= 10  # its first frames, in place...
+    assert not (out / "b.jsonl").exists()  # its first frames: kept aside, not in place...
+    assert len(read_keypoint_log(out / ".partial" / "b" / "b.jsonl.partial")) >= 10
     frames = pd.read_csv(out / "frames.csv")  # ...but not in the tables (nobody is found here)
     assert frames["source"].tolist() == ["a.mp4"] * 3 and frames["frame"].tolist() == [0, 1, 2]
     assert pd.read_csv(out / "keypoints.csv").empty

@@ -162,3 +162,19 @@ class OnePersonBackend(ZeroBackend):
         # joints off the map's pixel centres, so the upsampled peaks are single pixels
         maps = people_maps(46, 54, [person_joints(27.3, 9.2)])
         return np.repeat(maps[None], n, axis=0)
+
+
+class BlinkingPersonBackend(OnePersonBackend):
+    """``OnePersonBackend``'s person, missing from the frames whose picture's centre has a
+    green value under 60 (about one ``make_test_clip`` frame in six, scattered), so that
+    with a short ``--track-memory`` they keep coming back under new track ids. Each call
+    takes $POSESTREAM_FAKE_DELAY seconds (default 0)."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(float(os.environ.get("POSESTREAM_FAKE_DELAY", "0")))
+        maps = super().infer(batch)
+        n, h, w, _ = batch.shape
+        for i in range(n):
+            if batch[i, h // 2, w // 2, 1] < 60:
+                maps[i] = 0
+        return maps

@@ -161,9 +161,16 @@ def test_sigint_mid_batch_keeps_finished_files_and_redoes_the_rest(tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130
-    rows = {r["input"]: r["status"] for r in json.loads((out / "batch-summary.json").read_text())["files"]}
+    summary = json.loads((out / "batch-summary.json").read_text())["files"]
+    rows = {r["input"]: r["status"] for r in summary}
     assert "done" in rows.values() and "done" != rows["c2.mp4"]
-    assert not list(out.glob(".*partial*"))
+    for row in summary:  # an unfinished input: nothing under its final names, its work listed
+        stem = row["input"].split(".")[0]
+        if row["status"] != "done":
+            assert not list(out.glob(f"{stem}.*")) and row["outputs"] == []
+            work = out / ".partial" / stem  # none when it was stopped before its first frame
+            assert row["partial"] == ([str(work)] if work.is_dir() else [])
+    assert {p.name for p in out.glob(".*")} <= {".partial"}
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0
     rows2 = {r["input"]: r["status"] for r in json.loads((out / "batch-summary.json").read_text())["files"]}

@@ -375,3 +375,45 @@ def test_the_command_line_default_is_the_trackers():
 
     assert run_stream.build_parser().get_default("track_memory") == DEFAULT_MEMORY
     assert JobConfig().track_memory == DEFAULT_MEMORY
+
+
+def _scene(frames: int = 60):
+    """Two walkers who leave and come back (new ids), with noise: results by frame."""
+    rng = np.random.default_rng(7)
+    for i in range(frames):
+        people = [_person(100 + 3.7 * i + rng.normal(), 100 + rng.normal())]
+        if i % 17 > 4:  # B is away for 5 frames out of 17: a new id each time
+            people.append(_person(400 - 2.3 * i + rng.normal(), 120))
+        yield _result(i, people)
+
+
+def test_a_restored_state_gives_the_ids_and_velocities_of_an_unbroken_run():
+    import json
+
+    unbroken = PoseTracker(memory=0.1)
+    whole = [tuple(p.track_id for p in unbroken(r).people) for r in _scene()]
+    assert max(max(ids) for ids in whole) > 4  # B came back under new ids
+    first = PoseTracker(memory=0.1)
+    first.keep_states(lambda before, now: int(now * 25) // 20 > int(before * 25) // 20)
+    results = list(_scene())
+    for result in results[:27]:  # ran ahead of the checkpoint at frame 20
+        first(result)
+    state = json.loads(json.dumps(first.saved_state("cam", 20)))  # as a checkpoint stores it
+    assert first.saved_state("cam", 20) is None  # taken once
+    resumed = PoseTracker(memory=0.1)
+    resumed.restore("cam", state)
+    tail = [tuple(p.track_id for p in resumed(r).people) for r in results[20:]]
+    assert tail == whole[20:]
+    assert resumed.state("cam") == unbroken.state("cam")  # velocities too, to the last bit
+    with pytest.raises(ValueError, match="frame 5 after frame 59"):
+        resumed(results[5])  # the restored state knows where it was
+
+
+def test_restore_refuses_what_is_not_a_state_and_none_starts_afresh():
+    tracker = PoseTracker()
+    with pytest.raises(ValueError, match="not a tracker state"):
+        tracker.restore("cam", {"tracks": []})
+    tracker(_result(0, [_person(100, 100)]))
+    tracker.restore("cam", None)
+    assert tracker.state("cam") is None
+    assert [p.track_id for p in tracker(_result(0, [_person(100, 100)])).people] == [1]
