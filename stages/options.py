@@ -10,8 +10,8 @@ each option, or None where it has no such thing.
 
 Everything that decides an option's place reads this module: the command
 line (``check_options``), the Python API (``check_settings``) and the
-README's "Options by mode" table (``markdown_table``; a test keeps the README
-equal to it).
+options reference of the docs (``markdown_table``, through
+``docs/gen_reference.py``).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def check_settings(mode: str, config: JobConfig, live: LiveConfig | None = None,
 
 
 def markdown_table() -> str:
-    """The README's "Options by mode" table, one row per option."""
+    """The "Options by mode" table of the docs' options reference, one row per option."""
     rows = ["| option | file | image | batch | live | Python API |", "|---|---|---|---|---|---|"]
     for dest, modes in OPTION_MODES.items():
         cells = " | ".join("yes" if mode in modes else "no" for mode in MODES)

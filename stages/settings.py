@@ -18,7 +18,7 @@ from pathlib import Path
 from models.devices import usable_cores
 from models.graph_file import check_frozen_graph
 from models.precision import PRECISIONS, help_text as precision_help
-from models.registry import DEFAULT_MODEL
+from models.registry import DEFAULT_MODEL, MODELS
 from models.resolution import DEFAULT_RESOLUTION, STRIDE, parse_resolution
 from stages.errors import InputError, UsageError
 from stages.values import parse_duration, parse_picture_size, parse_size, parse_time
@@ -37,7 +37,8 @@ MAX_FILES_IN_FLIGHT = 32  # each file in flight has its own decoder threads and 
 
 
 def _setting(default, help: str, *, flag: str | None = None, metavar: str | None = None,
-             choices: tuple[str, ...] | None = None, shown: str | None = None):
+             choices: tuple[str, ...] | None = None, shown: str | None = None,
+             bounds: str | None = None):
     """A settings field with what the command line shows of it (``stages.cli.parser``).
 
     Args:
@@ -47,9 +48,11 @@ def _setting(default, help: str, *, flag: str | None = None, metavar: str | None
         metavar: The option's placeholder in ``--help``.
         choices: The values the option takes, when a fixed set.
         shown: How the default is written on the command line, when not ``str(default)``.
+        bounds: The values accepted, in words, for the docs (docs/hooks/options_page.py);
+            ``__post_init__`` is what enforces them.
     """
     return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar,
-                                            "choices": choices, "shown": shown})
+                                            "choices": choices, "shown": shown, "bounds": bounds})
 
 
 def flag_of(owner: type, name: str) -> str:
@@ -88,10 +91,12 @@ class PostprocessConfig:
             0.1); on the flat tops that 5 taps leave at ratio 4 it does not help.
     """
 
-    resize_out_ratio: float = _setting(4.0, "upsampling of the network maps before peak finding")
+    resize_out_ratio: float = _setting(4.0, "upsampling of the network maps before peak finding",
+                                       bounds="a number above 0")
     smooth_kernel: int = _setting(25, "Gaussian smoothing of the heatmaps, odd taps (25 as "
-                                  "tf-pose-estimation)", metavar="K")
-    smooth_sigma: float = _setting(3.0, "")  # hidden on the command line
+                                  "tf-pose-estimation)", metavar="K",
+                                  bounds="an odd whole number, 1 or more")
+    smooth_sigma: float = _setting(3.0, "", bounds="a number above 0")  # hidden on the command line
     refine: bool = _setting(False, "sub-cell keypoint positions (parabola fit at each peak); off "
                             "by default so keypoints match tf-pose-estimation's")
 
@@ -113,7 +118,7 @@ def _is_positive_number(v: object) -> bool:
             and math.isfinite(v) and v > 0)
 
 
-# Bounds of the settings, and why (README, "Options"):
+# Bounds of the settings, and why (the docs' options reference shows ``bounds``):
 # - Each side of the network input is 32 to 2048 pixels. The network's maps are 1/8 of it:
 #   below 32 they have under 4 cells a side, and even a person filling the picture is not
 #   found (measured: scikit-image's astronaut, a person filling the frame, is found from
@@ -174,23 +179,34 @@ class JobConfig:
 
     resolution: tuple[int, int] = _setting(
         DEFAULT_RESOLUTION, "network input size, multiples of 8", metavar="WxH",
-        shown="x".join(map(str, DEFAULT_RESOLUTION)))
+        shown="x".join(map(str, DEFAULT_RESOLUTION)),
+        bounds=f"width and height multiples of {STRIDE}, each {MIN_SIDE} to {MAX_SIDE}")
     workers: int = _setting(0, "inference workers on the CPU, one model copy each (0: one "
-                            "single-threaded copy per core for files, one copy for live streams)")
-    queue_size: int = _setting(8, "capacity of each queue between stages")
+                            "single-threaded copy per core for files, one copy for live streams)",
+                            bounds="0 (choose), or 1 to max(8, 2 x the usable cores) model copies")
+    queue_size: int = _setting(8, "capacity of each queue between stages",
+                               bounds=f"1 to {MAX_QUEUE_SIZE}")
     backend: str = _setting("auto", "tf, openvino, neuron, or auto: the fastest present for the "
-                            "device")
+                            "device",
+                            bounds="tf, openvino, neuron or auto")
     device: str = _setting("cpu", "cpu, gpu, gpu:0,1, neuron, neuron:0-3 or auto; GPUs and "
-                           "NeuronCores get one worker each")
+                           "NeuronCores get one worker each",
+                           bounds="cpu, gpu, gpu:LIST, neuron, neuron:RANGE or auto")
     precision: str = _setting("f32", precision_help(), choices=PRECISIONS)
-    batch: int = _setting(1, "most frames per network call")
+    batch: int = _setting(1, "most frames per network call",
+                          bounds=f"1 to {MAX_BATCH}")
     batch_timeout: float = _setting(0.0, "longest wait to fill a batch (0: run what is queued)",
-                                    metavar="SECONDS")
-    model: str = _setting(DEFAULT_MODEL, "registry name of the graph")
+                                    metavar="SECONDS",
+                                    bounds="a finite number, 0 or more")
+    model: str = _setting(DEFAULT_MODEL, "registry name of the graph",
+                          bounds="a name in models.registry: " + ", ".join(MODELS))
     graph: Path | None = _setting(None, "a tf-pose frozen graph file (cmu, mobilenet_v2_*) to "
-                                  "use instead")
+                                  "use instead",
+                                  bounds="an existing TensorFlow frozen graph file (a folder: "
+                                         "a compiled Neuron model)")
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
-    preset: str = _setting("veryfast", "x264 preset of the annotated video")
+    preset: str = _setting("veryfast", "x264 preset of the annotated video",
+                           bounds=", ".join(X264_PRESETS))
     formats: tuple[str, ...] = _setting(
         ("jsonl",), "keypoint formats, several allowed: " + "; ".join(
             f"{name} ({text})" for name, text in FORMAT_HELP.items()),
@@ -198,20 +214,25 @@ class JobConfig:
     track: bool = _setting(True, "no stable person ids across frames (tracking is on by "
                            "default)", flag="--no-track")
     track_memory: float = _setting(DEFAULT_TRACK_MEMORY, "how long a person's id is kept while "
-                                   "they are not seen, in seconds of stream time (see README, "
-                                   "Tracking)", metavar="SECONDS")
+                                   "they are not seen, in seconds of stream time (see the docs, "
+                                   "Tracking)", metavar="SECONDS",
+                                   bounds="a finite number of seconds above 0")
     audio: bool = _setting(True, "do not copy the input's audio into the annotated video",
                            flag="--no-audio")
     video: bool = _setting(True, "keypoints only: no annotated video or image, nothing drawn "
                            "or encoded", flag="--no-video")
     frame_step: int = _setting(1, "process every Nth decoded frame (1: all); logged frame "
-                               "numbers and pts stay the source's own", metavar="N")
+                               "numbers and pts stay the source's own", metavar="N",
+                               bounds="a whole number, 1 or more")
     start: float | None = _setting(None, "begin at T: seconds (12.5) or [HH:]MM:SS[.ms] from "
-                                   "the file's start", metavar="T")
-    end: float | None = _setting(None, "stop before T (same forms as --start)", metavar="T")
+                                   "the file's start", metavar="T",
+                                   bounds="a time, 0 or more, before --end")
+    end: float | None = _setting(None, "stop before T (same forms as --start)", metavar="T",
+                                 bounds="a time above 0, after --start")
     video_stream: int | None = _setting(None, "read the Nth video stream of a file, counting "
                                         "from 0 (default: the one FFmpeg picks, the largest)",
-                                        metavar="N")
+                                        metavar="N",
+                                        bounds="a whole number, 0 or more")
 
     def __post_init__(self) -> None:
         _natural_forms(self, {"resolution": _as_resolution, "formats": _as_formats,
@@ -288,6 +309,7 @@ def _check_workers(workers: int) -> None:
 
 
 MAX_LIVE_QUEUE = 100  # frames per source: seconds of latency at camera rates
+MAX_CAMERA_SIDE = 8192
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -320,41 +342,55 @@ class LiveConfig:
 
     transport: str = _setting("tcp", "RTSP transport", flag="--rtsp-transport", choices=TRANSPORTS)
     stall_timeout: float = _setting(5.0, "a stream silent this long counts as dead and is "
-                                    "reconnected", metavar="SECONDS")
+                                    "reconnected", metavar="SECONDS",
+                                    bounds="a number of seconds above 0")
     max_retries: int | None = _setting(None, "give a source up after N failed reconnects in a "
-                                       "row (default: never)", metavar="N")
+                                       "row (default: never)", metavar="N",
+                                       bounds="a whole number, 0 or more")
     segment_minutes: float = _setting(10.0, "longest output segment", flag="--segment",
-                                      metavar="MINUTES")
+                                      metavar="MINUTES",
+                                      bounds="a number of minutes above 0")
     queue_size: int = _setting(1, "frames held per source before the oldest is dropped",
-                               flag="--live-queue", metavar="FRAMES")
+                               flag="--live-queue", metavar="FRAMES",
+                               bounds=f"1 to {MAX_LIVE_QUEUE}")
     record: str = _setting("annotated", "what the segments record: annotated (the processed "
                            "frames with skeletons), raw (the camera's own packets, copied at "
                            "full rate without re-encoding) or none (keypoint logs only)",
                            choices=RECORD_MODES)
     retain: float | None = _setting(None, "delete closed segments older than AGE (7d, 12h, 30m; "
-                                    "default: keep)", metavar="AGE")
+                                    "default: keep)", metavar="AGE",
+                                    bounds="a duration above 0")
     max_disk: int | None = _setting(None, "keep the output folder's segments under SIZE (50G, "
                                     "500M), deleting the oldest closed ones first (default: no "
-                                    "cap)", metavar="SIZE")
+                                    "cap)", metavar="SIZE",
+                                    bounds="a size above 0")
     live_log_size: int = _setting(64 << 20, "OUT/<source>/live.jsonl, the feed to follow with "
                                   "tail -F, rolls to live.jsonl.1 at SIZE", metavar="SIZE",
-                                  shown="64M")
+                                  shown="64M",
+                                  bounds="a size of 4K or more")
     mqtt: str | None = _setting(None, "publish each frame's keypoints to PREFIX/<source>/pose "
                                 "and the source's state to PREFIX/<source>/state (retained); "
-                                "needs paho-mqtt", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX")
+                                "needs paho-mqtt", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
+                                bounds="mqtt:// or mqtts:// with a topic prefix (no + or #); "
+                                       "port 1 to 65535")
     camera_size: tuple[int, int] | None = _setting(None, "picture size asked of /dev/videoN and "
                                                    "camera indexes (default: the camera's own)",
-                                                   metavar="WxH")
+                                                   metavar="WxH",
+                                                   bounds=f"each side 1 to {MAX_CAMERA_SIDE}")
     camera_fps: float | None = _setting(None, "frame rate asked of cameras (default: the "
-                                        "camera's own)", metavar="N")
+                                        "camera's own)", metavar="N",
+                                        bounds="a number above 0")
     camera_format: str | None = _setting(None, "what cameras send: mjpeg (often the only way to "
                                          "30 FPS at 720p), yuyv (raw), h264, or any FFmpeg pixel "
-                                         "format (default: the camera's)", metavar="FMT")
+                                         "format (default: the camera's)", metavar="FMT",
+                                         bounds="a pixel format or video decoder FFmpeg knows "
+                                                "(yuyv and mjpg too)")
     mirror: bool = _setting(False, "flip every source left-right before inference, as a selfie "
                             "view: keypoints match what the person in front of it sees")
     max_fps: float | None = _setting(None, "process at most F frames per second per source; the "
                                      "rest are dropped at the source and counted (default: no "
-                                     "cap)", metavar="F")
+                                     "cap)", metavar="F",
+                                     bounds="a number above 0")
 
     def __post_init__(self) -> None:
         _natural_forms(self, {"retain": _as_duration, "max_disk": _as_size,
@@ -387,7 +423,6 @@ class LiveConfig:
         check_camera(size=self.camera_size, fps=self.camera_fps, format=self.camera_format)
 
 
-MAX_CAMERA_SIDE = 8192
 CAMERA_FORMAT_ALIASES = {"yuyv": "yuyv422", "yuy2": "yuyv422", "mjpg": "mjpeg"}  # v4l2's -> FFmpeg's
 
 

@@ -12,15 +12,15 @@ from models.devices import DevicePlan
 from stages.errors import InputError
 from stages.jobs import engine
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PERFORMANCE = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 START = "<!-- precision-trade: made by models.precision.markdown_table(); a test keeps it equal -->\n"
 END = "\n<!-- end precision-trade -->"
 AVX2 = frozenset({"sse4_2", "avx2", "fma"})
 AMX = AVX2 | {"avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
 
 
-def test_the_readme_table_is_the_table():
-    text = README.read_text(encoding="utf-8")
+def test_the_docs_table_is_the_table():
+    text = PERFORMANCE.read_text(encoding="utf-8")
     assert text[text.index(START) + len(START):text.index(END)] == precision.markdown_table()
 
 
