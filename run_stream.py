@@ -12,7 +12,7 @@ from pathlib import Path
 # importing stages sets OPENBLAS_NUM_THREADS=1 before numpy loads (stages/__init__.py)
 from stages.cli.parser import build_parser
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "size_main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2  # argparse exits 2 on usage errors too
 
@@ -184,7 +184,7 @@ def _run_batch(args: argparse.Namespace, stop, config, paths: list[str]) -> int:
 def _finish_batch(args: argparse.Namespace, config, items, reports: dict, seconds: float,
                   stop_signal: int | None, engine) -> int:
     """Write a batch's records (batch-summary.json, --summary-json, the tables, the COCO
-    dataset), then print them: the files never wait on stdout; return the exit code."""
+    dataset, the report), then print them: the files never wait on stdout; return the exit code."""
     from stages.display.console import batch_summary, print_batch_table, write_summary_json
     from stages.outputs.tables import table_inputs
 
@@ -195,22 +195,29 @@ def _finish_batch(args: argparse.Namespace, config, items, reports: dict, second
     write_summary_json(summary_path, summary)
     if args.summary_json is not None:  # the same table where the user asked for it
         write_summary_json(args.summary_json, summary)
-    tables = _write_tables(args.outdir, config, items, table_inputs(items, reports))
+    tables, table_paths = _write_tables(args.outdir, config, items, table_inputs(items, reports))
     dataset = None
     unfinished = sum(r["status"] in ("interrupted", "pending") for r in rows)
     if not unfinished and "coco" in config.formats:  # a stopped batch leaves the previous one
         from stages.outputs.coco_dataset import write_for_batch
         dataset = write_for_batch(args.outdir, items, reports).path
+    report = _write_report(args.outdir, table_paths, summary, stopped=stop_signal is not None)
     if engine is not None:
         print(f"engine: {engine}")
     print_batch_table(rows, summary["totals"])
     print(f"summary: {summary_path}")
+    kept = [path for r in rows for path in r.get("partial", [])]
+    if kept:  # nothing of theirs is under a final name
+        print(f"partial: {len(kept)} input(s) not finished, their work kept in: {', '.join(kept)}; "
+              "the same command resumes them")
     for line in tables:
         print(line)
     if dataset is not None:
         print(f"coco dataset: {dataset}")
     elif "coco" in config.formats:
         print(f"coco dataset: not written, {unfinished} input(s) not finished; the previous one stays")
+    for line in report:
+        print(line)
     if stop_signal == QUIT:  # the user closed the window: as a stop, but meant
         return EXIT_OK
     if stop_signal:
@@ -218,15 +225,16 @@ def _finish_batch(args: argparse.Namespace, config, items, reports: dict, second
     return EXIT_ERROR if any(r["status"] == "failed" for r in rows) else EXIT_OK
 
 
-def _write_tables(outdir: Path, config, items, inputs) -> list[str]:
+def _write_tables(outdir: Path, config, items, inputs) -> tuple[list[str], object]:
     """Write a run's tables (``stages.outputs.tables``) of the ``inputs`` that finished;
-    return the lines that tell where they went, or why they were not written."""
+    return the lines that tell where they went, or why they were not written, and
+    their ``TablePaths`` (None when not written)."""
     from stages.outputs.tables import TablePaths, write_tables
 
     if "jsonl" not in config.formats:
-        return ["tables: not written: they are made from the .jsonl logs (--format jsonl)"]
+        return ["tables: not written: they are made from the .jsonl logs (--format jsonl)"], None
     if not inputs:
-        return ["tables: not written: no input finished"]
+        return ["tables: not written: no input finished"], None
     paths = TablePaths.of(outdir, items)
     counts = write_tables(paths, inputs)
     written = [paths.keypoints, paths.frames, paths.people]
@@ -236,12 +244,36 @@ def _write_tables(outdir: Path, config, items, inputs) -> list[str]:
     if not config.track:
         lines.append(f"{paths.people.name}: no rows: without tracking (--no-track) no one "
                      "is followed from frame to frame")
-    return lines
+    return lines, paths
+
+
+def _write_report(outdir: Path, tables, summary: dict, *, stopped: bool = False) -> list[str]:
+    """Write the run's report.html (``stages.outputs.report``) from its ``tables`` (None:
+    not written, and no report either) and ``summary``; return the line that says where
+    it went, or why it was not written. A ``stopped`` run has none (drawing can take
+    seconds, and a stopped run ends within 2 s): the report of the tables it replaced goes."""
+    if tables is None:
+        return []
+    from stages.outputs.report import REPORT_NAME, write_report
+
+    if stopped:
+        from stages.outputs.atomic import remove_quietly
+
+        remove_quietly(Path(outdir) / REPORT_NAME)
+        return [f"report: not written: the run was stopped; posestream-report {outdir} makes "
+                "it from the tables"]
+
+    try:
+        return [f"report: {write_report(outdir, tables=tables, summary=summary)}"]
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("matplotlib"):
+            raise
+        return ["report: not written: it draws its plots with matplotlib, which is not installed"]
 
 
 def _file_records(args: argparse.Namespace, config, source: Path, summary) -> list[str]:
-    """Write a file run's records (its tables, its COCO dataset), if it finished;
-    return the lines that say so."""
+    """Write a file run's records (its tables, its COCO dataset, its report), if it
+    finished; return the lines that say so."""
     from stages.outputs.tables import TableInput
     from stages.sources.inputs import BatchItem
 
@@ -249,14 +281,14 @@ def _file_records(args: argparse.Namespace, config, source: Path, summary) -> li
         return []
     item = BatchItem(Path(source), Path(Path(source).name))
     logs = [Path(p) for p in summary.outputs if str(p).endswith(".jsonl")]
-    lines = _write_tables(args.outdir, config, [item],
-                          [TableInput(os.fspath(source), logs[0])] if logs else [])
+    lines, tables = _write_tables(args.outdir, config, [item],
+                                  [TableInput(os.fspath(source), logs[0])] if logs else [])
     if "coco" in config.formats:
         from stages.outputs.coco_dataset import write_for_batch
         report = {"status": "done", "outputs": [str(p) for p in summary.outputs]}
         dataset = write_for_batch(args.outdir, [item], {item.key: report}).path
         lines.append(f"coco dataset: {dataset}")
-    return lines
+    return lines + _write_report(args.outdir, tables, _file_summary(summary))
 
 
 def _job_config(args: argparse.Namespace):
@@ -365,6 +397,8 @@ def _run_file_with(args: argparse.Namespace, stop, config, source: Path, preview
     _report(summary, args.summary_json)
     for line in records:
         print(line)
+    if summary.interrupted:
+        print(_partial_line(summary))  # the last line says what the outputs hold
     if window is not None and is_image(source) and not summary.interrupted:
         print("showing the picture: q or Esc in its window, or closing it, ends", file=sys.stderr)
         stop.attach(window.stop)
@@ -492,21 +526,16 @@ def _report(summary, summary_json: Path | None) -> None:
     """Write a file run's summary JSON, then print the run (the file never waits on stdout)."""
     from stages.display.console import print_summary, write_summary_json
 
-    state = "interrupted" if summary.interrupted else "done"
-    outputs = [path for path in summary.outputs if Path(path).exists()]  # a cut run made fewer
-    stages = summary.statistics.stage_rows(summary.seconds) if summary.statistics else []
+    record = _file_summary(summary)
+    state, outputs, stages = record["state"], record["outputs"], record["stages"]
     if summary_json is not None:
-        write_summary_json(summary_json, {
-            "input": summary.input, "outputs": outputs, "state": state,
-            "frames_read": summary.frames_read, "frames_written": summary.frames_written,
-            "truncated": summary.truncated, "frames_lost": summary.frames_lost,
-            "seconds": summary.seconds, "fps": summary.fps,
-            "engine": summary.engine.as_dict() if summary.engine is not None else None,
-            "stages": stages})
+        write_summary_json(summary_json, record)
     note = " (input truncated: read up to its last decodable frame)" if summary.truncated else ""
     if summary.frames_lost:
         note += f" (input damaged: {summary.frames_lost} undecodable frames skipped)"
     frames = "frame" if summary.frames_read == 1 else "frames"
+    if summary.resumed_from:
+        note += f" (resumed: the first {summary.resumed_from} frames were done by an earlier run)"
     print(f"{state}: {summary.input}: {summary.frames_read} {frames} read, "
           f"{summary.frames_written} written in {summary.seconds:.1f} s "
           f"({summary.fps:.1f} FPS){note}")
@@ -516,6 +545,74 @@ def _report(summary, summary_json: Path | None) -> None:
         print(f"engine: {summary.engine}")
     if sys.stdout.isatty():
         print_summary({"stages": stages})
+
+
+def _partial_line(summary) -> str:
+    """The last line of an interrupted file run: what its outputs hold and what a rerun does."""
+    done = summary.frames_done or 0
+    of = f" of {summary.expected}" if summary.expected else ""
+    if summary.outputs and not summary.kept_aside:
+        held = f"partial: the outputs hold {done}{of} frames, not the whole input"
+    elif summary.partial is not None:
+        held = (f"partial: {done}{of} frames done, kept in {summary.partial}; the outputs "
+                "there before this run stay")
+    elif summary.outputs:  # an image's, kept aside
+        held = f"partial: kept aside as {', '.join(map(str, summary.outputs))}"
+    else:
+        held = f"partial: {done}{of} frames done, nothing kept"
+    if summary.checkpoint_frames:
+        return held + f"; the same command resumes after its first {summary.checkpoint_frames} frames"
+    return held + "; the same command starts over"
+
+
+def _file_summary(summary) -> dict:
+    """A file run's summary, as --summary-json writes it."""
+    return {"input": os.fspath(summary.input),  # a cut run made fewer outputs: those that exist
+            "outputs": [path for path in summary.outputs if Path(path).exists()],
+            "state": "interrupted" if summary.interrupted else "done",
+            "partial": summary.interrupted, "frames_done": summary.frames_done,
+            "frames_expected": summary.expected, "frames_resumed_from": summary.resumed_from,
+            "frames_processed": summary.frames_processed,
+            "work": os.fspath(summary.partial) if summary.partial is not None else None,
+            "resumes_after": summary.checkpoint_frames if summary.partial is not None else None,
+            "frames_read": summary.frames_read, "frames_written": summary.frames_written,
+            "truncated": summary.truncated, "frames_lost": summary.frames_lost,
+            "seconds": summary.seconds, "fps": summary.fps,
+            "engine": summary.engine.as_dict() if summary.engine is not None else None,
+            "stages": summary.statistics.stage_rows(summary.seconds) if summary.statistics else []}
+
+
+def size_main(argv: list[str] | None = None) -> int:
+    """``posestream-size``: measure what this machine takes (``stages.jobs.sizing``);
+    return the process exit code. The JSON file is written before anything is printed."""
+    from stages.cli import sizing as cli
+    from stages.errors import InputError
+    from stages.version import version
+
+    args = cli.build_parser().parse_args(argv)
+    if args.version:
+        print(f"posestream-size {version()}")
+        return EXIT_OK
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli.check(args)
+        engines, left_out = cli.engines(args.engines)
+    except InputError as exc:
+        print(f"posestream-size: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sizing, facts = cli.measure(args, engines, left_out, on_measured=lambda m: print(
+            cli.progress_line(m), file=sys.stderr, flush=True))
+        if args.json is not None:
+            cli.write_json(args.json, sizing, **facts)
+    except KeyboardInterrupt:
+        print("posestream-size: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line, as posestream says it
+        print(f"posestream-size: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    print(cli.report(sizing, facts), end="")
+    return EXIT_OK
 
 
 def _one_line(exc: BaseException) -> str:

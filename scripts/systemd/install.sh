@@ -4,7 +4,8 @@
 #
 # usage: install.sh [-e POSESTREAM] [-c CONFIG_DIR] [-d UNIT_DIR]
 #   -e POSESTREAM  the posestream executable (default: the one on PATH, else
-#                  the .venv of this checkout)
+#                  the one scripts/install.sh installs by default, else the
+#                  .venv of this checkout)
 #   -c CONFIG_DIR  where the instances' NAME.toml files are (default: /etc/posestream)
 #   -d UNIT_DIR    where to write the unit (default: /etc/systemd/system)
 #
@@ -15,7 +16,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 template="$here/posestream@.service"
 posestream="" config_dir=/etc/posestream unit_dir=/etc/systemd/system
 
-usage() { sed -n '5,9s/^# //p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '5,10s/^# //p' "${BASH_SOURCE[0]}"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 while getopts "e:c:d:h" opt; do
@@ -32,6 +33,8 @@ shift $((OPTIND - 1))
 
 if [ -z "$posestream" ]; then
   posestream="$(type -P posestream || true)"
+  user_install="${XDG_DATA_HOME:-${HOME:-/nonexistent}/.local/share}/posestream/venv/bin/posestream"
+  [ -n "$posestream" ] || [ ! -x "$user_install" ] || posestream="$user_install"
   [ -n "$posestream" ] || posestream="$here/../../.venv/bin/posestream"
 fi
 [ -f "$posestream" ] && [ -x "$posestream" ] \
