@@ -4,9 +4,7 @@ OUT`` makes the same page again from the output folder."""
 from __future__ import annotations
 
 import configparser
-import contextlib
 import importlib
-import io
 import os
 import subprocess
 import sys
@@ -15,20 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import run_stream
 from stages.outputs.sample import make_sample_clip, make_test_clip
 from tests.stages.outputs.test_report import Page
 from tests.stages.outputs.test_report_page import check_page, open_report
 
-ROOT = Path(__file__).resolve().parents[2]
-ONE_PERSON = ["--backend", "tests.support.fakes:OnePersonBackend", "--resolution", "432x368"]
-
-
-def _run(argv: list) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = run_stream.main([str(a) for a in argv])
-    return code, out.getvalue()
+from tests.program.test_run_tables import ONE_PERSON, ROOT, _run
 
 
 def _remake(out: Path, *extra) -> subprocess.CompletedProcess:
